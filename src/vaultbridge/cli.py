@@ -1,0 +1,108 @@
+"""Command line: `vaultbridge run | dev up|down|status|env | version`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from .devenv import environment
+    from .devenv.errors import DevEnvError
+
+    try:
+        if args.dev_command == "up":
+            state = environment.up(audit=args.audit, log=lambda m: print(m, file=sys.stderr))
+            print(f"KUBECONFIG={state.kubeconfig}", file=sys.stderr)
+            print(
+                'Use it: eval "$(.venv/bin/vaultbridge dev env)"; kubectl get ns', file=sys.stderr
+            )
+            return 0
+        if args.dev_command == "down":
+            stopped = environment.down()
+            print("stopped: " + (", ".join(stopped) or "nothing was running"))
+            return 0
+        state = environment.load_state()
+        if args.dev_command == "status":
+            rows = environment.status(state)
+            for row in rows:
+                print(
+                    f"{row['component']:<24} {row['state']:<12} "
+                    f"port={row.get('port') or '-':<6} version={row.get('version') or '-'}"
+                )
+            return 0 if all(r["state"] == "running" for r in rows) else 1
+        if args.dev_command == "env":
+            if state is None or not environment.is_running(state):
+                print(
+                    "# the dev environment is not running: run `vaultbridge dev up`",
+                    file=sys.stderr,
+                )
+                return 1
+            print("\n".join(environment.env_lines(state)))
+            return 0
+    except DevEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .operator import run_operator
+    from .settings import Settings
+
+    return run_operator(Settings.from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaultbridge",
+        description="Deliver secrets from HashiCorp Vault / OpenBao into Kubernetes Secrets.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    try:
+        from .settings import add_run_arguments
+    except ImportError:  # pragma: no cover - settings arrives with the operator
+        pass
+    else:
+        add_run_arguments(run)
+    run.set_defaults(func=_run)
+
+    dev = sub.add_parser("dev", help="local control plane + OpenBao for development and tests")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    up = dev_sub.add_parser(
+        "up",
+        help="build (once) and start etcd, kube-apiserver, "
+        "kube-controller-manager and OpenBao; reuse them if running",
+    )
+    up.add_argument(
+        "--audit",
+        action="store_true",
+        help="enable the API server audit log and an OpenBao file audit device",
+    )
+    dev_sub.add_parser("down", help="stop every process `up` started")
+    dev_sub.add_parser("status", help="print each component's state, port and version")
+    dev_sub.add_parser(
+        "env",
+        help="print export lines for eval: KUBECONFIG, VAULT_ADDR, "
+        "VAULT_TOKEN and PATH with the built kubectl",
+    )
+    dev.set_defaults(func=_dev)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=lambda _a: print(__version__) or 0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

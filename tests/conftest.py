@@ -1,0 +1,77 @@
+"""Shared fixtures: one real dev environment per test session, one namespace per test.
+
+The environment (etcd + kube-apiserver + kube-controller-manager + OpenBao) is started by
+`vaultbridge.devenv` — or reused when `VAULTBRIDGE_DEV_HOME` points at a running one — and
+stopped at the end of the session only if this session started it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from vaultbridge.devenv import environment
+from vaultbridge.devenv.certs import ensure_pki
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+
+
+@dataclass(frozen=True)
+class VaultServer:
+    addr: str
+    root_token: str
+    unseal_key: str | None
+
+
+@pytest.fixture(scope="session")
+def devenv() -> Iterator[DevState]:
+    existing = environment.load_state()
+    reused = environment.is_running(existing)
+    state = environment.up(log=lambda _m: None)
+    yield state
+    if not reused and not os.environ.get("VAULTBRIDGE_KEEP_DEV"):
+        environment.down(state)
+
+
+@pytest.fixture(scope="session")
+def vault_server(devenv: DevState) -> VaultServer:
+    return VaultServer(devenv.vault_addr, devenv.vault_root_token, devenv.vault_unseal_key)
+
+
+@pytest.fixture(scope="session")
+def kube_admin(devenv: DevState) -> KubeAdmin:
+    """Synchronous cluster-admin client for test set-up that must not depend on our code."""
+    return KubeAdmin(devenv.api_url, ensure_pki(devenv.pki_dir))
+
+
+@pytest.fixture(scope="session")
+async def kube(devenv: DevState) -> AsyncIterator[object]:
+    from vaultbridge.kube.client import KubeClient
+    from vaultbridge.kube.config import load_config
+
+    client = await KubeClient.create(load_config(devenv.kubeconfig))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def namespace(kube_admin: KubeAdmin) -> Iterator[str]:
+    name = f"t-{secrets.token_hex(4)}"
+    kube_admin.ensure(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
+    # Pods are never scheduled here, but ServiceAccount-based tests need `default`.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, _ = kube_admin.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")
+        if status == 200:
+            break
+        time.sleep(0.1)
+    yield name
+    kube_admin.request("DELETE", f"/api/v1/namespaces/{name}")
