@@ -18,6 +18,7 @@ demo: $(STAMP)
 
 ## test: lint, type-check, then unit and integration tests against the real servers
 test: $(STAMP) lint typecheck
+	@scripts/ensure-postgres.sh
 	$(BIN)/pytest tests
 
 lint: $(STAMP)

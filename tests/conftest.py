@@ -75,3 +75,10 @@ def namespace(kube_admin: KubeAdmin) -> Iterator[str]:
         time.sleep(0.1)
     yield name
     kube_admin.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="session")
+def crds_installed(kube_admin: KubeAdmin) -> None:
+    from tests.integration.operator_harness import install_crds
+
+    install_crds(kube_admin)

@@ -25,9 +25,9 @@ def _dev(args: argparse.Namespace) -> int:
             stopped = environment.down()
             print("stopped: " + (", ".join(stopped) or "nothing was running"))
             return 0
-        state = environment.load_state()
+        loaded = environment.load_state()
         if args.dev_command == "status":
-            rows = environment.status(state)
+            rows = environment.status(loaded)
             for row in rows:
                 print(
                     f"{row['component']:<24} {row['state']:<12} "
@@ -35,13 +35,13 @@ def _dev(args: argparse.Namespace) -> int:
                 )
             return 0 if all(r["state"] == "running" for r in rows) else 1
         if args.dev_command == "env":
-            if state is None or not environment.is_running(state):
+            if loaded is None or not environment.is_running(loaded):
                 print(
                     "# the dev environment is not running: run `vaultbridge dev up`",
                     file=sys.stderr,
                 )
                 return 1
-            print("\n".join(environment.env_lines(state)))
+            print("\n".join(environment.env_lines(loaded)))
             return 0
     except DevEnvError as exc:
         print(f"error: {exc}", file=sys.stderr)

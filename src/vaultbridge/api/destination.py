@@ -1,0 +1,174 @@
+"""Where synced data lands: the destination Secret, its transformation and the rollout targets.
+
+Shared by the three secret kinds so that a change here changes all of them the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from vaultbridge.api.common import (
+    ApiModel,
+    DNSLabel,
+    DNSSubdomain,
+    ObjectKey,
+    ObjectRef,
+    SecretKey,
+    ShortString,
+    VaultNamespace,
+    resolve_ref,
+)
+from vaultbridge.api.conditions import Conditions
+
+MAX_TEMPLATE_LENGTH = 65536
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+KeyRegex = Annotated[
+    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_check_regex)
+]
+"""A regular expression matched against Secret keys (Python `re` syntax, searched, not anchored)."""
+
+
+class RolloutRestartTarget(ApiModel):
+    """A workload restarted (like `kubectl rollout restart`) when the Secret data changes."""
+
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
+    """Kind of the workload: Deployment, StatefulSet or DaemonSet."""
+    name: DNSSubdomain
+    """Name of the workload, in the same namespace as this object."""
+
+
+RolloutRestartTargets = Annotated[list[RolloutRestartTarget], Field(max_length=32)]
+
+
+class Template(ApiModel):
+    """A template rendering the value of one Secret key."""
+
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_LENGTH)]
+    """Template text (Jinja2, sandboxed). The data read from Vault is available to it."""
+
+
+class SourceTemplate(ApiModel):
+    """A named template that other templates can include; it renders no key by itself."""
+
+    name: SecretKey
+    """Name under which other templates include this one."""
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_LENGTH)]
+    """Template text (Jinja2, sandboxed)."""
+
+
+Templates = Annotated[dict[SecretKey, Template], Field(max_length=64)]
+
+
+class TemplateRef(ApiModel):
+    """Use one template of a SecretTransformation."""
+
+    name: SecretKey
+    """Key of the template in the SecretTransformation's `templates`."""
+    key_override: SecretKey | None = None
+    """Write the rendered value under this key instead of the template's own key."""
+
+
+class TransformationRef(ApiModel):
+    """Reuse templates and filters defined in a SecretTransformation object."""
+
+    name: DNSSubdomain
+    """Name of the SecretTransformation."""
+    namespace: DNSLabel | None = None
+    """Namespace of the SecretTransformation. Defaults to the namespace of this object."""
+    template_refs: Annotated[list[TemplateRef], Field(max_length=64)] = Field(default_factory=list)
+    """Templates to use from it. Empty uses all of its templates under their own keys."""
+    ignore_includes: bool = False
+    """Do not apply the SecretTransformation's `includes` filters."""
+    ignore_excludes: bool = False
+    """Do not apply the SecretTransformation's `excludes` filters."""
+
+
+class Transformation(ApiModel):
+    """How the data read from Vault becomes the data of the Secret."""
+
+    templates: Templates = Field(default_factory=dict)
+    """Templates keyed by the Secret key they render."""
+    transformation_refs: Annotated[list[TransformationRef], Field(max_length=16)] = Field(
+        default_factory=list
+    )
+    """SecretTransformation objects whose templates and filters apply as well."""
+    includes: Annotated[list[KeyRegex], Field(max_length=64)] = Field(default_factory=list)
+    """Keep only the keys matching one of these regular expressions (after templating). Invalid
+    expressions are reported in the status by the operator."""
+    excludes: Annotated[list[KeyRegex], Field(max_length=64)] = Field(default_factory=list)
+    """Drop the keys matching any of these regular expressions; applied after `includes`."""
+    exclude_raw: bool = False
+    """Do not write the `_raw` key holding the whole Vault response as JSON."""
+
+
+class Destination(ApiModel):
+    """The Kubernetes Secret that receives the data."""
+
+    name: DNSSubdomain
+    """Name of the Secret, in the same namespace as this object."""
+    create: bool = False
+    """Create the Secret if it does not exist. The operator owns a Secret it created and deletes
+    it with this object."""
+    overwrite: bool = False
+    """Take over an existing Secret that the operator did not create, replacing its data."""
+    labels: Annotated[dict[ShortString, ShortString], Field(max_length=64)] = Field(
+        default_factory=dict
+    )
+    """Labels set on the Secret."""
+    annotations: Annotated[
+        dict[ShortString, Annotated[str, StringConstraints(max_length=65536)]],
+        Field(max_length=64),
+    ] = Field(default_factory=dict)
+    """Annotations set on the Secret."""
+    type: Annotated[str, StringConstraints(min_length=1, max_length=253)] = "Opaque"
+    """Type of the Secret, such as Opaque or kubernetes.io/tls. Applies when the operator
+    creates the Secret."""
+    transformation: Transformation = Field(default_factory=Transformation)
+    """Templates and key filters applied to the data before it is written."""
+
+
+class SyncedSecretSpec(ApiModel):
+    """Fields every kind that writes a Secret shares."""
+
+    vault_auth_ref: ObjectRef = ""
+    """VaultAuth to log in with: `name` (in this namespace) or `namespace/name`. Empty uses the
+    VaultAuth named `default` in the operator's namespace."""
+    namespace: VaultNamespace | None = None
+    """Vault Enterprise / OpenBao namespace of the secret. Overrides the VaultAuth's namespace."""
+    rollout_restart_targets: RolloutRestartTargets = Field(default_factory=list)
+    """Workloads restarted when the Secret's data changes."""
+    destination: Destination
+    """The Secret that receives the data."""
+
+    def auth_ref(self, *, own_namespace: str, operator_namespace: str) -> ObjectKey:
+        """The VaultAuth this object uses."""
+        return resolve_ref(
+            self.vault_auth_ref,
+            own_namespace=own_namespace,
+            operator_namespace=operator_namespace,
+        )
+
+
+class SyncedSecretStatus(ApiModel):
+    """Status fields every kind that writes a Secret shares."""
+
+    last_generation: Annotated[int, Field(ge=0)] | None = None
+    """The metadata.generation of the spec last synced successfully."""
+    secret_mac: Annotated[str, StringConstraints(max_length=256)] | None = Field(
+        default=None, alias="secretMAC"
+    )
+    """Keyed hash (HMAC-SHA256) of the Secret data last written; never the data itself."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current state: SecretSynced, Healthy and Ready."""

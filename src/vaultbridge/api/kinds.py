@@ -1,0 +1,198 @@
+"""The registry of our kinds: names, models and how `kubectl get` shows them.
+
+Controllers, the CRD generator, docs and tests all read this one table, so a kind's plural or
+short name cannot drift between the CRD and the code that watches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from vaultbridge.api.auth import VaultAuthSpec, VaultAuthStatus
+from vaultbridge.api.common import API_VERSION, GROUP, VERSION, ApiModel
+from vaultbridge.api.conditions import HEALTHY, SECRET_SYNCED
+from vaultbridge.api.connection import VaultConnectionSpec, VaultConnectionStatus
+from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec, VaultDynamicSecretStatus
+from vaultbridge.api.pki_secret import VaultPKISecretSpec, VaultPKISecretStatus
+from vaultbridge.api.static_secret import VaultStaticSecretSpec, VaultStaticSecretStatus
+from vaultbridge.api.transformation import SecretTransformationSpec, SecretTransformationStatus
+
+SpecT = TypeVar("SpecT", bound=ApiModel)
+StatusT = TypeVar("StatusT", bound=ApiModel)
+
+CATEGORY = "vaultbridge"
+
+
+@dataclass(frozen=True)
+class PrinterColumn:
+    """One column of `kubectl get` output."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str
+
+    def to_crd(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "jsonPath": self.json_path,
+            "description": self.description,
+        }
+
+
+def _condition_column(name: str, condition: str, description: str) -> PrinterColumn:
+    return PrinterColumn(
+        name=name,
+        type="string",
+        json_path=f'.status.conditions[?(@.type=="{condition}")].status',
+        description=description,
+    )
+
+
+_SYNCED = _condition_column(
+    "Synced", SECRET_SYNCED, "Whether the Secret holds the data last read from Vault."
+)
+_HEALTHY = _condition_column("Healthy", HEALTHY, "Whether the last reconcile succeeded.")
+_VALID = PrinterColumn(
+    name="Valid",
+    type="boolean",
+    json_path=".status.valid",
+    description="Whether the operator accepted the configuration.",
+)
+_AGE = PrinterColumn(
+    name="Age",
+    type="date",
+    json_path=".metadata.creationTimestamp",
+    description="Time since the object was created.",
+)
+
+
+@dataclass(frozen=True)
+class KindInfo(Generic[SpecT, StatusT]):
+    """Everything needed to generate, watch and parse one of our custom resources."""
+
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec_model: type[SpecT]
+    status_model: type[StatusT]
+    description: str
+    columns: tuple[PrinterColumn, ...]
+    group: str = GROUP
+    version: str = VERSION
+    categories: tuple[str, ...] = field(default=(CATEGORY,))
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    def parse_spec(self, obj: Mapping[str, Any]) -> SpecT:
+        """The spec of an object read from the API server (raises pydantic.ValidationError)."""
+        return self.spec_model.model_validate(obj.get("spec") or {})
+
+    def parse_status(self, obj: Mapping[str, Any]) -> StatusT:
+        """The status of an object read from the API server; empty when it has none yet."""
+        return self.status_model.model_validate(obj.get("status") or {})
+
+
+VAULT_CONNECTION = KindInfo(
+    kind="VaultConnection",
+    plural="vaultconnections",
+    short_names=("vconn",),
+    spec_model=VaultConnectionSpec,
+    status_model=VaultConnectionStatus,
+    description="VaultConnection tells the operator how to reach a Vault or OpenBao server.",
+    columns=(_VALID, _HEALTHY, _AGE),
+)
+VAULT_AUTH = KindInfo(
+    kind="VaultAuth",
+    plural="vaultauths",
+    short_names=("vauth",),
+    spec_model=VaultAuthSpec,
+    status_model=VaultAuthStatus,
+    description=(
+        "VaultAuth tells the operator how to log in to Vault and which namespaces may use "
+        "that login."
+    ),
+    columns=(_VALID, _HEALTHY, _AGE),
+)
+VAULT_STATIC_SECRET = KindInfo(
+    kind="VaultStaticSecret",
+    plural="vaultstaticsecrets",
+    short_names=("vss",),
+    spec_model=VaultStaticSecretSpec,
+    status_model=VaultStaticSecretStatus,
+    description="VaultStaticSecret copies KV secrets from Vault into a Kubernetes Secret.",
+    columns=(_SYNCED, _HEALTHY, _AGE),
+)
+VAULT_DYNAMIC_SECRET = KindInfo(
+    kind="VaultDynamicSecret",
+    plural="vaultdynamicsecrets",
+    short_names=("vds",),
+    spec_model=VaultDynamicSecretSpec,
+    status_model=VaultDynamicSecretStatus,
+    description=(
+        "VaultDynamicSecret keeps leased credentials issued by Vault in a Kubernetes Secret, "
+        "renewing or re-issuing them before they expire."
+    ),
+    columns=(_SYNCED, _HEALTHY, _AGE),
+)
+VAULT_PKI_SECRET = KindInfo(
+    kind="VaultPKISecret",
+    plural="vaultpkisecrets",
+    short_names=("vpki",),
+    spec_model=VaultPKISecretSpec,
+    status_model=VaultPKISecretStatus,
+    description=(
+        "VaultPKISecret keeps a certificate issued by Vault's PKI engine in a Kubernetes "
+        "Secret, replacing it before it expires."
+    ),
+    columns=(_SYNCED, _HEALTHY, _AGE),
+)
+SECRET_TRANSFORMATION = KindInfo(
+    kind="SecretTransformation",
+    plural="secrettransformations",
+    short_names=("vst",),
+    spec_model=SecretTransformationSpec,
+    status_model=SecretTransformationStatus,
+    description=(
+        "SecretTransformation holds templates and key filters that several secret objects "
+        "can share."
+    ),
+    columns=(_VALID, _HEALTHY, _AGE),
+)
+
+KINDS: tuple[KindInfo[Any, Any], ...] = (
+    VAULT_CONNECTION,
+    VAULT_AUTH,
+    VAULT_STATIC_SECRET,
+    VAULT_DYNAMIC_SECRET,
+    VAULT_PKI_SECRET,
+    SECRET_TRANSFORMATION,
+)
+"""All our kinds, in dependency order (a connection before the auth that uses it, ...)."""
+
+_BY_KIND = {k.kind: k for k in KINDS}
+
+
+def kind_info(kind: str) -> KindInfo[Any, Any]:
+    """Look a kind up by its name (`VaultStaticSecret`); KeyError if it is not ours."""
+    return _BY_KIND[kind]
+
+
+__all__ = ["API_VERSION", "CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info"]

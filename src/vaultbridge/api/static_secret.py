@@ -1,0 +1,126 @@
+"""VaultStaticSecret: KV secrets (v1 or v2) copied into a Secret and kept fresh.
+
+Besides VSO's single `mount`/`path`, `sources` merges several KV paths into one Secret, a gap
+VSO users work around with one Secret per path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, StringConstraints, model_validator
+
+from vaultbridge.api.common import (
+    ApiModel,
+    CelRule,
+    DNSSubdomain,
+    VaultPath,
+)
+from vaultbridge.api.destination import SyncedSecretSpec, SyncedSecretStatus
+from vaultbridge.api.duration import Duration, parse_duration
+
+KVType = Literal["kv-v1", "kv-v2"]
+
+_VERSION_RULE = CelRule(
+    rule="!has(self.version) || (has(self.type) && self.type == 'kv-v2')",
+    message="version can only be set with type kv-v2",
+    field_path=".version",
+)
+
+
+def _check_version(kv_type: str | None, version: int | None) -> None:
+    if version is not None and kv_type != "kv-v2":
+        raise ValueError("version can only be set with type kv-v2")
+
+
+class KVSource(ApiModel):
+    """One KV secret merged into the destination Secret."""
+
+    cel_rules = (_VERSION_RULE,)
+
+    mount: VaultPath
+    """Mount of the KV secrets engine, such as `secret`."""
+    path: VaultPath
+    """Path of the secret inside the mount, such as `team-a/db`."""
+    type: KVType
+    """Version of the KV secrets engine: kv-v1 or kv-v2."""
+    version: Annotated[int, Field(ge=0)] | None = None
+    """Pin this version of a kv-v2 secret. Unset or 0 reads the latest version."""
+    prefix: Annotated[str, StringConstraints(max_length=128, pattern=r"^[-._a-zA-Z0-9]*$")] = ""
+    """Prepended to every key read from this source, to keep keys of different sources apart."""
+
+    @model_validator(mode="after")
+    def _version_needs_kv2(self) -> Self:
+        _check_version(self.type, self.version)
+        return self
+
+
+class VaultStaticSecretSpec(SyncedSecretSpec):
+    """A KV secret, or several merged, synced into a Kubernetes Secret."""
+
+    cel_rules = (
+        CelRule(
+            rule=(
+                "has(self.sources) && size(self.sources) > 0"
+                " ? !has(self.mount) && !has(self.path) && !has(self.type) && !has(self.version)"
+                " : has(self.mount) && has(self.path) && has(self.type)"
+            ),
+            message="set either mount, path and type, or a non-empty sources list, not both",
+        ),
+        _VERSION_RULE,
+    )
+
+    mount: VaultPath | None = None
+    """Mount of the KV secrets engine, such as `secret`. Required unless sources is set."""
+    path: VaultPath | None = None
+    """Path of the secret inside the mount. Required unless sources is set."""
+    type: KVType | None = None
+    """Version of the KV secrets engine: kv-v1 or kv-v2. Required unless sources is set."""
+    version: Annotated[int, Field(ge=0)] | None = None
+    """Pin this version of a kv-v2 secret. Unset or 0 reads the latest version."""
+    sources: Annotated[list[KVSource], Field(max_length=16)] = Field(default_factory=list)
+    """Several KV secrets merged into one Secret, in order (a later source wins on equal keys).
+    Exclusive with mount, path and type."""
+    refresh_after: Duration | None = None
+    """Re-read the secret from Vault this often, as a duration such as 1h. Unset re-reads only
+    when this object or the Secret changes."""
+    hmac_secret_data: bool = True
+    """Keep a keyed hash of the Secret's data in the status to detect changes and hand edits."""
+
+    @model_validator(mode="after")
+    def _single_or_sources(self) -> Self:
+        single = (self.mount, self.path, self.type)
+        if self.sources:
+            if any(v is not None for v in (*single, self.version)):
+                raise ValueError(
+                    "set either mount, path and type, or a non-empty sources list, not both"
+                )
+        elif any(v is None for v in single):
+            raise ValueError(
+                "set either mount, path and type, or a non-empty sources list, not both"
+            )
+        _check_version(self.type, self.version)
+        return self
+
+    @property
+    def refresh_after_seconds(self) -> float | None:
+        return None if self.refresh_after is None else parse_duration(self.refresh_after)
+
+    def kv_sources(self) -> list[KVSource]:
+        """The KV secrets to read, in merge order, whichever way the spec names them."""
+        if self.sources:
+            return list(self.sources)
+        assert self.mount is not None and self.path is not None and self.type is not None
+        return [KVSource(mount=self.mount, path=self.path, type=self.type, version=self.version)]
+
+
+class VaultStaticSecretStatus(SyncedSecretStatus):
+    """What the operator last wrote."""
+
+    last_sync_time: datetime | None = None
+    """When the Secret was last written or confirmed up to date."""
+    destination_name: DNSSubdomain | None = None
+    """Name of the Secret last written; lets the operator clean up after a rename."""
+    vault_version: Annotated[int, Field(ge=0)] | None = None
+    """Version of the kv-v2 secret last read (single-path specs only)."""

@@ -1,0 +1,63 @@
+"""VaultAuth: validated by a real login with its method, reported in status valid/error.
+
+The login goes through the shared client cache under the same key the secret resources of
+the VaultAuth's own namespace use, so validating costs no extra Vault login for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vaultbridge.engine.backoff import jittered
+from vaultbridge.engine.controller import Result
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube.resources import VAULT_AUTHS
+
+from .context import OperatorContext
+from .errors import ReconcileProblem
+from .status import patch_status_if_changed, set_condition
+from .vault_access import VaultAccess
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 300.0
+RETRY_SECONDS = 30.0
+
+
+class VaultAuthReconciler:
+    kind = "VaultAuth"
+
+    def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
+        self.ctx = ctx
+        self.access = access
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        obj = self.ctx.informer(VAULT_AUTHS).store.get(key)
+        if obj is None:
+            return Result()
+        generation = int(obj["metadata"].get("generation") or 0)
+        status: dict[str, Any] = dict(obj.get("status") or {})
+        retry = True
+        try:
+            # `name` alone resolves in the VaultAuth's own namespace, which it always allows.
+            resolved = await self.access.resolve(key.namespace, f"{key.namespace}/{key.name}")
+            await self.access.client(resolved, key.namespace)
+        except ReconcileProblem as problem:
+            ok, reason, message, retry = False, problem.reason, problem.message, problem.retry
+        else:
+            ok, reason = True, "LoginSucceeded"
+            message = f"logged in to Vault with method {resolved.auth.method}"
+        status["valid"] = ok
+        if ok:
+            status.pop("error", None)
+        else:
+            status["error"] = message
+        set_condition(status, "Ready", ok, reason, message, generation)
+        old_ok = (obj.get("status") or {}).get("valid")
+        await patch_status_if_changed(self.ctx.kube, VAULT_AUTHS, obj, status)
+        if old_ok != ok:
+            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        if ok:
+            return Result(requeue_after=jittered(RECHECK_SECONDS))
+        return Result(requeue_after=jittered(RETRY_SECONDS) if retry else None)

@@ -1,0 +1,70 @@
+"""VaultConnection: is Vault reachable, trusted and unsealed? Checked on change and periodically."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from vaultbridge.engine.backoff import jittered
+from vaultbridge.engine.controller import Result
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube.resources import VAULT_CONNECTIONS
+from vaultbridge.vault.client import VaultClient
+from vaultbridge.vault.errors import VaultError, VaultTLSError, VaultUnreachable
+
+from .context import OperatorContext
+from .errors import ReconcileProblem
+from .status import patch_status_if_changed, set_condition
+from .vault_access import VaultAccess
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 300.0
+RETRY_SECONDS = 30.0
+
+
+class VaultConnectionReconciler:
+    kind = "VaultConnection"
+
+    def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
+        self.ctx = ctx
+        self.access = access
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(key)
+        if obj is None:
+            return Result()
+        generation = int(obj["metadata"].get("generation") or 0)
+        status: dict[str, Any] = dict(obj.get("status") or {})
+        ok, reason, message = await self._check(key, obj, status)
+        status["valid"] = ok
+        set_condition(status, "Ready", ok, reason, message, generation)
+        old_ok = (obj.get("status") or {}).get("valid")
+        await patch_status_if_changed(self.ctx.kube, VAULT_CONNECTIONS, obj, status)
+        if old_ok != ok:
+            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        return Result(requeue_after=jittered(RECHECK_SECONDS if ok else RETRY_SECONDS))
+
+    async def _check(
+        self, key: ObjectKey, obj: dict[str, Any], status: dict[str, Any]
+    ) -> tuple[bool, str, str]:
+        try:
+            settings = await self.access.connection_settings(key, obj)
+        except ReconcileProblem as problem:
+            return False, problem.reason, problem.message
+        client = VaultClient(self.ctx.vault_transport, settings)
+        try:
+            health = await client.sys_health()
+        except VaultTLSError as exc:
+            return False, "TLSError", f"TLS handshake with {settings.address} failed: {exc}"
+        except VaultUnreachable as exc:
+            return False, "VaultUnreachable", f"cannot reach {settings.address}: {exc}"
+        except VaultError as exc:
+            return False, exc.reason, f"{settings.address}: {exc}"
+        status["vaultVersion"] = health.version
+        status["sealed"] = health.sealed
+        if not health.initialized:
+            return False, "VaultNotInitialized", f"Vault at {settings.address} is not initialized"
+        if health.sealed:
+            return False, "VaultSealed", f"Vault at {settings.address} is sealed"
+        return True, "Connected", f"Vault {health.version} at {settings.address} is unsealed"

@@ -1,0 +1,27 @@
+"""What every controller shares: clients, informer stores, the event recorder and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vaultbridge.engine.informer import Informer
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.events import EventRecorder
+from vaultbridge.kube.resources import Resource
+from vaultbridge.settings import Settings
+from vaultbridge.vault.cache import ClientCache
+from vaultbridge.vault.connection import Transport
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    kube: KubeClient
+    events: EventRecorder
+    vault_transport: Transport
+    clients: ClientCache
+    hmac_key: bytes
+    informers: dict[Resource, Informer] = field(default_factory=dict)
+
+    def informer(self, resource: Resource) -> Informer:
+        return self.informers[resource]

@@ -1,0 +1,189 @@
+"""Writing the destination Secret: ownership rules, server-side apply, drift detection.
+
+Rules (the same for every kind that writes a Secret):
+- `create: true`: the Secret is ours. It carries the owner labels and a controller
+  ownerReference, so the garbage collector deletes it with its custom resource. An existing
+  Secret that is not ours is left alone unless `overwrite: true`.
+- `create: false`: the Secret must already exist; only the keys we write in `data` are ours
+  (server-side apply field ownership), everything else on it belongs to whoever made it.
+- A write happens only when the live Secret differs from what it should be.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vaultbridge.api.destination import Destination
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube import objects
+from vaultbridge.kube.errors import ApiError, Invalid, NotFound
+from vaultbridge.kube.resources import SECRETS
+
+from .context import OperatorContext
+from .errors import ReconcileProblem
+
+
+def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
+
+
+def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    raw = (secret or {}).get("data") or {}
+    return {k: base64.b64decode(v) for k, v in raw.items()}
+
+
+def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    owner_uid = objects.uid(dict(owner))
+    return any(ref.get("uid") == owner_uid for ref in objects.owner_references(dict(secret)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the reconcile must do to the destination."""
+
+    write: bool
+    cause: str  # create | vault-change | drift | spec-change | none
+    extra_keys: tuple[str, ...] = ()
+
+
+async def read_live(ctx: OperatorContext, namespace: str, name: str) -> dict[str, Any] | None:
+    """The live Secret: from the owned-Secret cache when it is ours, else from the API."""
+    informer = ctx.informers.get(SECRETS)
+    if informer is not None:
+        cached = informer.store.get(ObjectKey(namespace, name))
+        if cached is not None:
+            return cached
+    try:
+        return await ctx.kube.get(SECRETS, name, namespace)
+    except NotFound:
+        return None
+
+
+def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str]:
+    labels = dict(dest.labels)
+    labels.update(objects.owner_labels(str(owner["kind"]), objects.name(dict(owner))))
+    return labels
+
+
+def check_ownership(
+    owner: Mapping[str, Any], dest: Destination, live: Mapping[str, Any] | None
+) -> None:
+    ns = objects.namespace(dict(owner))
+    if live is None:
+        if not dest.create:
+            raise ReconcileProblem(
+                "DestinationNotFound",
+                f"Secret {ns}/{dest.name} does not exist and destination.create is false "
+                "(create it, or set destination.create: true)",
+            )
+        return
+    if dest.create and not is_owned_by(live, owner) and not dest.overwrite:
+        raise ReconcileProblem(
+            "DestinationConflict",
+            f"Secret {ns}/{dest.name} exists and was not created by this {owner['kind']}; "
+            "refusing to overwrite it (set destination.overwrite: true to take it over)",
+            retry=False,
+        )
+
+
+def plan(
+    owner: Mapping[str, Any],
+    dest: Destination,
+    live: Mapping[str, Any] | None,
+    data: Mapping[str, bytes],
+    *,
+    vault_changed: bool,
+    spec_changed: bool,
+) -> Plan:
+    if live is None:
+        return Plan(True, "create")
+    live_data = decode_data(live)
+    if dest.create:
+        extra = tuple(sorted(k for k in live_data if k not in data))
+        same = live_data == dict(data)
+        meta_ok = (
+            all(
+                objects.labels(dict(live)).get(k) == v
+                for k, v in desired_labels(owner, dest).items()
+            )
+            and all(
+                objects.annotations(dict(live)).get(k) == v for k, v in dest.annotations.items()
+            )
+            and is_owned_by(live, owner)
+            and live.get("type", "Opaque") == dest.type
+        )
+    else:
+        extra = ()
+        same = all(live_data.get(k) == v for k, v in data.items())
+        meta_ok = True
+    if same and meta_ok:
+        return Plan(False, "none")
+    if vault_changed:
+        cause = "vault-change"
+    elif spec_changed:
+        cause = "spec-change"
+    else:
+        cause = "drift"
+    return Plan(True, cause, extra)
+
+
+async def write(
+    ctx: OperatorContext,
+    owner: Mapping[str, Any],
+    dest: Destination,
+    data: Mapping[str, bytes],
+    extra_keys: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    ns = objects.namespace(dict(owner))
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": dest.name, "namespace": ns},
+        "data": encode_data(data),
+    }
+    if dest.create:
+        body["metadata"]["labels"] = desired_labels(owner, dest)
+        if dest.annotations:
+            body["metadata"]["annotations"] = dict(dest.annotations)
+        body["metadata"]["ownerReferences"] = [objects.owner_reference(dict(owner))]
+        body["type"] = dest.type
+    try:
+        applied = await ctx.kube.apply(SECRETS, body, namespace=ns, name=dest.name)
+        if extra_keys:
+            # Keys added by hand under another field manager survive an apply; an owned
+            # Secret holds exactly the synced keys, so remove them explicitly.
+            present = [k for k in extra_keys if k in (applied.get("data") or {})]
+            if present:
+                ops = [{"op": "remove", "path": f"/data/{_pointer(k)}"} for k in present]
+                applied = await ctx.kube.patch(SECRETS, dest.name, ops, ns, patch_type="json")
+    except Invalid as exc:
+        raise ReconcileProblem(
+            "DestinationInvalid",
+            f"the API server refused Secret {ns}/{dest.name}: {exc}",
+            retry=False,
+        ) from exc
+    except ApiError as exc:
+        raise ReconcileProblem(
+            "DestinationWriteFailed", f"writing Secret {ns}/{dest.name} failed: {exc}"
+        ) from exc
+    return applied
+
+
+def _pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+async def delete_if_owned(ctx: OperatorContext, owner: Mapping[str, Any], name: str) -> bool:
+    """Delete the Secret `name` if this owner created it (used after a destination rename)."""
+    ns = objects.namespace(dict(owner))
+    live = await read_live(ctx, ns, name)
+    if live is None or not is_owned_by(live, owner):
+        return False
+    try:
+        await ctx.kube.delete(SECRETS, name, ns, preconditions_uid=objects.uid(live))
+    except NotFound:
+        return False
+    return True

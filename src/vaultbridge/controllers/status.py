@@ -1,0 +1,82 @@
+"""Status conditions and status writes that happen only when something changed.
+
+Status is handled as the plain dict the API server returns: the controllers compute the
+desired status from scratch on every reconcile, and `patch_status_if_changed` writes it only
+when it differs from the live one, so a steady state costs no writes at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from vaultbridge.kube import objects
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.resources import Resource
+
+_MAX_MESSAGE = 1024
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    status: dict[str, Any],
+    type_: str,
+    ok: bool | None,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> None:
+    """Set one condition, keeping lastTransitionTime unless the status value flips."""
+    value = "Unknown" if ok is None else ("True" if ok else "False")
+    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    transition = (
+        old["lastTransitionTime"]
+        if old is not None and old.get("status") == value and old.get("lastTransitionTime")
+        else now_rfc3339()
+    )
+    new = {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message[:_MAX_MESSAGE],
+        "lastTransitionTime": transition,
+    }
+    if generation is not None:
+        new["observedGeneration"] = generation
+    conditions = [c for c in conditions if c.get("type") != type_] + [new]
+    conditions.sort(key=lambda c: str(c.get("type")))
+    status["conditions"] = conditions
+
+
+def get_condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+async def patch_status_if_changed(
+    kube: KubeClient, resource: Resource, obj: dict[str, Any], status: dict[str, Any]
+) -> bool:
+    old = obj.get("status") or {}
+    if old == status:
+        return False
+    await kube.patch_status(
+        resource,
+        objects.name(obj),
+        {"status": _merge_patch(old, status)},
+        namespace=objects.namespace(obj) or None,
+    )
+    return True

@@ -1,0 +1,284 @@
+"""From a secret resource to a logged-in Vault client: VaultAuth → VaultConnection → token.
+
+Resolution reads the informer caches (no API calls), enforces `allowedNamespaces` before
+anything touches Vault, and logs in through the shared client cache, so every resource that
+uses the same VaultAuth (and, for service-account methods, the same service account) shares
+one Vault token instead of logging in per resource.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.common import describe_validation_error
+from vaultbridge.api.connection import VaultConnectionSpec
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube import objects
+from vaultbridge.kube.errors import ApiError, KubeError, NotFound
+from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS, VAULT_CONNECTIONS
+from vaultbridge.observability import metrics
+from vaultbridge.vault.client import VaultClient
+from vaultbridge.vault.connection import ConnectionSettings
+from vaultbridge.vault.errors import VaultError
+from vaultbridge.vault.models import AuthToken
+
+from .context import OperatorContext
+from .errors import ReconcileProblem
+
+log = logging.getLogger(__name__)
+
+_CA_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ResolvedAuth:
+    auth_key: ObjectKey
+    auth_obj: dict[str, Any]
+    auth: VaultAuthSpec
+    connection_key: ObjectKey
+    connection_obj: dict[str, Any]
+    settings: ConnectionSettings
+
+
+class VaultAccess:
+    def __init__(self, ctx: OperatorContext) -> None:
+        self.ctx = ctx
+        self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+
+    # -- resolution ----------------------------------------------------------------------
+
+    def auth_key_for(self, consumer_namespace: str, ref: str) -> ObjectKey:
+        from vaultbridge.api.common import resolve_ref
+
+        key = resolve_ref(
+            ref, own_namespace=consumer_namespace, operator_namespace=self.ctx.settings.namespace
+        )
+        return ObjectKey(key.namespace, key.name)
+
+    async def resolve(self, consumer_namespace: str, ref: str) -> ResolvedAuth:
+        auth_key = self.auth_key_for(consumer_namespace, ref)
+        auth_obj = self.ctx.informer(VAULT_AUTHS).store.get(auth_key)
+        if auth_obj is None:
+            raise ReconcileProblem(
+                "VaultAuthNotFound",
+                f"VaultAuth {auth_key} does not exist (vaultAuthRef {ref!r}; an empty ref means "
+                f"`default` in the operator namespace {self.ctx.settings.namespace})",
+            )
+        try:
+            auth = VaultAuthSpec.model_validate(auth_obj.get("spec") or {})
+        except ValidationError as exc:
+            raise ReconcileProblem(
+                "InvalidVaultAuth",
+                f"VaultAuth {auth_key} is invalid: {describe_validation_error(exc)}",
+                retry=False,
+            ) from exc
+        if not auth.allows_namespace(consumer_namespace, own_namespace=auth_key.namespace):
+            raise ReconcileProblem(
+                "NamespaceNotAllowed",
+                f"VaultAuth {auth_key} does not allow namespace {consumer_namespace!r} "
+                "(add it to spec.allowedNamespaces of the VaultAuth)",
+                retry=False,
+            )
+        conn_ref = auth.connection_ref(
+            own_namespace=auth_key.namespace, operator_namespace=self.ctx.settings.namespace
+        )
+        connection_key = ObjectKey(conn_ref.namespace, conn_ref.name)
+        conn_obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(connection_key)
+        if conn_obj is None:
+            raise ReconcileProblem(
+                "VaultConnectionNotFound",
+                f"VaultConnection {connection_key} (used by VaultAuth {auth_key}) does not exist",
+            )
+        settings = await self.connection_settings(connection_key, conn_obj)
+        return ResolvedAuth(auth_key, auth_obj, auth, connection_key, conn_obj, settings)
+
+    async def connection_settings(
+        self, key: ObjectKey, conn_obj: dict[str, Any]
+    ) -> ConnectionSettings:
+        try:
+            spec = VaultConnectionSpec.model_validate(conn_obj.get("spec") or {})
+        except ValidationError as exc:
+            raise ReconcileProblem(
+                "InvalidVaultConnection",
+                f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
+                retry=False,
+            ) from exc
+        ca_pem = None
+        if spec.ca_cert_secret_ref:
+            ca_pem = await self._ca_pem(key.namespace, spec.ca_cert_secret_ref)
+        try:
+            return ConnectionSettings(
+                address=spec.address,
+                ca_pem=ca_pem,
+                tls_server_name=spec.tls_server_name,
+                skip_tls_verify=spec.skip_tls_verify,
+                headers=dict(spec.headers),
+                timeout=spec.timeout_seconds,
+            )
+        except ValueError as exc:
+            raise ReconcileProblem(
+                "InvalidVaultConnection", f"VaultConnection {key}: {exc}", retry=False
+            ) from exc
+
+    async def _ca_pem(self, namespace: str, secret_name: str) -> bytes:
+        cached = self._ca_cache.get((namespace, secret_name))
+        now = time.monotonic()
+        if cached and now - cached[0] < _CA_CACHE_SECONDS:
+            return cached[1]
+        try:
+            secret = await self.ctx.kube.get(SECRETS, secret_name, namespace)
+        except NotFound as exc:
+            raise ReconcileProblem(
+                "CACertSecretNotFound",
+                f"Secret {namespace}/{secret_name} named by caCertSecretRef does not exist",
+            ) from exc
+        except KubeError as exc:
+            raise ReconcileProblem("KubernetesError", f"reading the CA Secret: {exc}") from exc
+        raw = (secret.get("data") or {}).get("ca.crt")
+        if not raw:
+            raise ReconcileProblem(
+                "CACertSecretInvalid",
+                f"Secret {namespace}/{secret_name} has no key `ca.crt`",
+                retry=False,
+            )
+        pem = base64.b64decode(raw)
+        self._ca_cache[(namespace, secret_name)] = (now, pem)
+        return pem
+
+    # -- login -----------------------------------------------------------------------------
+
+    def cache_key(self, resolved: ResolvedAuth, consumer_namespace: str) -> Hashable:
+        auth = resolved.auth
+        # A change of either object's spec bumps its generation and so gives a new login.
+        base = (
+            objects.uid(resolved.auth_obj),
+            objects.generation(resolved.auth_obj),
+            objects.uid(resolved.connection_obj),
+            objects.generation(resolved.connection_obj),
+        )
+        if auth.method == "kubernetes" and auth.kubernetes is not None:
+            # The service account is looked up in the consumer's namespace: one token per SA.
+            return (*base, consumer_namespace, auth.kubernetes.service_account)
+        if auth.method == "jwt" and auth.jwt is not None:
+            return (*base, consumer_namespace, auth.jwt.service_account or auth.jwt.secret_ref)
+        if auth.method in ("appRole", "token"):
+            return (*base, consumer_namespace)
+        return base
+
+    async def client(self, resolved: ResolvedAuth, consumer_namespace: str) -> VaultClient:
+        key = self.cache_key(resolved, consumer_namespace)
+        hit = key in self.ctx.clients
+        metrics.CLIENT_CACHE.labels("hit" if hit else "miss").inc()
+        try:
+            return await self.ctx.clients.get(
+                key,
+                self._login_fn(resolved, consumer_namespace),
+                resolved.settings,
+                resolved.auth.namespace,
+            )
+        except VaultError as exc:
+            metrics.VAULT_LOGINS.labels(resolved.auth.method, "error").inc()
+            raise ReconcileProblem(
+                "VaultLoginFailed",
+                f"login to Vault with VaultAuth {resolved.auth_key} "
+                f"(method {resolved.auth.method}) failed: {exc}",
+            ) from exc
+
+    def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
+        self.ctx.clients.invalidate(self.cache_key(resolved, consumer_namespace))
+
+    def _login_fn(
+        self, resolved: ResolvedAuth, consumer_namespace: str
+    ) -> Callable[[], Awaitable[AuthToken]]:
+        auth = resolved.auth
+        mount = auth.effective_mount()
+
+        async def login() -> AuthToken:
+            client = VaultClient(
+                self.ctx.vault_transport, resolved.settings, namespace=auth.namespace
+            )
+            if auth.method == "kubernetes":
+                assert auth.kubernetes is not None
+                jwt = await self._sa_token(
+                    consumer_namespace,
+                    auth.kubernetes.service_account,
+                    auth.kubernetes.audiences,
+                    auth.kubernetes.token_expiration_seconds,
+                )
+                token = await client.login_kubernetes(mount, auth.kubernetes.role, jwt)
+            elif auth.method == "jwt":
+                assert auth.jwt is not None
+                if auth.jwt.service_account:
+                    jwt = await self._sa_token(
+                        consumer_namespace,
+                        auth.jwt.service_account,
+                        auth.jwt.audiences,
+                        auth.jwt.token_expiration_seconds,
+                    )
+                else:
+                    assert auth.jwt.secret_ref is not None
+                    jwt = await self._secret_value(consumer_namespace, auth.jwt.secret_ref, "jwt")
+                token = await client.login_jwt(mount, auth.jwt.role, jwt)
+            elif auth.method == "appRole":
+                assert auth.app_role is not None
+                secret_id = await self._secret_value(
+                    consumer_namespace, auth.app_role.secret_ref, "id"
+                )
+                token = await client.login_approle(mount, auth.app_role.role_id, secret_id)
+            else:
+                assert auth.token is not None
+                value = await self._secret_value(consumer_namespace, auth.token.secret_ref, "token")
+                token = await client.use_token(value)
+            metrics.VAULT_LOGINS.labels(auth.method, "success").inc()
+            log.info(
+                "logged in to Vault with VaultAuth %s (method %s) for namespace %s",
+                resolved.auth_key,
+                auth.method,
+                consumer_namespace,
+            )
+            return token
+
+        return login
+
+    async def _sa_token(
+        self, namespace: str, service_account: str, audiences: list[str], expiration: int
+    ) -> str:
+        try:
+            return await self.ctx.kube.create_token(
+                namespace,
+                service_account,
+                audiences=audiences or None,
+                expiration_seconds=expiration,
+            )
+        except NotFound as exc:
+            raise ReconcileProblem(
+                "ServiceAccountNotFound",
+                f"ServiceAccount {namespace}/{service_account} does not exist",
+            ) from exc
+        except ApiError as exc:
+            raise ReconcileProblem(
+                "TokenRequestFailed",
+                f"TokenRequest for ServiceAccount {namespace}/{service_account} failed: {exc}",
+            ) from exc
+
+    async def _secret_value(self, namespace: str, name: str, key: str) -> str:
+        try:
+            secret = await self.ctx.kube.get(SECRETS, name, namespace)
+        except NotFound as exc:
+            raise ReconcileProblem(
+                "AuthSecretNotFound", f"Secret {namespace}/{name} does not exist"
+            ) from exc
+        raw = (secret.get("data") or {}).get(key)
+        if not raw:
+            raise ReconcileProblem(
+                "AuthSecretInvalid", f"Secret {namespace}/{name} has no key {key!r}"
+            )
+        return base64.b64decode(raw).decode("utf-8").strip()

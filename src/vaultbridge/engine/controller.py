@@ -1,0 +1,281 @@
+"""Run a reconciler over a work queue with N workers.
+
+Level-triggered: the queue carries keys only; a reconcile computes the desired state of that
+key from scratch (reading informer stores) and converges. Workers never die: an exception
+is logged and the key comes back after a per-key exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vaultbridge.engine.backoff import Backoff
+from vaultbridge.engine.informer import Informer
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.engine.queue import Priority, QueueShutDown, WorkQueue
+from vaultbridge.kube import objects
+from vaultbridge.kube.resources import GROUP
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+#: Maps an object from a watched informer to the keys of the objects to reconcile.
+Mapper = Callable[[Obj], Iterable[ObjectKey]]
+#: (event type ADDED|MODIFIED|DELETED, old object or None, new object) -> priority, or None
+#: to ignore the event.
+PriorityFn = Callable[[str, Obj | None, Obj], Priority | None]
+#: (controller name, key, seconds, outcome "success"|"requeue"|"error"); must not raise.
+ReconcileHook = Callable[[str, ObjectKey, float, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Outcome of a successful reconcile.
+
+    ``requeue_after``: seconds until the key should be reconciled again, honoured as given
+    (jitter it in the reconciler with ``backoff.jittered``); ``None`` means only when
+    something changes. A failed reconcile raises instead and is retried with backoff.
+    """
+
+    requeue_after: float | None = None
+
+
+class Reconciler(Protocol):
+    async def reconcile(self, key: ObjectKey) -> Result: ...
+
+
+def default_priority(event: str, old: Obj | None, new: Obj) -> Priority | None:
+    """New objects and spec (generation) changes are HIGH; any other change is NORMAL."""
+    if event == "ADDED":
+        return Priority.HIGH
+    if (
+        event == "MODIFIED"
+        and old is not None
+        and objects.generation(old) != objects.generation(new)
+    ):
+        return Priority.HIGH
+    return Priority.NORMAL
+
+
+def ignore_status_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
+    """Like ``default_priority``, but skip updates that change nothing a reconcile reads
+    except ``status`` — typically the controller's own status patch coming back.
+
+    Only for resources that track ``metadata.generation`` (custom resources with a status
+    subresource); for others every update looks status-only.
+    """
+    if event == "MODIFIED" and old is not None:
+        old_meta, new_meta = objects.meta(old), objects.meta(new)
+        if objects.generation(new) and all(
+            old_meta.get(f) == new_meta.get(f)
+            for f in (
+                "generation",
+                "labels",
+                "annotations",
+                "finalizers",
+                "deletionTimestamp",
+                "ownerReferences",
+            )
+        ):
+            return None
+    return default_priority(event, old, new)
+
+
+def owner_keys(obj: Obj, owner_kind: str, owner_group: str = GROUP) -> list[ObjectKey]:
+    """Keys of the ``owner_kind`` objects that own ``obj`` (same namespace).
+
+    ownerReferences decide; the vaultbridge owner labels are the fallback for objects whose
+    ownerReference was removed (see ``vaultbridge.kube.objects.owner_labels``).
+    """
+    ns = objects.namespace(obj)
+    keys: list[ObjectKey] = []
+    for ref in objects.owner_references(obj):
+        if ref.get("kind") == owner_kind and objects.api_group(str(ref.get("apiVersion", ""))) == (
+            owner_group
+        ):
+            key = ObjectKey(ns, str(ref.get("name", "")))
+            if key.name and key not in keys:
+                keys.append(key)
+    if keys:
+        return keys
+    labels = objects.labels(obj)
+    if (
+        labels.get(objects.MANAGED_BY_LABEL) == objects.MANAGED_BY_VALUE
+        and labels.get(objects.OWNER_KIND_LABEL) == owner_kind
+        and labels.get(objects.OWNER_NAME_LABEL)
+    ):
+        return [ObjectKey(ns, labels[objects.OWNER_NAME_LABEL])]
+    return []
+
+
+class Controller:
+    """Workers draining one queue into one reconciler.
+
+    ``error_priority`` is used for retries after failures and ``requeue_priority`` for
+    ``Result.requeue_after``; both are below HIGH so new objects overtake them.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        reconciler: Reconciler,
+        *,
+        workers: int = 4,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        error_priority: Priority = Priority.NORMAL,
+        requeue_priority: Priority = Priority.LOW,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.name = name
+        self.reconciler = reconciler
+        self.workers = workers
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(name, clock=clock)
+        self._clock = clock
+        self._error_priority = error_priority
+        self._requeue_priority = requeue_priority
+        self._hooks: list[ReconcileHook] = []
+        self._in_flight = 0
+
+    # -- feeding the queue -----------------------------------------------------------------
+
+    def enqueue(self, key: ObjectKey, priority: Priority = Priority.NORMAL) -> None:
+        self.queue.add(key, priority)
+
+    def enqueue_after(
+        self, key: ObjectKey, delay: float, priority: Priority = Priority.LOW
+    ) -> None:
+        self.queue.add_after(key, delay, priority)
+
+    def watch(
+        self,
+        informer: Informer,
+        mapper: Mapper | None = None,
+        priority_fn: PriorityFn = default_priority,
+    ) -> None:
+        """Enqueue keys for every change the informer reports.
+
+        ``mapper`` turns the changed object into keys (default: the object's own key).
+        """
+        to_keys: Mapper = mapper or _own_key
+
+        def enqueue(event: str, old: Obj | None, new: Obj) -> None:
+            priority = priority_fn(event, old, new)
+            if priority is None:
+                return
+            for key in to_keys(new):
+                self.queue.add(key, priority)
+
+        informer.add_handlers(
+            on_add=lambda obj: enqueue("ADDED", None, obj),
+            on_update=lambda old, new: enqueue("MODIFIED", old, new),
+            on_delete=lambda obj: enqueue("DELETED", obj, obj),
+        )
+
+    def watch_owned(
+        self,
+        informer: Informer,
+        owner_kind: str,
+        owner_group: str = GROUP,
+        priority: Priority = Priority.NORMAL,
+    ) -> None:
+        """Reconcile the owner when an object it owns (a Secret) changes or disappears."""
+        self.watch(
+            informer,
+            mapper=lambda obj: owner_keys(obj, owner_kind, owner_group),
+            priority_fn=lambda _event, _old, _new: priority,
+        )
+
+    def add_reconcile_hook(self, hook: ReconcileHook) -> None:
+        self._hooks.append(hook)
+
+    @property
+    def in_flight(self) -> int:
+        """Reconciles running right now."""
+        return self._in_flight
+
+    # -- running -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the workers until ``shutdown()`` (they finish their current key) or cancel."""
+        tasks = [
+            asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+            for i in range(self.workers)
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def shutdown(self) -> None:
+        """Take no new keys; workers exit after their current reconcile."""
+        self.queue.shutdown()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueShutDown:
+                return
+            self._in_flight += 1
+            try:
+                await self._process(key)
+            finally:
+                self._in_flight -= 1
+                self.queue.done(key)
+
+    async def _process(self, key: ObjectKey) -> None:
+        start = self._clock()
+        try:
+            result = await self.reconciler.reconcile(key)
+        except Exception as exc:
+            delay = self.backoff.failure(key)
+            log.error(
+                "controller %s: reconcile %s failed (attempt %d), retrying in %.1fs: %s",
+                self.name,
+                key,
+                self.backoff.failures(key),
+                delay,
+                _describe(exc),
+                exc_info=True,
+            )
+            self.queue.add_after(key, delay, self._error_priority, replace=True)
+            self._observe(key, start, "error")
+            return
+        self.backoff.reset(key)
+        requeue_after = result.requeue_after if result is not None else None
+        if requeue_after is None:
+            # This reconcile saw the current state and needs no timer; an older one is moot.
+            self.queue.cancel_delayed(key)
+            self._observe(key, start, "success")
+        else:
+            self.queue.add_after(key, requeue_after, self._requeue_priority, replace=True)
+            self._observe(key, start, "requeue")
+
+    def _observe(self, key: ObjectKey, start: float, outcome: str) -> None:
+        if not self._hooks:
+            return
+        elapsed = self._clock() - start
+        for hook in self._hooks:
+            try:
+                hook(self.name, key, elapsed, outcome)
+            except Exception:
+                log.exception("reconcile hook failed")
+
+
+def _own_key(obj: Obj) -> list[ObjectKey]:
+    return [ObjectKey.of(obj)]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,84 @@
+"""Resource types the operator talks to, and how their REST paths are spelled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+GROUP = "vaultbridge.dev"
+VERSION = "v1beta1"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One API resource: ``group`` is ``""`` for the core API."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        """The ``apiVersion`` field value of objects of this resource."""
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(
+        self,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
+        """REST path of the collection, or of one object (and its subresource).
+
+        A namespaced resource without ``namespace`` names the all-namespaces collection (valid
+        for list and watch only).
+        """
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if namespace is not None and not self.namespaced:
+            raise ValueError(f"{self.plural} is cluster-scoped; no namespace allowed")
+        if subresource is not None and name is None:
+            raise ValueError("a subresource needs an object name")
+        if self.namespaced and name is not None and namespace is None:
+            raise ValueError(f"{self.plural} is namespaced; a namespace is required with a name")
+        parts = [root]
+        if namespace is not None:
+            parts.append(f"namespaces/{_segment(namespace)}")
+        parts.append(self.plural)
+        if name is not None:
+            parts.append(_segment(name))
+        if subresource is not None:
+            parts.append(subresource)
+        return "/".join(parts)
+
+
+def _segment(value: str) -> str:
+    if not value or value in (".", ".."):
+        raise ValueError(f"invalid path segment {value!r}")
+    return quote(value, safe="")
+
+
+SECRETS = Resource("", "v1", "secrets", "Secret")
+SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
+NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+EVENTS = Resource("", "v1", "events", "Event")
+CONFIG_MAPS = Resource("", "v1", "configmaps", "ConfigMap")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployment")
+STATEFULSETS = Resource("apps", "v1", "statefulsets", "StatefulSet")
+DAEMONSETS = Resource("apps", "v1", "daemonsets", "DaemonSet")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", "Lease")
+CRDS = Resource(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    "CustomResourceDefinition",
+    namespaced=False,
+)
+
+VAULT_CONNECTIONS = Resource(GROUP, VERSION, "vaultconnections", "VaultConnection")
+VAULT_AUTHS = Resource(GROUP, VERSION, "vaultauths", "VaultAuth")
+VAULT_STATIC_SECRETS = Resource(GROUP, VERSION, "vaultstaticsecrets", "VaultStaticSecret")
+VAULT_DYNAMIC_SECRETS = Resource(GROUP, VERSION, "vaultdynamicsecrets", "VaultDynamicSecret")
+VAULT_PKI_SECRETS = Resource(GROUP, VERSION, "vaultpkisecrets", "VaultPKISecret")
+SECRET_TRANSFORMATIONS = Resource(GROUP, VERSION, "secrettransformations", "SecretTransformation")

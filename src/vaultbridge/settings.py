@@ -1,0 +1,144 @@
+"""Operator settings: every `vaultbridge run` flag, each with a `VAULTBRIDGE_*` variable.
+
+A flag given on the command line wins over the environment variable, which wins over the
+default. `docs/configuration.md` lists the same table; keep them in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+_IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def _default_namespace() -> str:
+    try:
+        return _IN_CLUSTER_NAMESPACE.read_text().strip() or "vaultbridge-system"
+    except OSError:
+        return "vaultbridge-system"
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str = "vaultbridge-system"
+    workers: int = 8
+    vault_qps: float = 100.0
+    vault_burst: int = 200
+    vault_timeout: float = 30.0
+    log_level: str = "info"
+    log_format: str = "json"
+    metrics_bind_address: str = "0.0.0.0:8080"
+    health_bind_address: str = "0.0.0.0:8081"
+    shutdown_grace_period: float = 30.0
+    default_refresh_after: float = 60.0
+    hmac_key_secret: str = "vaultbridge-hmac-key"  # noqa: S105 - a Secret name
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Settings:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = getattr(args, f.name, None)
+            if value is not None:
+                values[f.name] = value
+        return cls(**values)
+
+
+# (field, flag, type, help). Defaults come from the Settings dataclass.
+_FLAGS: list[tuple[str, str, type, str]] = [
+    (
+        "kubeconfig",
+        "--kubeconfig",
+        str,
+        "kubeconfig file; default: $KUBECONFIG, ~/.kube/config, then in-cluster config",
+    ),
+    ("context", "--context", str, "kubeconfig context to use"),
+    (
+        "namespace",
+        "--namespace",
+        str,
+        "namespace the operator runs in: holds the HMAC key Secret and the default VaultAuth / "
+        "VaultConnection (default: the pod's namespace, else vaultbridge-system)",
+    ),
+    ("workers", "--workers", int, "concurrent reconciles per kind"),
+    (
+        "vault_qps",
+        "--vault-qps",
+        float,
+        "requests per second to Vault across all resources (token bucket; 0 = unlimited)",
+    ),
+    ("vault_burst", "--vault-burst", int, "burst size of the Vault request bucket"),
+    (
+        "vault_timeout",
+        "--vault-timeout",
+        float,
+        "default per-request Vault timeout in seconds (a VaultConnection's timeout overrides)",
+    ),
+    ("log_level", "--log-level", str, "debug, info, warning or error"),
+    ("log_format", "--log-format", str, "json (one object per line) or text"),
+    (
+        "metrics_bind_address",
+        "--metrics-bind-address",
+        str,
+        "host:port for Prometheus /metrics; empty disables",
+    ),
+    (
+        "health_bind_address",
+        "--health-bind-address",
+        str,
+        "host:port for /healthz and /readyz; empty disables",
+    ),
+    (
+        "shutdown_grace_period",
+        "--shutdown-grace-period",
+        float,
+        "seconds in-flight reconciles get to finish after SIGTERM",
+    ),
+    (
+        "default_refresh_after",
+        "--default-refresh-after",
+        float,
+        "refresh interval in seconds for VaultStaticSecrets that set no refreshAfter",
+    ),
+    (
+        "hmac_key_secret",
+        "--hmac-key-secret",
+        str,
+        "name of the Secret (in --namespace) holding the HMAC key for status.secretMAC",
+    ),
+]
+
+
+def env_name(field_name: str) -> str:
+    return "VAULTBRIDGE_" + field_name.upper()
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings(namespace=_default_namespace())
+    for name, flag, kind, text in _FLAGS:
+        env = env_name(name)
+        raw = os.environ.get(env)
+        if name == "kubeconfig" and raw is None:
+            raw = os.environ.get("KUBECONFIG")
+        default = kind(raw) if raw is not None else getattr(defaults, name)
+        parser.add_argument(
+            flag,
+            dest=name,
+            type=kind,
+            default=default,
+            help=f"{text} [env {env}; default {getattr(defaults, name)!r}]",
+        )
+
+
+def flag_table() -> list[tuple[str, str, str, str]]:
+    """(flag, env var, default, help) rows for the documentation generator."""
+    defaults = Settings()
+    return [
+        (flag, env_name(name), repr(getattr(defaults, name)), text)
+        for name, flag, _kind, text in _FLAGS
+    ]

@@ -1,0 +1,370 @@
+"""The typed Vault/OpenBao API surface the controllers use: health, auth, KV, generic, leases.
+
+Works the same against HashiCorp Vault and OpenBao (OpenBao's HTTP API is Vault's); where they
+differ, the method says so. A client is cheap: it is a transport, connection settings, a token
+and a namespace. The ``ClientCache`` keeps one per (auth, connection, service account).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from vaultbridge.vault.connection import ConnectionSettings, RawResponse, Transport
+from vaultbridge.vault.errors import BadResponse, InvalidRequest, SecretVersionDeleted, classify
+from vaultbridge.vault.models import (
+    AuthToken,
+    HealthStatus,
+    KVSecret,
+    LeaseInfo,
+    VaultResponse,
+)
+from vaultbridge.vault.paths import validate_path
+
+KVVersion = Literal[1, 2]
+
+# Ask sys/health to answer 200 in every state so we can read the JSON and classify it
+# ourselves; its default status codes (429 standby, 503 sealed, 501 uninitialised...) would
+# otherwise be indistinguishable from real failures.
+_HEALTH_PARAMS = {
+    "standbyok": "true",
+    "perfstandbyok": "true",
+    "standbycode": "200",
+    "performancestandbycode": "200",
+    "drsecondarycode": "200",
+    "sealedcode": "200",
+    "uninitcode": "200",
+}
+
+
+class VaultClient:
+    """One identity (token + namespace) on one Vault connection.
+
+    ``namespace`` is sent as ``X-Vault-Namespace`` on every request except ``sys/health``
+    (which only exists in the root namespace). Namespaces are a Vault Enterprise feature; OpenBao
+    has them since 2.3; Vault Community Edition ignores the header on some paths and rejects it
+    on others, so leave it unset there.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        settings: ConnectionSettings,
+        *,
+        token: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.settings = settings
+        self.namespace = namespace or None
+        self._token = token or None
+
+    def __repr__(self) -> str:
+        return (
+            f"VaultClient(address={self.settings.address!r}, namespace={self.namespace!r}, "
+            f"token={'<set>' if self._token else None})"
+        )
+
+    def with_namespace(self, namespace: str | None) -> VaultClient:
+        """The same token on the same connection, in another Vault namespace.
+
+        For a secret resource's own `namespace`, which overrides its VaultAuth's. Vault
+        Enterprise and OpenBao accept a token from a parent namespace in a child namespace.
+        """
+        return VaultClient(self.transport, self.settings, token=self._token, namespace=namespace)
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        send_token: bool = True,
+        send_namespace: bool = True,
+        token: str | None = None,
+    ) -> RawResponse:
+        validate_path(path)
+        raw = await self.transport.request(
+            self.settings,
+            method,
+            path,
+            operation=operation,
+            token=(token or self._token) if send_token else None,
+            namespace=self.namespace if send_namespace else None,
+            params=params,
+            json_body=body,
+        )
+        if 200 <= raw.status < 300:
+            if not raw.json_ok:
+                raise BadResponse(
+                    "response is not JSON", status=raw.status, path=path, operation=operation
+                )
+            return raw
+        raise classify(raw.status, raw.body, path=path, operation=operation)
+
+    @staticmethod
+    def _envelope(raw: RawResponse, path: str, operation: str) -> VaultResponse:
+        try:
+            return VaultResponse.from_body(raw.body)
+        except BadResponse as exc:
+            raise BadResponse(
+                str(exc.args[0]) if exc.args else "bad response",
+                status=raw.status,
+                path=path,
+                operation=operation,
+            ) from None
+
+    @staticmethod
+    def _data(resp: VaultResponse, path: str, operation: str) -> dict[str, Any]:
+        if resp.data is None:
+            raise BadResponse("response has no data", path=path, operation=operation)
+        return resp.data
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def sys_health(self) -> HealthStatus:
+        """Server state without raising for sealed/standby/uninitialised (see ``usable``).
+
+        Unauthenticated and namespace-less. Very old Vault versions ignore some of the code
+        parameters; whatever status comes back, a body with ``initialized`` is accepted.
+        """
+        path = "sys/health"
+        raw = await self.transport.request(
+            self.settings, "GET", path, operation="sys_health", params=_HEALTH_PARAMS
+        )
+        if isinstance(raw.body, Mapping) and "initialized" in raw.body:
+            return HealthStatus.from_body(raw.body)
+        if 200 <= raw.status < 300:
+            raise BadResponse(
+                "health response has an unexpected shape",
+                status=raw.status,
+                path=path,
+                operation="sys_health",
+            )
+        raise classify(raw.status, raw.body, path=path, operation="sys_health")
+
+    # -- auth -------------------------------------------------------------------------------
+
+    async def _login(self, mount: str, body: dict[str, Any], operation: str) -> AuthToken:
+        validate_path(mount, what="mount")
+        path = f"auth/{mount}/login"
+        raw = await self._call("POST", path, operation=operation, body=body, send_token=False)
+        resp = self._envelope(raw, path, operation)
+        if resp.auth is None:
+            raise BadResponse("login response has no auth block", path=path, operation=operation)
+        try:
+            token = AuthToken.from_auth(resp.auth, warnings=list(resp.warnings))
+        except BadResponse:
+            raise BadResponse(
+                "login response has no client_token", path=path, operation=operation
+            ) from None
+        self._token = token.client_token
+        return token
+
+    async def login_kubernetes(self, mount: str, role: str, jwt: str) -> AuthToken:
+        """Kubernetes auth: Vault sends the service-account JWT to the TokenReview API.
+
+        The client adopts the new token and also returns it.
+        """
+        return await self._login(mount, {"role": role, "jwt": jwt}, "login_kubernetes")
+
+    async def login_jwt(self, mount: str, role: str, jwt: str) -> AuthToken:
+        """JWT/OIDC auth with a JWT (e.g. a projected service-account token) verified by Vault
+        against configured keys, JWKS or OIDC discovery — no TokenReview round trip."""
+        return await self._login(mount, {"role": role, "jwt": jwt}, "login_jwt")
+
+    async def login_approle(self, mount: str, role_id: str, secret_id: str | None) -> AuthToken:
+        """AppRole auth; ``secret_id`` may be None for roles with ``bind_secret_id=false``."""
+        body: dict[str, Any] = {"role_id": role_id}
+        if secret_id is not None:
+            body["secret_id"] = secret_id
+        return await self._login(mount, body, "login_approle")
+
+    async def lookup_self(self) -> AuthToken:
+        """The current token as Vault sees it now (``lease_duration`` = remaining TTL)."""
+        return await self._lookup_self(self._require_token())
+
+    async def _lookup_self(self, token: str) -> AuthToken:
+        path = "auth/token/lookup-self"
+        raw = await self._call("GET", path, operation="lookup_self", token=token)
+        data = self._data(self._envelope(raw, path, "lookup_self"), path, "lookup_self")
+        return AuthToken.from_lookup(token, data)
+
+    async def use_token(self, token: str) -> AuthToken:
+        """Adopt a static token after checking it with ``lookup-self``; unchanged on failure."""
+        if not token:
+            raise InvalidRequest("empty token", operation="lookup_self")
+        info = await self._lookup_self(token)
+        self._token = token
+        return info
+
+    async def renew_self(self, increment: int | None = None) -> AuthToken:
+        """Extend the current token. Vault caps the result at the token's max TTL and says so
+        in ``warnings``; a returned ``lease_duration`` shorter than asked means the cap is near.
+        """
+        path = "auth/token/renew-self"
+        body = {} if increment is None else {"increment": int(increment)}
+        raw = await self._call("PUT", path, operation="renew_self", body=body)
+        resp = self._envelope(raw, path, "renew_self")
+        if resp.auth is None:
+            raise BadResponse("renew response has no auth block", path=path, operation="renew_self")
+        return AuthToken.from_auth(resp.auth, warnings=list(resp.warnings))
+
+    async def revoke_self(self) -> None:
+        """Revoke the current token (and its leases); the client then holds no token."""
+        await self._call("PUT", "auth/token/revoke-self", operation="revoke_self")
+        self._token = None
+
+    def _require_token(self) -> str:
+        if self._token is None:
+            raise InvalidRequest("client has no token; log in first")
+        return self._token
+
+    # -- KV ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _kv_path(mount: str, path: str, kv_version: int, kind: str = "data") -> str:
+        validate_path(mount, what="mount")
+        validate_path(path)
+        if kv_version == 2:
+            return f"{mount}/{kind}/{path}"
+        if kv_version == 1:
+            return f"{mount}/{path}"
+        raise InvalidRequest(f"unsupported kv_version {kv_version!r}")
+
+    async def kv_read(
+        self, mount: str, path: str, *, kv_version: KVVersion, version: int | None = None
+    ) -> KVSecret:
+        """Read a KV secret. kv-v2: latest, or ``version``; a soft-deleted or destroyed version
+        raises ``SecretVersionDeleted`` (a ``NotFound``), a missing secret ``NotFound``.
+        """
+        full = self._kv_path(mount, path, kv_version)
+        params: dict[str, str] | None = None
+        if version is not None:
+            if kv_version != 2:
+                raise InvalidRequest("version pinning needs kv-v2", path=full)
+            if version < 0:
+                raise InvalidRequest("version must be >= 0", path=full)
+            params = {"version": str(version)}
+        raw = await self._call("GET", full, operation="kv_read", params=params)
+        resp = self._envelope(raw, full, "kv_read")
+        outer = self._data(resp, full, "kv_read")
+        if kv_version == 1:
+            return KVSecret(data=outer, metadata=None, raw=outer)
+        values = outer.get("data")
+        meta = outer.get("metadata")
+        if not isinstance(meta, Mapping):
+            raise BadResponse("kv-v2 response without metadata", path=full, operation="kv_read")
+        if values is None and (meta.get("deletion_time") or meta.get("destroyed")):
+            # Some Vault versions answer 200 with null data for a deleted version.
+            raise SecretVersionDeleted(
+                "secret version deleted",
+                version_metadata=meta,
+                status=raw.status,
+                path=full,
+                operation="kv_read",
+            )
+        if not isinstance(values, Mapping):
+            raise BadResponse("kv-v2 response without data", path=full, operation="kv_read")
+        return KVSecret(data=dict(values), metadata=dict(meta), raw=outer)
+
+    async def kv_write(
+        self,
+        mount: str,
+        path: str,
+        data: Mapping[str, Any],
+        *,
+        kv_version: KVVersion,
+        cas: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Write a KV secret; for kv-v2 returns the new version's metadata."""
+        full = self._kv_path(mount, path, kv_version)
+        if kv_version == 2:
+            body: dict[str, Any] = {"data": dict(data)}
+            if cas is not None:
+                body["options"] = {"cas": cas}
+            raw = await self._call("POST", full, operation="kv_write", body=body)
+            return self._envelope(raw, full, "kv_write").data
+        await self._call("POST", full, operation="kv_write", body=dict(data))
+        return None
+
+    async def kv_delete(
+        self,
+        mount: str,
+        path: str,
+        *,
+        kv_version: KVVersion,
+        versions: list[int] | None = None,
+    ) -> None:
+        """kv-v1: delete. kv-v2: soft-delete the latest version, or the given ``versions``."""
+        if kv_version == 2 and versions:
+            full = self._kv_path(mount, path, 2, kind="delete")
+            await self._call("POST", full, operation="kv_delete", body={"versions": versions})
+            return
+        full = self._kv_path(mount, path, kv_version)
+        await self._call("DELETE", full, operation="kv_delete")
+
+    # -- generic ----------------------------------------------------------------------------
+
+    async def read(
+        self, path: str, *, params: Mapping[str, str] | None = None, operation: str = "read"
+    ) -> VaultResponse:
+        """GET any path (dynamic credentials, ``sys/...``); 404 raises ``NotFound``."""
+        raw = await self._call("GET", path, operation=operation, params=params)
+        return self._envelope(raw, path, operation)
+
+    async def write(
+        self,
+        path: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        method: Literal["PUT", "POST"] = "PUT",
+        operation: str = "write",
+    ) -> VaultResponse | None:
+        """PUT/POST any path; None when Vault answers 204 (no body)."""
+        raw = await self._call(
+            method, path, operation=operation, body=dict(data) if data is not None else {}
+        )
+        if raw.body is None:
+            return None
+        return self._envelope(raw, path, operation)
+
+    async def delete(self, path: str, *, operation: str = "delete") -> None:
+        await self._call("DELETE", path, operation=operation)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def renew_lease(self, lease_id: str, increment: int | None = None) -> LeaseInfo:
+        """Renew a lease; Vault may grant less than ``increment`` (max TTL) — check the result."""
+        body: dict[str, Any] = {"lease_id": lease_id}
+        if increment is not None:
+            body["increment"] = int(increment)
+        raw = await self._call("PUT", "sys/leases/renew", operation="renew_lease", body=body)
+        if not isinstance(raw.body, Mapping):
+            raise BadResponse(
+                "lease renew response is not an object",
+                path="sys/leases/renew",
+                operation="renew_lease",
+            )
+        return LeaseInfo.from_renew(raw.body)
+
+    async def revoke_lease(self, lease_id: str) -> None:
+        await self._call(
+            "PUT", "sys/leases/revoke", operation="revoke_lease", body={"lease_id": lease_id}
+        )
+
+    async def lookup_lease(self, lease_id: str) -> LeaseInfo:
+        """Remaining TTL and times of a lease; ``InvalidRequest`` if Vault no longer knows it
+        (Vault answers 400 "invalid lease" rather than 404)."""
+        path = "sys/leases/lookup"
+        raw = await self._call("PUT", path, operation="lookup_lease", body={"lease_id": lease_id})
+        data = self._data(self._envelope(raw, path, "lookup_lease"), path, "lookup_lease")
+        return LeaseInfo.from_lookup(data)

@@ -1,0 +1,218 @@
+"""Run the real operator (`vaultbridge run`) as a subprocess against the dev environment.
+
+The operator runs exactly as in production: its own process, its own kubeconfig, JSON logs
+at debug level captured to a file (so tests can prove no secret value is ever logged), and
+its /metrics endpoint scraped for counts such as Vault logins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaultbridge.devenv import processes
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+from vaultbridge.devenv.openbao import BaoAdmin
+
+OPERATOR_NAMESPACE = "vaultbridge-system"
+GROUP_PATH = "/apis/vaultbridge.dev/v1beta1"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def install_crds(admin: KubeAdmin) -> None:
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        status, existing = admin.request(
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+        )
+        if status == 200:
+            crd["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+            status, resp = admin.request(
+                "PUT", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd
+            )
+        else:
+            status, resp = admin.request(
+                "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
+            )
+        assert status in (200, 201), resp
+    deadline = time.monotonic() + 60
+    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
+        name = yaml.safe_load(path.read_text())["metadata"]["name"]
+        while True:
+            _, crd = admin.request(
+                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+            conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
+            if conds.get("Established") == "True":
+                break
+            assert time.monotonic() < deadline, f"CRD {name} not established"
+            time.sleep(0.1)
+
+
+@dataclass
+class OperatorProcess:
+    devenv: DevState
+    log_path: Path
+    metrics_port: int
+    health_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)
+        argv = [
+            sys.executable, "-m", "vaultbridge.cli", "run",
+            "--kubeconfig", self.devenv.kubeconfig,
+            "--namespace", OPERATOR_NAMESPACE,
+            "--log-level", "debug",
+            "--log-format", "json",
+            "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
+            "--health-bind-address", f"127.0.0.1:{self.health_port}",
+            "--workers", "4",
+            "--shutdown-grace-period", "10",
+            *self.extra_args,
+        ]  # fmt: skip
+        out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"operator exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.health_port}/readyz", timeout=1
+                ) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"operator not ready after 60s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode
+        self.proc = None
+        return rc
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as resp:
+            return str(resp.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total = 0.0
+        pattern = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+([0-9.eE+-]+|NaN)$")
+        for line in self.metrics().splitlines():
+            m = pattern.match(line)
+            if not m or m.group(1) != name:
+                continue
+            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+            if all(found.get(k) == v for k, v in labels.items()):
+                total += float(m.group(4))
+        return total
+
+
+def start_operator(devenv: DevState, *extra: str) -> OperatorProcess:
+    log_dir = Path(devenv.home) / "logs"
+    op = OperatorProcess(
+        devenv=devenv,
+        log_path=log_dir / f"operator-{int(time.time() * 1000)}.log",
+        metrics_port=processes.free_port(),
+        health_port=processes.free_port(),
+        extra_args=list(extra),
+    )
+    op.start()
+    return op
+
+
+def ensure_operator_namespace(admin: KubeAdmin, devenv: DevState) -> None:
+    admin.ensure(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
+    )
+    body = {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultConnection",
+        "metadata": {"name": "default", "namespace": OPERATOR_NAMESPACE},
+        "spec": {"address": devenv.vault_addr, "timeout": "5s"},
+    }
+    path = f"{GROUP_PATH}/namespaces/{OPERATOR_NAMESPACE}/vaultconnections"
+    status, existing = admin.request("GET", f"{path}/default")
+    if status == 200:
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        admin.request("PUT", f"{path}/default", body)
+    else:
+        admin.request("POST", path, body)
+
+
+class VaultFixture:
+    """Root-token helpers to prepare Vault for one test namespace."""
+
+    def __init__(self, devenv: DevState, namespace: str) -> None:
+        self.bao = BaoAdmin(devenv.vault_addr, devenv.vault_root_token)
+        self.namespace = namespace
+        self.role = f"role-{namespace}"
+
+    def kv_put(self, path: str, data: dict[str, Any], mount: str = "secret") -> int:
+        if mount == "kv1":
+            self.bao.must("POST", f"kv1/{path}", data)
+            return 0
+        resp = self.bao.must("POST", f"{mount}/data/{path}", {"data": data})
+        return int(resp["data"]["version"])
+
+    def allow_role(self, paths: list[str], service_account: str = "default") -> None:
+        policy = "\n".join(f'path "{p}" {{ capabilities = ["read"] }}' for p in paths)
+        self.bao.must("PUT", f"sys/policies/acl/{self.role}", {"policy": policy})
+        self.bao.must(
+            "POST",
+            f"auth/kubernetes/role/{self.role}",
+            {
+                "bound_service_account_names": [service_account],
+                "bound_service_account_namespaces": [self.namespace],
+                "token_policies": [self.role],
+                "token_ttl": "1h",
+            },
+        )
+
+
+def crd_path(plural: str, namespace: str, name: str | None = None) -> str:
+    base = f"{GROUP_PATH}/namespaces/{namespace}/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)[:4000]

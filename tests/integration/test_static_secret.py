@@ -1,0 +1,561 @@
+"""VaultStaticSecret end to end: the real operator process, real API server, real OpenBao."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+
+from .operator_harness import (
+    OPERATOR_NAMESPACE,
+    OperatorProcess,
+    VaultFixture,
+    crd_path,
+    dump,
+    ensure_operator_namespace,
+    start_operator,
+)
+
+pytestmark = pytest.mark.integration
+
+CANARY = "canary-7b1e-never-log-this-value"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    devenv: DevState, kube_admin: KubeAdmin, crds_installed: None
+) -> Iterator[OperatorProcess]:
+    ensure_operator_namespace(kube_admin, devenv)
+    op = start_operator(devenv)
+    yield op
+    rc = op.stop()
+    assert rc == 0, f"operator exit code {rc} after SIGTERM:\n{op.log_tail()}"
+
+
+class App:
+    """One test's namespace: its Vault role, its VaultAuth and helpers to read results."""
+
+    def __init__(self, devenv: DevState, admin: KubeAdmin, namespace: str) -> None:
+        self.devenv = devenv
+        self.admin = admin
+        self.ns = namespace
+        self.vault = VaultFixture(devenv, namespace)
+
+    def setup_auth(
+        self, paths: list[str] | None = None, name: str = "default", **spec: Any
+    ) -> None:
+        self.vault.allow_role(
+            paths
+            or [f"secret/data/{self.ns}/*", f"secret/metadata/{self.ns}/*", f"kv1/{self.ns}/*"]
+        )
+        body = {
+            "apiVersion": "vaultbridge.dev/v1beta1",
+            "kind": "VaultAuth",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {
+                "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
+                "method": "kubernetes",
+                "kubernetes": {"role": self.vault.role, "serviceAccount": "default"},
+                **spec,
+            },
+        }
+        self.create("vaultauths", body)
+
+    def create(
+        self, plural: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        ns = namespace or self.ns
+        body["metadata"]["namespace"] = ns
+        status, resp = self.admin.request("POST", crd_path(plural, ns), body)
+        assert status == 201, dump(resp)
+        return resp
+
+    def vss(self, name: str, dest: str | None = None, **spec: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "vaultbridge.dev/v1beta1",
+            "kind": "VaultStaticSecret",
+            "metadata": {"name": name},
+            "spec": {
+                "vaultAuthRef": "default",
+                "destination": {"name": dest or name, "create": True},
+                **spec,
+            },
+        }
+        if "mount" in spec or "sources" not in spec:
+            body["spec"].setdefault("mount", "secret")
+            body["spec"].setdefault("type", "kv-v2")
+            body["spec"].setdefault("path", f"{self.ns}/{name}")
+        return self.create("vaultstaticsecrets", body)
+
+    def patch_vss(self, name: str, patch: dict[str, Any]) -> None:
+        status, resp = self.admin.request_patch(
+            crd_path("vaultstaticsecrets", self.ns, name), patch
+        )
+        assert status == 200, dump(resp)
+
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        status, obj = self.admin.request("GET", crd_path(plural, self.ns, name))
+        return obj if status == 200 else None
+
+    def secret(self, name: str) -> dict[str, Any] | None:
+        status, obj = self.admin.request("GET", f"/api/v1/namespaces/{self.ns}/secrets/{name}")
+        return obj if status == 200 else None
+
+    def secret_data(self, name: str) -> dict[str, str] | None:
+        obj = self.secret(name)
+        if obj is None:
+            return None
+        return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
+
+    def wait_data(self, name: str, expected: dict[str, str], timeout: float = 30) -> dict[str, str]:
+        def matches() -> dict[str, str] | None:
+            data = self.secret_data(name)
+            if data is not None and all(data.get(k) == v for k, v in expected.items()):
+                return data
+            return None
+
+        try:
+            return wait_for(matches, timeout, f"Secret {name} to hold {sorted(expected)}")  # type: ignore[no-any-return]
+        except AssertionError:
+            raise AssertionError(
+                f"Secret {name} = {self.secret_data(name)!r}; VSS status: "
+                f"{dump((self.get('vaultstaticsecrets', name) or {}).get('status'))}"
+            ) from None
+
+    def condition(self, plural: str, name: str, type_: str) -> dict[str, Any] | None:
+        obj = self.get(plural, name) or {}
+        for cond in (obj.get("status") or {}).get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return None
+
+    def wait_condition(
+        self,
+        name: str,
+        type_: str,
+        status: str,
+        reason: str | None = None,
+        timeout: float = 30,
+        plural: str = "vaultstaticsecrets",
+    ) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            cond = self.condition(plural, name, type_)
+            if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
+                return cond
+            return None
+
+        try:
+            return wait_for(check, timeout, f"{name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]
+        except AssertionError:
+            raise AssertionError(
+                f"{plural}/{name} status: {dump((self.get(plural, name) or {}).get('status'))}"
+            ) from None
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        _, resp = self.admin.request("GET", f"/api/v1/namespaces/{self.ns}/events")
+        return [e for e in resp.get("items", []) if e["involvedObject"].get("name") == name]
+
+    def wait_event(self, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: next((e for e in self.events(name) if e["reason"] == reason), None),
+            timeout,
+            f"event {reason} on {name}",
+        )
+
+
+def _request_patch(self: KubeAdmin, path: str, patch: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(
+        self.server + path, data=json.dumps(patch).encode(), method="PATCH"
+    )
+    req.add_header("Content-Type", "application/merge-patch+json")
+    try:
+        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as resp:  # noqa: S310
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+    del ssl
+
+
+KubeAdmin.request_patch = _request_patch  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def app(devenv: DevState, kube_admin: KubeAdmin, namespace: str, operator: OperatorProcess) -> App:
+    a = App(devenv, kube_admin, namespace)
+    a.setup_auth()
+    return a
+
+
+# --- the basics ------------------------------------------------------------------------------
+
+
+def test_create_and_follow_vault_updates(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/db", {"username": "app", "password": "pw-1", "port": 5432})
+    app.vss("db", refreshAfter="2s")
+    data = app.wait_data("db", {"username": "app", "password": "pw-1", "port": "5432"})
+    assert json.loads(data["_raw"])["data"]["password"] == "pw-1"
+    secret = app.secret("db")
+    assert secret is not None
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "vaultbridge"
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "VaultStaticSecret" and owner["name"] == "db" and owner["controller"]
+    cond = app.wait_condition("db", "SecretSynced", "True")
+    assert cond["reason"] == "Synced"
+    status = app.get("vaultstaticsecrets", "db")["status"]  # type: ignore[index]
+    assert status["secretMAC"].startswith("hmac-sha256:")
+    assert status["vaultVersion"] == 1
+    app.wait_event("db", "SecretSynced")
+
+    app.vault.kv_put(f"{app.ns}/db", {"username": "app", "password": "pw-2", "port": 5432})
+    app.wait_data("db", {"password": "pw-2"})
+    app.wait_event("db", "SecretRotated")
+
+
+def test_pinned_version_and_kv_v1(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/pinned", {"v": "one"})
+    app.vault.kv_put(f"{app.ns}/pinned", {"v": "two"})
+    app.vss("pinned", version=1)
+    app.wait_data("pinned", {"v": "one"})
+    app.vault.kv_put(f"{app.ns}/legacy", {"token": "t1"}, mount="kv1")
+    app.vss("legacy", mount="kv1", type="kv-v1", path=f"{app.ns}/legacy")
+    data = app.wait_data("legacy", {"token": "t1"})
+    assert json.loads(data["_raw"]) == {"token": "t1"}
+
+
+def test_multi_source_merge_with_prefixes_and_collision(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/a", {"user": "alice", "shared": "a"})
+    app.vault.kv_put(f"{app.ns}/b", {"user": "bob"})
+    app.vss(
+        "merged",
+        sources=[
+            {"mount": "secret", "path": f"{app.ns}/a", "type": "kv-v2", "prefix": "a_"},
+            {"mount": "secret", "path": f"{app.ns}/b", "type": "kv-v2", "prefix": "b_"},
+        ],
+    )
+    data = app.wait_data("merged", {"a_user": "alice", "a_shared": "a", "b_user": "bob"})
+    assert "user" not in data
+    app.vss(
+        "collide",
+        sources=[
+            {"mount": "secret", "path": f"{app.ns}/a", "type": "kv-v2"},
+            {"mount": "secret", "path": f"{app.ns}/b", "type": "kv-v2"},
+        ],
+    )
+    cond = app.wait_condition("collide", "SecretSynced", "False", "KeyCollision")
+    assert "user" in cond["message"]
+    app.wait_event("collide", "TransformationError")
+    assert app.secret("collide") is None
+
+
+def test_templates_includes_excludes_and_transformation_ref(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/tpl", {"user": "u1", "pass": "p1", "host": "db.local"})
+    app.create(
+        "secrettransformations",
+        {
+            "apiVersion": "vaultbridge.dev/v1beta1",
+            "kind": "SecretTransformation",
+            "metadata": {"name": "dsn"},
+            "spec": {
+                "templates": {
+                    "dsn": {
+                        "text": "postgres://{{ secrets.user }}:{{ secrets.pass }}@{{ secrets.host }}/app"
+                    }
+                }
+            },
+        },
+    )
+    app.vss(
+        "tpl",
+        destination={
+            "name": "tpl",
+            "create": True,
+            "transformation": {
+                "excludes": ["^pass$"],
+                "includes": ["^user$", "^pass$"],
+                "excludeRaw": True,
+                "templates": {"login": {"text": "{{ secrets.user | upper }}"}},
+                "transformationRefs": [{"name": "dsn"}],
+            },
+        },
+    )
+    data = app.wait_data(
+        "tpl", {"dsn": "postgres://u1:p1@db.local/app", "login": "U1", "user": "u1"}
+    )
+    assert set(data) == {"dsn", "login", "user"}
+
+
+def test_template_error_leaves_secret_untouched(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/bad", {"user": "u1"})
+    app.vss("bad")
+    app.wait_data("bad", {"user": "u1"})
+    app.patch_vss(
+        "bad",
+        {
+            "spec": {
+                "destination": {
+                    "transformation": {"templates": {"broken": {"text": "{{ secrets.user "}}}
+                }
+            }
+        },
+    )
+    app.wait_condition("bad", "SecretSynced", "False", "TransformationError")
+    app.wait_event("bad", "TransformationError")
+    assert app.secret_data("bad")["user"] == "u1"  # type: ignore[index]
+
+
+# --- drift, ownership, rename -----------------------------------------------------------------
+
+
+def test_drift_repair_after_hand_edit_and_delete(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/drift", {"k": "v"})
+    app.vss("drift", refreshAfter="1h")
+    app.wait_data("drift", {"k": "v"})
+    status, _ = app.admin.request_patch(  # type: ignore[attr-defined]
+        f"/api/v1/namespaces/{app.ns}/secrets/drift",
+        {"data": {"k": base64.b64encode(b"tampered").decode(), "extra": "eA=="}},
+    )
+    assert status == 200
+    data = app.wait_data("drift", {"k": "v"}, timeout=15)
+    wait_for(
+        lambda: "extra" not in (app.secret_data("drift") or {"extra": ""}), 15, "extra key gone"
+    )
+    app.admin.request("DELETE", f"/api/v1/namespaces/{app.ns}/secrets/drift")
+    app.wait_data("drift", {"k": "v"}, timeout=15)
+    assert data["k"] == "v"
+
+
+def test_create_false_overwrite_protection_and_rename(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/own", {"k": "v"})
+    # Someone else's Secret: not taken over without overwrite.
+    app.admin.request(
+        "POST",
+        f"/api/v1/namespaces/{app.ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "theirs"},
+            "stringData": {"mine": "keep"},
+        },
+    )
+    app.vss("own", dest="theirs", path=f"{app.ns}/own")
+    app.wait_condition("own", "SecretSynced", "False", "DestinationConflict")
+    assert app.secret_data("theirs") == {"mine": "keep"}
+
+    # create: false manages only the data keys of an existing Secret.
+    app.vss(
+        "shared",
+        destination={"name": "theirs", "create": False, "transformation": {"excludeRaw": True}},
+        path=f"{app.ns}/own",
+    )
+    data = app.wait_data("theirs", {"k": "v", "mine": "keep"})
+    assert "ownerReferences" not in app.secret("theirs")["metadata"]  # type: ignore[index]
+    assert data["mine"] == "keep"
+
+    # create: false with a missing Secret is an error, not a creation.
+    app.vss("missing", destination={"name": "not-there", "create": False}, path=f"{app.ns}/own")
+    app.wait_condition("missing", "SecretSynced", "False", "DestinationNotFound")
+    assert app.secret("not-there") is None
+
+    # Rename: the old owned Secret goes away.
+    app.vss("renamed", dest="first", path=f"{app.ns}/own")
+    app.wait_data("first", {"k": "v"})
+    app.patch_vss("renamed", {"spec": {"destination": {"name": "second"}}})
+    app.wait_data("second", {"k": "v"})
+    wait_for(lambda: app.secret("first") is None, 15, "old destination deleted")
+
+
+def test_rollout_restart_on_change_not_on_first_sync(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/roll", {"k": "v1"})
+    app.admin.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{app.ns}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
+                },
+            },
+        },
+    )
+
+    def restarted_at() -> str | None:
+        _, dep = app.admin.request("GET", f"/apis/apps/v1/namespaces/{app.ns}/deployments/web")
+        annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
+        return annotations.get("vaultbridge.dev/restartedAt")
+
+    app.vss(
+        "roll",
+        refreshAfter="2s",
+        rolloutRestartTargets=[
+            {"kind": "Deployment", "name": "web"},
+            {"kind": "Deployment", "name": "gone"},
+        ],
+    )
+    app.wait_data("roll", {"k": "v1"})
+    app.wait_condition("roll", "SecretSynced", "True")
+    time.sleep(3)
+    assert restarted_at() is None, "first sync must not restart workloads"
+    app.vault.kv_put(f"{app.ns}/roll", {"k": "v2"})
+    app.wait_data("roll", {"k": "v2"})
+    wait_for(restarted_at, 15, "restart annotation")
+    app.wait_event("roll", "RolloutRestartTriggered")
+    event = app.wait_event("roll", "RolloutRestartFailed")
+    assert "gone" in event["message"]
+    # A missing target does not fail the sync.
+    assert app.condition("vaultstaticsecrets", "roll", "SecretSynced")["status"] == "True"  # type: ignore[index]
+
+
+# --- access control and Vault failures --------------------------------------------------------
+
+
+def test_allowed_namespaces_refusal_reads_nothing(
+    app: App, devenv: DevState, kube_admin: KubeAdmin
+) -> None:
+    other = f"{app.ns}-x"
+    kube_admin.ensure(
+        "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}
+    )
+    try:
+        app.vault.kv_put(f"{app.ns}/private", {"k": "v"})
+        app.create(
+            "vaultstaticsecrets",
+            {
+                "apiVersion": "vaultbridge.dev/v1beta1",
+                "kind": "VaultStaticSecret",
+                "metadata": {"name": "steal"},
+                "spec": {
+                    "vaultAuthRef": f"{app.ns}/default",
+                    "mount": "secret",
+                    "type": "kv-v2",
+                    "path": f"{app.ns}/private",
+                    "destination": {"name": "stolen", "create": True},
+                },
+            },
+            namespace=other,
+        )
+        other_app = App(devenv, kube_admin, other)
+        cond = other_app.wait_condition("steal", "SecretSynced", "False", "NamespaceNotAllowed")
+        assert "allowedNamespaces" in cond["message"]
+        assert other_app.secret("stolen") is None
+    finally:
+        kube_admin.request("DELETE", f"/api/v1/namespaces/{other}")
+
+
+def test_permission_denied_keeps_existing_secret(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/ok", {"k": "v"})
+    app.vss("denied", path=f"{app.ns}/ok", refreshAfter="2s")
+    app.wait_data("denied", {"k": "v"})
+    # Point it at a path the role may not read.
+    app.patch_vss("denied", {"spec": {"path": "forbidden/elsewhere"}})
+    cond = app.wait_condition("denied", "SecretSynced", "False", "VaultPermissionDenied")
+    assert "permission denied" in cond["message"]
+    app.wait_event("denied", "VaultClientError")
+    assert app.wait_condition("denied", "Healthy", "False")
+    assert app.secret_data("denied")["k"] == "v"  # type: ignore[index]
+
+
+def test_cr_deleted_secret_garbage_collected(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/gc", {"k": "v"})
+    app.vss("gc")
+    app.wait_data("gc", {"k": "v"})
+    app.admin.request("DELETE", crd_path("vaultstaticsecrets", app.ns, "gc"))
+    wait_for(lambda: app.secret("gc") is None, 60, "Secret garbage-collected")
+
+
+def test_many_resources_share_one_login(app: App, operator: OperatorProcess) -> None:
+    app.vault.kv_put(f"{app.ns}/shared", {"k": "v"})
+    before = operator.metric(
+        "vaultbridge_vault_logins_total", method="kubernetes", result="success"
+    )
+    for i in range(20):
+        app.vss(f"many-{i}", path=f"{app.ns}/shared")
+    for i in range(20):
+        app.wait_data(f"many-{i}", {"k": "v"})
+    after = operator.metric("vaultbridge_vault_logins_total", method="kubernetes", result="success")
+    # The app fixture's VaultAuth validation already logged in for this namespace's
+    # service account, so the twenty resources may add at most that one login.
+    assert after - before <= 1, (before, after)
+
+
+def test_vault_unavailable_keeps_secret_and_recovers(
+    app: App, devenv: DevState, operator: OperatorProcess
+) -> None:
+    app.vault.kv_put(f"{app.ns}/outage", {"k": "v1"})
+    app.vss("outage", refreshAfter="1s")
+    app.wait_data("outage", {"k": "v1"})
+    pid = devenv.pids["openbao"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        app.wait_condition("outage", "Healthy", "False", timeout=30)
+        assert app.secret_data("outage")["k"] == "v1"  # type: ignore[index]
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    app.vault.kv_put(f"{app.ns}/outage", {"k": "v2"})
+    app.wait_data("outage", {"k": "v2"}, timeout=90)
+    app.wait_condition("outage", "Healthy", "True", timeout=30)
+
+
+def test_no_secret_value_in_debug_logs(app: App, operator: OperatorProcess) -> None:
+    app.vault.kv_put(f"{app.ns}/canary", {"password": CANARY})
+    app.vss(
+        "canary",
+        destination={
+            "name": "canary",
+            "create": True,
+            "transformation": {
+                "templates": {"broken": {"text": "{{ secrets.password | nosuchfilter }}"}}
+            },
+        },
+    )
+    app.wait_condition("canary", "SecretSynced", "False", "TransformationError")
+    app.patch_vss(
+        "canary",
+        {
+            "spec": {
+                "destination": {
+                    "transformation": {
+                        "templates": {"broken": None, "ok": {"text": "{{ secrets.password }}"}}
+                    }
+                }
+            }
+        },
+    )
+    app.wait_data("canary", {"ok": CANARY})
+    text = operator.log_text()
+    assert "debug" in text  # the operator really logs at debug level
+    assert CANARY not in text
+    assert base64.b64encode(CANARY.encode()).decode() not in text
+    for event in app.events("canary"):
+        assert CANARY not in event["message"]
+    status = app.get("vaultstaticsecrets", "canary")["status"]  # type: ignore[index]
+    assert CANARY not in json.dumps(status)

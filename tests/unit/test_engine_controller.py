@@ -1,0 +1,319 @@
+"""Controller workers: backoff on errors, requeue_after, hooks, parallelism; priority rules
+and owner mapping (pure functions)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from vaultbridge.engine.backoff import Backoff
+from vaultbridge.engine.controller import (
+    Controller,
+    Result,
+    default_priority,
+    ignore_status_only,
+    owner_keys,
+)
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.engine.queue import Priority
+from vaultbridge.kube import objects
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    for _ in range(3):
+        await asyncio.sleep(0)
+    leaked = [
+        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+    ]
+    assert not leaked, f"leaked tasks: {leaked}"
+
+
+class Recorder:
+    """A reconciler whose behaviour per call is scripted by the test."""
+
+    def __init__(self, script: Callable[[ObjectKey, int], Awaitable[Result]]) -> None:
+        self.script = script
+        self.calls: list[ObjectKey] = []
+        self.called = asyncio.Event()
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        self.calls.append(key)
+        self.called.set()
+        return await self.script(key, self.calls.count(key))
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+A = ObjectKey("ns", "a")
+B = ObjectKey("ns", "b")
+
+
+async def test_error_requeues_with_backoff_and_worker_survives() -> None:
+    clock = Clock()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        if key == A and n == 1:
+            raise RuntimeError("vault sealed")
+        return Result()
+
+    rec = Recorder(script)
+    ctrl = Controller("t", rec, workers=1, clock=clock)
+    task = asyncio.create_task(ctrl.run())
+    try:
+        ctrl.enqueue(A, Priority.HIGH)
+        await until(lambda: A in ctrl.queue and not ctrl.queue.is_processing(A) and rec.calls)
+        due = ctrl.queue.delayed_until(A)
+        assert due is not None and 4.0 <= due - clock.now <= 6.0
+        assert ctrl.backoff.failures(A) == 1
+        # The one worker is still alive and takes other keys.
+        ctrl.enqueue(B)
+        await until(lambda: rec.calls.count(B) == 1)
+        # Time passes: the retry runs, succeeds, and the backoff is forgotten.
+        clock.now = due
+        ctrl.queue.poke()
+        await until(lambda: rec.calls.count(A) == 2 and ctrl.in_flight == 0)
+        assert ctrl.backoff.failures(A) == 0
+        assert ctrl.queue.delayed_until(A) is None
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_consecutive_errors_grow_the_delay() -> None:
+    clock = Clock()
+
+    async def always_fail(key: ObjectKey, n: int) -> Result:
+        raise ValueError("nope")
+
+    rec = Recorder(always_fail)
+    ctrl = Controller("t", rec, workers=2, clock=clock, backoff=Backoff(jitter=0.0))
+    task = asyncio.create_task(ctrl.run())
+    try:
+        delays = []
+        for attempt in range(1, 5):
+            ctrl.enqueue(A)
+            await until(lambda a=attempt: len(rec.calls) == a and ctrl.in_flight == 0)  # type: ignore[misc]
+            due = ctrl.queue.delayed_until(A)
+            assert due is not None
+            delays.append(due - clock.now)
+        assert delays == pytest.approx([5.0, 7.5, 11.25, 16.875])
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_requeue_after_is_honoured_as_given_and_replaces_older_timer() -> None:
+    clock = Clock()
+    answers = iter([Result(requeue_after=300.0), Result(requeue_after=42.5), Result()])
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        return next(answers)
+
+    rec = Recorder(script)
+    outcomes: list[str] = []
+    ctrl = Controller("t", rec, clock=clock)
+    ctrl.add_reconcile_hook(lambda name, key, secs, outcome: outcomes.append(outcome))
+    task = asyncio.create_task(ctrl.run())
+    try:
+        ctrl.enqueue(A, Priority.HIGH)
+        await until(lambda: len(outcomes) == 1)
+        assert ctrl.queue.delayed_until(A) == clock.now + 300.0
+        # A change event wakes it early; the fresh result (later or sooner) is the authority.
+        ctrl.enqueue(A, Priority.NORMAL)
+        await until(lambda: len(outcomes) == 2)
+        assert ctrl.queue.delayed_until(A) == clock.now + 42.5
+        ctrl.enqueue(A, Priority.NORMAL)
+        await until(lambda: len(outcomes) == 3)
+        assert ctrl.queue.delayed_until(A) is None
+        assert outcomes == ["requeue", "requeue", "success"]
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_hook_sees_errors_and_a_broken_hook_does_not_hurt() -> None:
+    async def script(key: ObjectKey, n: int) -> Result:
+        if n == 1:
+            raise RuntimeError("x")
+        return Result()
+
+    seen: list[tuple[str, ObjectKey, str]] = []
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("hook bug")
+
+    ctrl = Controller("ctl", Recorder(script), backoff=Backoff(base=0.01, cap=0.01))
+    ctrl.add_reconcile_hook(broken)
+    ctrl.add_reconcile_hook(lambda name, key, secs, outcome: seen.append((name, key, outcome)))
+    task = asyncio.create_task(ctrl.run())
+    try:
+        ctrl.enqueue(A)
+        await until(lambda: len(seen) == 2)
+        assert seen == [("ctl", A, "error"), ("ctl", A, "success")]
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_workers_run_different_keys_in_parallel() -> None:
+    release = asyncio.Event()
+
+    async def held(key: ObjectKey, n: int) -> Result:
+        await release.wait()
+        return Result()
+
+    rec = Recorder(held)
+    ctrl = Controller("t", rec, workers=3)
+    task = asyncio.create_task(ctrl.run())
+    try:
+        for i in range(6):
+            ctrl.enqueue(ObjectKey("ns", f"k{i}"))
+        await until(lambda: ctrl.in_flight == 3)
+        await asyncio.sleep(0.02)
+        assert ctrl.in_flight == 3 and len(ctrl.queue) == 3
+        release.set()
+        await until(lambda: len(rec.calls) == 6 and ctrl.in_flight == 0)
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_shutdown_lets_current_reconcile_finish_and_takes_no_more() -> None:
+    release = asyncio.Event()
+    finished: list[ObjectKey] = []
+
+    async def held(key: ObjectKey, n: int) -> Result:
+        await release.wait()
+        finished.append(key)
+        return Result()
+
+    rec = Recorder(held)
+    ctrl = Controller("t", rec, workers=1)
+    task = asyncio.create_task(ctrl.run())
+    ctrl.enqueue(A)
+    await until(lambda: ctrl.in_flight == 1)
+    ctrl.enqueue(B)
+    ctrl.shutdown()
+    release.set()
+    await asyncio.wait_for(task, 1)
+    assert finished == [A]
+
+
+async def test_cancelling_run_cancels_reconciles_without_leaks() -> None:
+    cancelled = asyncio.Event()
+
+    async def forever(key: ObjectKey, n: int) -> Result:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return Result()
+
+    ctrl = Controller("t", Recorder(forever), workers=2)
+    task = asyncio.create_task(ctrl.run())
+    ctrl.enqueue(A)
+    await until(lambda: ctrl.in_flight == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled.is_set()
+    assert ctrl.in_flight == 0 and not ctrl.queue.is_processing(A)
+
+
+def obj(
+    generation: int = 1, labels: dict[str, str] | None = None, status: str = "", **meta: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultStaticSecret",
+        "metadata": {"name": "a", "namespace": "ns", "generation": generation,
+                     "labels": labels or {}, **meta},
+        "status": {"x": status},
+    }
+
+
+def test_default_priority() -> None:
+    assert default_priority("ADDED", None, obj()) is Priority.HIGH
+    assert default_priority("MODIFIED", obj(1), obj(2)) is Priority.HIGH
+    assert default_priority("MODIFIED", obj(1), obj(1, status="new")) is Priority.NORMAL
+    assert default_priority("MODIFIED", obj(1), obj(1, labels={"a": "b"})) is Priority.NORMAL
+    assert default_priority("DELETED", obj(), obj()) is Priority.NORMAL
+
+
+def test_ignore_status_only_skips_our_own_status_writes() -> None:
+    assert ignore_status_only("MODIFIED", obj(1), obj(1, status="synced")) is None
+    assert ignore_status_only("MODIFIED", obj(1), obj(1, labels={"a": "b"})) is Priority.NORMAL
+    assert (
+        ignore_status_only("MODIFIED", obj(1), obj(1, deletionTimestamp="2024-01-01T00:00:00Z"))
+        is Priority.NORMAL
+    )
+    assert ignore_status_only("MODIFIED", obj(1), obj(2)) is Priority.HIGH
+    assert ignore_status_only("ADDED", None, obj()) is Priority.HIGH
+    # Objects without generation (e.g. Secrets) are never filtered.
+    assert ignore_status_only("MODIFIED", obj(0), obj(0, status="x")) is Priority.NORMAL
+
+
+def secret(owner_refs: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None):
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "dest", "namespace": "app", "labels": labels or {},
+                     "ownerReferences": owner_refs or []},
+    }
+
+
+def test_owner_keys_from_owner_references() -> None:
+    owner = obj()
+    owner["metadata"]["uid"] = "u1"
+    ref = objects.owner_reference(owner)
+    assert ref == {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultStaticSecret",
+        "name": "a",
+        "uid": "u1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    other = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u2"}
+    wrong_group = {**ref, "apiVersion": "example.com/v1", "name": "imposter"}
+    s = secret([other, wrong_group, ref])
+    assert owner_keys(s, "VaultStaticSecret") == [ObjectKey("app", "a")]
+    assert owner_keys(s, "VaultDynamicSecret") == []
+    assert owner_keys(s, "Deployment", "apps") == [ObjectKey("app", "d")]
+
+
+def test_owner_keys_fall_back_to_labels() -> None:
+    labels = objects.owner_labels("VaultPKISecret", "cert")
+    assert labels == {
+        "app.kubernetes.io/managed-by": "vaultbridge",
+        "vaultbridge.dev/owner-kind": "VaultPKISecret",
+        "vaultbridge.dev/owner-name": "cert",
+    }
+    assert owner_keys(secret(labels=labels), "VaultPKISecret") == [ObjectKey("app", "cert")]
+    assert owner_keys(secret(labels=labels), "VaultStaticSecret") == []
+    foreign = {**labels, "app.kubernetes.io/managed-by": "helm"}
+    assert owner_keys(secret(labels=foreign), "VaultPKISecret") == []
+    # A name too long for a label value is left out: only the ownerReference can carry it.
+    long_name = "n" * 64
+    assert objects.OWNER_NAME_LABEL not in objects.owner_labels("VaultPKISecret", long_name)

@@ -1,0 +1,178 @@
+"""KubeClient behaviour that a healthy API server cannot be made to show on demand:
+token rotation answered with 401, an unreachable server, a stream that breaks mid-event,
+events split across many small chunks. A tiny aiohttp server on 127.0.0.1 plays the peer.
+
+Everything else (CRUD, apply, paging, watch, errors) is tested against the real API server
+in tests/integration/test_kube_client.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.config import FileToken, KubeConfig, StaticToken
+from vaultbridge.kube.errors import KubeUnreachable, ResourceExpired, Unauthorized
+from vaultbridge.kube.resources import SECRETS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serve(handler: Handler) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def secret(name: str, rv: str) -> dict[str, object]:
+    return {"kind": "Secret", "apiVersion": "v1", "metadata": {"name": name, "resourceVersion": rv}}
+
+
+async def test_401_rereads_rotated_token_and_retries_once(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("old")
+    valid = "old"
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        seen.append(auth)
+        if auth != f"Bearer {valid}":
+            return web.json_response(
+                {"kind": "Status", "code": 401, "reason": "Unauthorized"}, status=401
+            )
+        return web.json_response(secret("s", "1"))
+
+    async with serve(handler) as url:
+        client = await KubeClient.create(KubeConfig(url, token=FileToken(token_file)))
+        statuses: list[int] = []
+        client.add_request_hook(lambda verb, plural, status, secs: statuses.append(status))
+        await client.get(SECRETS, "s", "ns")
+        # The kubelet rotates the projected token; the server stops accepting the old one
+        # before our periodic re-read comes round.
+        token_file.write_text("new")
+        valid = "new"
+        obj = await client.get(SECRETS, "s", "ns")
+        assert obj["metadata"]["name"] == "s"
+        assert seen == ["Bearer old", "Bearer old", "Bearer new"]
+        assert statuses == [200, 401, 200]
+        assert client.request_counts[("get", "secrets")] == 3
+        await client.close()
+
+
+async def test_persistent_401_raises_unauthorized() -> None:
+    calls = 0
+
+    async def handler(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.json_response(
+            {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "nope"}, status=401
+        )
+
+    async with serve(handler) as url:
+        async with await KubeClient.create(KubeConfig(url, token=StaticToken("t"))) as client:
+            with pytest.raises(Unauthorized) as err:
+                await client.create(
+                    SECRETS, {"metadata": {"name": "x"}, "data": {"k": "VE9QU0VDUkVU"}}, "ns"
+                )
+            assert calls == 2
+            assert "VE9QU0VDUkVU" not in str(err.value) and "TOPSECRET" not in str(err.value)
+
+
+async def test_unreachable_server() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with await KubeClient.create(KubeConfig(f"http://127.0.0.1:{port}")) as client:
+        statuses: list[int] = []
+        client.add_request_hook(lambda verb, plural, status, secs: statuses.append(status))
+        with pytest.raises(KubeUnreachable, match="GET /api/v1/namespaces/ns/secrets/x"):
+            await client.get(SECRETS, "x", "ns")
+        with pytest.raises(KubeUnreachable):
+            async with contextlib.aclosing(
+                client.watch(SECRETS, "ns", resource_version="1")
+            ) as stream:
+                async for _ in stream:
+                    pass
+        assert statuses == [0, 0]
+        assert client.request_counts[("watch", "secrets")] == 1
+
+
+async def test_watch_reassembles_events_split_across_chunks() -> None:
+    big = secret("big", "2")
+    big["data"] = {"blob": "A" * 300_000}  # longer than aiohttp's readline limit
+    lines = [
+        json.dumps({"type": "ADDED", "object": secret("a", "1")}),
+        json.dumps({"type": "MODIFIED", "object": big}),
+        json.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "3"}}}),
+        json.dumps(
+            {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "code": 410,
+                    "reason": "Expired",
+                    "message": "too old",
+                },
+            }
+        ),
+    ]
+    payload = ("\n".join(lines) + "\n").encode()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        assert request.query["watch"] == "true"
+        assert request.query["resourceVersion"] == "1"
+        assert request.query["allowWatchBookmarks"] == "true"
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(request)
+        # The first two events share a chunk boundary, the big one arrives in 7 KiB pieces.
+        for i in range(0, len(payload), 7000):
+            await resp.write(payload[i : i + 7000])
+            await asyncio.sleep(0)
+        await resp.write_eof()
+        return resp
+
+    async with serve(handler) as url, await KubeClient.create(KubeConfig(url)) as client:
+        events = []
+        with pytest.raises(ResourceExpired, match="too old"):
+            async for event in client.watch(SECRETS, "ns", resource_version="1"):
+                events.append(event)
+        assert [e.type for e in events] == ["ADDED", "MODIFIED", "BOOKMARK"]
+        assert events[1].object["data"]["blob"] == "A" * 300_000
+
+
+async def test_watch_broken_mid_event_raises_unreachable() -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(json.dumps({"type": "ADDED", "object": secret("a", "1")}).encode() + b"\n")
+        await resp.write(b'{"type": "MODIFIED", "obj')
+        assert request.transport is not None
+        request.transport.close()  # connection dies without a terminating chunk
+        return resp
+
+    async with serve(handler) as url, await KubeClient.create(KubeConfig(url)) as client:
+        events = []
+        with pytest.raises(KubeUnreachable):
+            async for event in client.watch(SECRETS, "ns", resource_version="1"):
+                events.append(event)
+        assert [e.object["metadata"]["name"] for e in events] == ["a"]
