@@ -13,6 +13,7 @@ from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
+from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.engine.controller import Controller, Reconciler, ignore_status_only
 from vaultbridge.engine.informer import Informer
@@ -128,6 +129,9 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         ),
         priority_fn=_spec_changes_only,
     )
+
+    tr_ctl = controller("SecretTransformation", SecretTransformationReconciler(ctx))
+    tr_ctl.watch(transformations, priority_fn=ignore_status_only)
 
     vss_ctl = controller("VaultStaticSecret", VaultStaticSecretReconciler(ctx, access))
     vss_ctl.watch(static_secrets, priority_fn=ignore_status_only)

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,8 +21,6 @@ from .operator_harness import (
     VaultFixture,
     crd_path,
     dump,
-    ensure_operator_namespace,
-    start_operator,
 )
 
 pytestmark = pytest.mark.integration
@@ -39,17 +37,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = ""
             return last
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-@pytest.fixture(scope="session")
-def operator(
-    devenv: DevState, kube_admin: KubeAdmin, crds_installed: None
-) -> Iterator[OperatorProcess]:
-    ensure_operator_namespace(kube_admin, devenv)
-    op = start_operator(devenv)
-    yield op
-    rc = op.stop()
-    assert rc == 0, f"operator exit code {rc} after SIGTERM:\n{op.log_tail()}"
 
 
 class App:
@@ -193,7 +180,7 @@ def _request_patch(self: KubeAdmin, path: str, patch: dict[str, Any]) -> tuple[i
     )
     req.add_header("Content-Type", "application/merge-patch+json")
     try:
-        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as resp:
             return int(resp.status), json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"{}")
@@ -201,13 +188,6 @@ def _request_patch(self: KubeAdmin, path: str, patch: dict[str, Any]) -> tuple[i
 
 
 KubeAdmin.request_patch = _request_patch  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def app(devenv: DevState, kube_admin: KubeAdmin, namespace: str, operator: OperatorProcess) -> App:
-    a = App(devenv, kube_admin, namespace)
-    a.setup_auth()
-    return a
 
 
 # --- the basics ------------------------------------------------------------------------------

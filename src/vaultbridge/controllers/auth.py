@@ -54,6 +54,7 @@ class VaultAuthReconciler:
         else:
             status["error"] = message
         set_condition(status, "Ready", ok, reason, message, generation)
+        set_condition(status, "Healthy", ok, reason, message, generation)
         old_ok = (obj.get("status") or {}).get("valid")
         await patch_status_if_changed(self.ctx.kube, VAULT_AUTHS, obj, status)
         if old_ok != ok:

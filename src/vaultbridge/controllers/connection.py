@@ -39,6 +39,7 @@ class VaultConnectionReconciler:
         ok, reason, message = await self._check(key, obj, status)
         status["valid"] = ok
         set_condition(status, "Ready", ok, reason, message, generation)
+        set_condition(status, "Healthy", ok, reason, message, generation)
         old_ok = (obj.get("status") or {}).get("valid")
         await patch_status_if_changed(self.ctx.kube, VAULT_CONNECTIONS, obj, status)
         if old_ok != ok:

@@ -1,0 +1,32 @@
+"""Fixtures for tests that drive the real operator process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+
+from .operator_harness import OperatorProcess, ensure_operator_namespace, start_operator
+from .test_static_secret import App
+
+
+@pytest.fixture(scope="session")
+def operator(
+    devenv: DevState, kube_admin: KubeAdmin, crds_installed: None
+) -> Iterator[OperatorProcess]:
+    """One operator process for the whole session, like one deployment serves a cluster."""
+    ensure_operator_namespace(kube_admin, devenv)
+    op = start_operator(devenv)
+    yield op
+    rc = op.stop()
+    assert rc == 0, f"operator exit code {rc} after SIGTERM:\n{op.log_tail()}"
+
+
+@pytest.fixture
+def app(devenv: DevState, kube_admin: KubeAdmin, namespace: str, operator: OperatorProcess) -> App:
+    a = App(devenv, kube_admin, namespace)
+    a.setup_auth()
+    return a
