@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from vaultbridge.devenv import processes
+from vaultbridge.devenv import crds, processes
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
@@ -32,34 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def install_crds(admin: KubeAdmin) -> None:
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        name = crd["metadata"]["name"]
-        status, existing = admin.request(
-            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-        )
-        if status == 200:
-            crd["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            status, resp = admin.request(
-                "PUT", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", crd
-            )
-        else:
-            status, resp = admin.request(
-                "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd
-            )
-        assert status in (200, 201), resp
-    deadline = time.monotonic() + 60
-    for path in sorted((REPO / "deploy" / "crds").glob("*.yaml")):
-        name = yaml.safe_load(path.read_text())["metadata"]["name"]
-        while True:
-            _, crd = admin.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            )
-            conds = {c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])}
-            if conds.get("Established") == "True":
-                break
-            assert time.monotonic() < deadline, f"CRD {name} not established"
-            time.sleep(0.1)
+    crds.install_crds(admin, REPO / "deploy" / "crds")
 
 
 @dataclass

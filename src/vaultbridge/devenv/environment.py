@@ -410,6 +410,10 @@ def down(state: DevState | None = None) -> list[str]:
     if state is None:
         return []
     stopped = []
+    from .demo import stop_operator
+
+    if stop_operator(state):
+        stopped.append("operator (demo)")
     # Reverse order: nothing talks to a server that is already gone for long.
     for component in reversed(COMPONENTS):
         pid = state.pids.get(component)
