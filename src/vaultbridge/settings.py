@@ -30,7 +30,6 @@ class Settings:
     workers: int = 8
     vault_qps: float = 100.0
     vault_burst: int = 200
-    vault_timeout: float = 30.0
     log_level: str = "info"
     log_format: str = "json"
     metrics_bind_address: str = "0.0.0.0:8080"
@@ -73,12 +72,6 @@ _FLAGS: list[tuple[str, str, type, str]] = [
         "requests per second to Vault across all resources (token bucket; 0 = unlimited)",
     ),
     ("vault_burst", "--vault-burst", int, "burst size of the Vault request bucket"),
-    (
-        "vault_timeout",
-        "--vault-timeout",
-        float,
-        "default per-request Vault timeout in seconds (a VaultConnection's timeout overrides)",
-    ),
     ("log_level", "--log-level", str, "debug, info, warning or error"),
     ("log_format", "--log-format", str, "json (one object per line) or text"),
     (

@@ -63,7 +63,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "transformation": {
                     "templates": {
                         "DATABASE_URL": {
-                            "text": "postgres://{{ username }}:{{ password }}@db:5432/app"
+                            "text": "postgres://{{ secrets.username }}:{{ secrets.password }}@db:5432/app"
                         }
                     },
                     "excludes": ["^password$"],
@@ -101,7 +101,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "app-config",
         {
             "templates": {
-                "config.json": {"text": '{"user": "{{ username }}"}'},
+                "config.json": {"text": '{"user": "{{ secrets.username }}"}'},
             },
             "includes": ["^config\\.json$"],
         },

@@ -80,11 +80,13 @@ class VaultStaticSecretSpec(SyncedSecretSpec):
     version: Annotated[int, Field(ge=0)] | None = None
     """Pin this version of a kv-v2 secret. Unset or 0 reads the latest version."""
     sources: Annotated[list[KVSource], Field(max_length=16)] = Field(default_factory=list)
-    """Several KV secrets merged into one Secret, in order (a later source wins on equal keys).
+    """Several KV secrets merged into one Secret. A key produced by two sources is an error:
+    give the sources distinct prefixes (each source's `_raw` becomes `<prefix>_raw`).
     Exclusive with mount, path and type."""
     refresh_after: Duration | None = None
-    """Re-read the secret from Vault this often, as a duration such as 1h. Unset re-reads only
-    when this object or the Secret changes."""
+    """Re-read the secret from Vault this often, as a duration such as 1h. Unset: the operator's
+    --default-refresh-after (60s) when hmacSecretData is true, else only when this object or
+    the Secret changes."""
     hmac_secret_data: bool = True
     """Keep a keyed hash of the Secret's data in the status to detect changes and hand edits."""
 
