@@ -166,9 +166,12 @@ def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str
 
 
 def _spec_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
-    if event == "MODIFIED" and old is not None:
-        if objects.generation(old) == objects.generation(new):
-            return None
+    if (
+        event == "MODIFIED"
+        and old is not None
+        and objects.generation(old) == objects.generation(new)
+    ):
+        return None
     return Priority.NORMAL
 
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -187,3 +190,99 @@ def crd_path(plural: str, namespace: str, name: str | None = None) -> str:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, default=str)[:4000]
+
+
+# --- a throwaway PostgreSQL for database secrets engines --------------------------------------
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server on 127.0.0.1 (trust auth for the `postgres` superuser only over
+    the Unix socket; TCP logins need a password, so a revoked Vault user really cannot log in).
+    """
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+
+    def login(self, user: str, password: str, sql: str = "SELECT current_user") -> tuple[int, str]:
+        """Log in over TCP with psql; (exit code, output)."""
+        env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5")
+        proc = subprocess.run(
+            [
+                "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", user,
+                "-d", "postgres", "-tA", "-w", "-c", sql,
+            ],
+            env=env,
+            capture_output=True,
+            timeout=20,
+            check=False,
+        )  # fmt: skip
+        return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace").strip()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)  # fast shutdown: Vault may still hold connections
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def postgres_binaries() -> tuple[str, str] | None:
+    # Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<major>/bin.
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    search = os.pathsep.join([*(str(d) for d in debian), os.environ.get("PATH", "")])
+    initdb = shutil.which("initdb", path=search)
+    postgres = shutil.which("postgres", path=search)
+    if not initdb or not postgres or not shutil.which("psql"):
+        return None
+    return initdb, postgres
+
+
+def start_postgres() -> Postgres:
+    """initdb + postgres as the `postgres` user (the server refuses to run as root).
+
+    Password authentication (scram) for TCP, so credentials Vault creates are really checked;
+    the superuser password is set through the Unix socket, which trusts local connections.
+    """
+    found = postgres_binaries()
+    if found is None:
+        raise RuntimeError("PostgreSQL binaries missing (run scripts/ensure-postgres.sh)")
+    initdb, postgres = found
+    as_user: dict[str, Any] = {}
+    work = Path(tempfile.mkdtemp(prefix="vb-pg-"))
+    if os.geteuid() == 0:
+        pg = pwd.getpwnam("postgres")
+        os.chown(work, pg.pw_uid, pg.pw_gid)
+        as_user = {"user": pg.pw_uid, "group": pg.pw_gid}
+    subprocess.run(
+        [initdb, "-D", str(work / "data"), "-U", "postgres", "--no-sync",
+         "--auth-local=trust", "--auth-host=scram-sha-256"],
+        check=True, capture_output=True, **as_user,
+    )  # fmt: skip
+    port = processes.free_port()
+    log = (work / "log").open("wb")
+    proc = subprocess.Popen(
+        [postgres, "-D", str(work / "data"), "-h", "127.0.0.1", "-p", str(port),
+         "-k", str(work), "-c", "fsync=off"],
+        stdout=log, stderr=log, **as_user,
+    )  # fmt: skip
+    server = Postgres(port, work, proc)
+    deadline = time.monotonic() + 30
+    while True:
+        done = subprocess.run(
+            ["psql", "-h", str(work), "-p", str(port), "-U", "postgres", "-d", "postgres",
+             "-tA", "-c", f"ALTER USER postgres PASSWORD '{PG_SUPERUSER_PASSWORD}'"],
+            capture_output=True, check=False, **as_user,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return server
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"postgres did not start: {done.stderr.decode(errors='replace')}")
+        time.sleep(0.2)
+
+
+PG_SUPERUSER_PASSWORD = "pg-admin-for-vault-tests"

@@ -262,7 +262,8 @@ def test_templates_includes_excludes_and_transformation_ref(app: App) -> None:
             "spec": {
                 "templates": {
                     "dsn": {
-                        "text": "postgres://{{ secrets.user }}:{{ secrets.pass }}@{{ secrets.host }}/app"
+                        "text": "postgres://{{ secrets.user }}:{{ secrets.pass }}"
+                        "@{{ secrets.host }}/app"
                     }
                 }
             },

@@ -81,7 +81,7 @@ async def test_error_requeues_with_backoff_and_worker_survives() -> None:
     task = asyncio.create_task(ctrl.run())
     try:
         ctrl.enqueue(A, Priority.HIGH)
-        await until(lambda: A in ctrl.queue and not ctrl.queue.is_processing(A) and rec.calls)
+        await until(lambda: A in ctrl.queue and not ctrl.queue.is_processing(A) and bool(rec.calls))
         due = ctrl.queue.delayed_until(A)
         assert due is not None and 4.0 <= due - clock.now <= 6.0
         assert ctrl.backoff.failures(A) == 1
@@ -247,8 +247,13 @@ def obj(
     return {
         "apiVersion": "vaultbridge.dev/v1beta1",
         "kind": "VaultStaticSecret",
-        "metadata": {"name": "a", "namespace": "ns", "generation": generation,
-                     "labels": labels or {}, **meta},
+        "metadata": {
+            "name": "a",
+            "namespace": "ns",
+            "generation": generation,
+            "labels": labels or {},
+            **meta,
+        },
         "status": {"x": status},
     }
 
@@ -274,12 +279,18 @@ def test_ignore_status_only_skips_our_own_status_writes() -> None:
     assert ignore_status_only("MODIFIED", obj(0), obj(0, status="x")) is Priority.NORMAL
 
 
-def secret(owner_refs: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None):
+def secret(
+    owner_refs: list[dict[str, Any]] | None = None, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "dest", "namespace": "app", "labels": labels or {},
-                     "ownerReferences": owner_refs or []},
+        "metadata": {
+            "name": "dest",
+            "namespace": "app",
+            "labels": labels or {},
+            "ownerReferences": owner_refs or [],
+        },
     }
 
 

@@ -140,7 +140,7 @@ async def test_list_then_watch_events_update_store_and_handlers() -> None:
         ("delete", "b", "15"),
     ]
     assert inf.has_synced
-    assert sorted(k.name for k in inf.store.keys()) == ["a", "c"]
+    assert sorted(k.name for k in inf.store) == ["a", "c"]
     assert inf.store.keys("other") == []
     assert inf.store.get(ObjectKey("ns", "a")) == cm("a", "14")
     assert source.watch_from == ["12"]
@@ -259,3 +259,17 @@ async def test_controller_watch_maps_events_to_prioritised_keys() -> None:
     ]
     assert len(ctrl.queue) == 2
     ctrl.shutdown()
+
+
+async def test_restarted_informer_resumes_instead_of_relisting() -> None:
+    source = ScriptedSource(
+        [ListResult([cm("a", "1")], "4")], [[WatchEvent("MODIFIED", cm("a", "5"))]]
+    )
+    inf = make(source)
+    log = Log(inf)
+    await run_until(inf, lambda: inf.resource_version == "5")  # then cancelled
+    source.watches.append([WatchEvent("ADDED", cm("b", "6"))])
+    await run_until(inf, lambda: inf.resource_version == "6")
+    assert inf.stats.lists == 1
+    assert source.watch_from == ["4", "5"]
+    assert log.events == [("add", "a", "1"), ("update", "a", "1->5"), ("add", "b", "6")]

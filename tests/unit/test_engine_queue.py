@@ -41,7 +41,7 @@ def k(name: str) -> ObjectKey:
 
 
 def drain(q: WorkQueue[ObjectKey]) -> list[str]:
-    out = []
+    out: list[str] = []
     while True:
         try:
             key = q.get_nowait()

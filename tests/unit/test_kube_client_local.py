@@ -20,7 +20,12 @@ from aiohttp import web
 
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import FileToken, KubeConfig, StaticToken
-from vaultbridge.kube.errors import KubeUnreachable, ResourceExpired, Unauthorized
+from vaultbridge.kube.errors import (
+    KubeUnreachable,
+    ResourceExpired,
+    TooManyRequests,
+    Unauthorized,
+)
 from vaultbridge.kube.resources import SECRETS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,14 +92,16 @@ async def test_persistent_401_raises_unauthorized() -> None:
             {"kind": "Status", "code": 401, "reason": "Unauthorized", "message": "nope"}, status=401
         )
 
-    async with serve(handler) as url:
-        async with await KubeClient.create(KubeConfig(url, token=StaticToken("t"))) as client:
-            with pytest.raises(Unauthorized) as err:
-                await client.create(
-                    SECRETS, {"metadata": {"name": "x"}, "data": {"k": "VE9QU0VDUkVU"}}, "ns"
-                )
-            assert calls == 2
-            assert "VE9QU0VDUkVU" not in str(err.value) and "TOPSECRET" not in str(err.value)
+    async with (
+        serve(handler) as url,
+        await KubeClient.create(KubeConfig(url, token=StaticToken("t"))) as client,
+    ):
+        with pytest.raises(Unauthorized) as err:
+            await client.create(
+                SECRETS, {"metadata": {"name": "x"}, "data": {"k": "VE9QU0VDUkVU"}}, "ns"
+            )
+        assert calls == 2
+        assert "VE9QU0VDUkVU" not in str(err.value) and "TOPSECRET" not in str(err.value)
 
 
 async def test_unreachable_server() -> None:
@@ -176,3 +183,27 @@ async def test_watch_broken_mid_event_raises_unreachable() -> None:
             async for event in client.watch(SECRETS, "ns", resource_version="1"):
                 events.append(event)
         assert [e.object["metadata"]["name"] for e in events] == ["a"]
+
+
+async def test_throttled_requests_are_retried_briefly_then_surface() -> None:
+    answers = [429, 429, 200, 429, 429, 429, 429]
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.method)
+        status = answers.pop(0)
+        if status == 429:
+            return web.json_response(
+                {"kind": "Status", "code": 429, "reason": "TooManyRequests"},
+                status=429,
+                headers={"Retry-After": "0"},
+            )
+        return web.json_response(secret("s", "1"), status=201)
+
+    async with serve(handler) as url, await KubeClient.create(KubeConfig(url)) as client:
+        created = await client.create(SECRETS, {"metadata": {"name": "s"}}, "ns")
+        assert created["metadata"]["name"] == "s"
+        assert seen == ["POST"] * 3  # a 429 was not processed: even a create is retried
+        with pytest.raises(TooManyRequests):
+            await client.get(SECRETS, "s", "ns")
+        assert len(seen) == 3 + 4  # first try + 3 retries

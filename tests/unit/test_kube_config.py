@@ -29,7 +29,9 @@ from vaultbridge.kube.config import (
 from vaultbridge.kube.errors import KubeConfigError
 
 
-def _cert(cn: str, issuer_key: Any = None, issuer: x509.Name | None = None, ca: bool = False):
+def _cert(
+    cn: str, issuer_key: Any = None, issuer: x509.Name | None = None, ca: bool = False
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime.now(dt.UTC)

@@ -35,7 +35,7 @@ def _check_regex(value: str) -> str:
 
 
 KeyRegex = Annotated[
-    str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_check_regex)
+    str, StringConstraints(min_length=1, max_length=512), AfterValidator(_check_regex)
 ]
 """A regular expression matched against Secret keys (Python `re` syntax, searched, not anchored)."""
 
@@ -105,10 +105,12 @@ class Transformation(ApiModel):
     )
     """SecretTransformation objects whose templates and filters apply as well."""
     includes: Annotated[list[KeyRegex], Field(max_length=64)] = Field(default_factory=list)
-    """Keep only the keys matching one of these regular expressions (after templating). Invalid
-    expressions are reported in the status by the operator."""
+    """Keep only the Vault keys matching one of these regular expressions (applied after
+    `excludes`; templated keys are never filtered). Invalid expressions are reported in the
+    status by the operator."""
     excludes: Annotated[list[KeyRegex], Field(max_length=64)] = Field(default_factory=list)
-    """Drop the keys matching any of these regular expressions; applied after `includes`."""
+    """Drop the Vault keys matching any of these regular expressions (applied before
+    `includes`; templated keys are never filtered)."""
     exclude_raw: bool = False
     """Do not write the `_raw` key holding the whole Vault response as JSON."""
 

@@ -63,7 +63,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                 "transformation": {
                     "templates": {
                         "DATABASE_URL": {
-                            "text": "postgres://{{ secrets.username }}:{{ secrets.password }}@db:5432/app"
+                            "text": (
+                                "postgres://{{ secrets.username }}:{{ secrets.password }}"
+                                "@db:5432/app"
+                            )
                         }
                     },
                     "excludes": ["^password$"],

@@ -108,9 +108,9 @@ class VaultStaticSecretReconciler:
             metrics.SECRET_WRITES.labels(KIND, plan.cause).inc()
             status["lastSyncTime"] = now_rfc3339()
             log.info("wrote Secret %s/%s (%s)", key.namespace, dest.name, plan.cause)
-        if previous and previous != dest.name:
-            if await destination.delete_if_owned(self.ctx, obj, previous):
-                log.info("deleted Secret %s/%s after a destination rename", key.namespace, previous)
+        renamed = bool(previous) and previous != dest.name
+        if renamed and await destination.delete_if_owned(self.ctx, obj, str(previous)):
+            log.info("deleted Secret %s/%s after a destination rename", key.namespace, previous)
 
         # Restart consumers only for a change of the delivered values: not on the first sync,
         # not when repairing a hand edit (the pods already run with the Vault values).

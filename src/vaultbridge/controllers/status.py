@@ -21,7 +21,7 @@ def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def set_condition(
+def set_condition(  # noqa: PLR0917 - mirrors metav1.Condition's fields in order
     status: dict[str, Any],
     type_: str,
     ok: bool | None,

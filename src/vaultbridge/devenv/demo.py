@@ -74,7 +74,7 @@ def start_operator(state: DevState) -> int:
     pid_file.write_text(f"{pid}\n")
 
     def ready() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=1) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=1) as resp:
             return bool(resp.status == 200)
 
     processes.wait_until("operator", ready, pid=pid, log_file=log, timeout=60, what="ready")
@@ -110,7 +110,8 @@ def _prepare_vault(state: DevState) -> BaoAdmin:
 def _prepare_cluster(state: DevState, admin: KubeAdmin) -> None:
     install_crds(admin)
     admin.ensure("/api/v1/namespaces", {
-        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}})  # fmt: skip
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE},
+    })  # fmt: skip
     path = f"/apis/vaultbridge.dev/v1beta1/namespaces/{OPERATOR_NAMESPACE}/vaultconnections"
     body: dict[str, Any] = {
         "apiVersion": "vaultbridge.dev/v1beta1",
@@ -128,7 +129,7 @@ def _prepare_cluster(state: DevState, admin: KubeAdmin) -> None:
 
 def _kubectl(state: DevState, *args: str) -> str:
     cmd = [str(Path(state.bin_dir) / "kubectl"), "--kubeconfig", state.kubeconfig, *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DevEnvError("kubectl", f"`kubectl {' '.join(args)}` failed: {done.stderr.strip()}")
     return done.stdout
@@ -202,7 +203,8 @@ def run_demo() -> int:
         "  bao kv put secret/demo/api key=new-key region=eu-1   # web-secret follows, web restarts"
     )
     _say(
-        f"  kubectl get deploy web -n {DEMO_NAMESPACE} -o jsonpath='{{.spec.template.metadata.annotations}}'"
+        f"  kubectl get deploy web -n {DEMO_NAMESPACE} "
+        "-o jsonpath='{.spec.template.metadata.annotations}'"
     )
     _say("Stop everything: .venv/bin/vaultbridge dev down")
     return 0

@@ -14,6 +14,7 @@ from vaultbridge.engine.controller import (
 )
 from vaultbridge.engine.informer import Informer, Store
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.queue import Priority, QueueShutDown, WorkQueue
 
@@ -21,6 +22,8 @@ __all__ = [
     "Backoff",
     "Controller",
     "Informer",
+    "LeaderElector",
+    "LeadershipLost",
     "Manager",
     "ObjectKey",
     "Priority",

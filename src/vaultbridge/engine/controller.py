@@ -117,7 +117,9 @@ class Controller:
     """Workers draining one queue into one reconciler.
 
     ``error_priority`` is used for retries after failures and ``requeue_priority`` for
-    ``Result.requeue_after``; both are below HIGH so new objects overtake them.
+    ``Result.requeue_after``; both are below HIGH so new objects overtake them. Metrics:
+    ``queue_wait_hook(seconds, priority)`` per dequeued key, ``queue.stats()`` for depths,
+    ``add_reconcile_hook`` for reconcile durations and outcomes.
     """
 
     def __init__(
@@ -130,6 +132,7 @@ class Controller:
         clock: Callable[[], float] = time.monotonic,
         error_priority: Priority = Priority.NORMAL,
         requeue_priority: Priority = Priority.LOW,
+        queue_wait_hook: Callable[[float, Priority], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -137,7 +140,7 @@ class Controller:
         self.reconciler = reconciler
         self.workers = workers
         self.backoff = backoff if backoff is not None else Backoff()
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(name, clock=clock)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(name, clock=clock, wait_hook=queue_wait_hook)
         self._clock = clock
         self._error_priority = error_priority
         self._requeue_priority = requeue_priority

@@ -180,8 +180,12 @@ class Informer:
         return self._rv
 
     async def run(self) -> None:
-        """List and watch until cancelled; API errors are retried with backoff, forever."""
-        need_list = True
+        """List and watch until cancelled; API errors are retried with backoff, forever.
+
+        Running again after a cancel resumes the watch from the last version seen (the store
+        is kept), so a restarted informer catches up with watch events instead of a relist.
+        """
+        need_list = not self._synced.is_set()
         while True:
             try:
                 if need_list:

@@ -16,6 +16,7 @@ from vaultbridge.kube.errors import (
     KubeUnreachable,
     NotFound,
     ResourceExpired,
+    TooManyRequests,
     Unauthorized,
 )
 from vaultbridge.kube.events import EventRecorder
@@ -37,6 +38,7 @@ __all__ = [
     "NotFound",
     "Resource",
     "ResourceExpired",
+    "TooManyRequests",
     "Unauthorized",
     "WatchEvent",
     "load_config",

@@ -7,6 +7,7 @@ adds typed errors, auth headers, list paging, watch streaming and per-verb reque
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
 import logging
@@ -24,7 +25,6 @@ from vaultbridge.kube.errors import (
     ApiError,
     KubeUnreachable,
     ResourceExpired,
-    Unauthorized,
     api_error_from_status,
 )
 from vaultbridge.kube.resources import SERVICE_ACCOUNTS, Resource
@@ -49,6 +49,8 @@ RequestHook = Callable[[str, str, int, float], None]
 # nothing for longer than that plus this margin means the connection is dead.
 _WATCH_READ_MARGIN_SECONDS = 30.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
+_MAX_THROTTLE_RETRIES = 3
+_MAX_THROTTLE_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,16 +260,24 @@ class KubeClient:
             sock_connect=_CONNECT_TIMEOUT_SECONDS,
             sock_read=timeout_seconds + _WATCH_READ_MARGIN_SECONDS,
         )
-        headers = await self._auth_headers()
-        start = time.monotonic()
-        try:
-            resp = await self._session.get(
-                self._base + path, params=params, headers=headers, timeout=timeout
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self._record("watch", res.plural, 0, start)
-            raise KubeUnreachable(f"GET {path} (watch): {_describe(exc)}") from exc
-        self._record("watch", res.plural, resp.status, start)
+        throttled = 0
+        while True:
+            headers = await self._auth_headers()
+            start = time.monotonic()
+            try:
+                resp = await self._session.get(
+                    self._base + path, params=params, headers=headers, timeout=timeout
+                )
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self._record("watch", res.plural, 0, start)
+                raise KubeUnreachable(f"GET {path} (watch): {_describe(exc)}") from exc
+            self._record("watch", res.plural, resp.status, start)
+            delay = _throttle_delay(resp.status, resp.headers.get("Retry-After"), throttled)
+            if delay is None:
+                break
+            resp.release()
+            throttled += 1
+            await asyncio.sleep(delay)
         async with resp:
             if resp.status >= 400:
                 raw = await _read_quietly(resp)
@@ -504,7 +514,9 @@ class KubeClient:
         if body is not None:
             data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
-        for attempt in range(2):
+        reauthed = False
+        throttled = 0
+        while True:
             headers.update(await self._auth_headers())
             start = time.monotonic()
             try:
@@ -518,6 +530,7 @@ class KubeClient:
                 ) as resp:
                     status = resp.status
                     raw = await resp.read()
+                    retry_after = resp.headers.get("Retry-After")
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 self._record(verb, plural, 0, start)
                 raise KubeUnreachable(f"{method} {path}: {_describe(exc)}") from exc
@@ -526,8 +539,14 @@ class KubeClient:
                 # The token may have been rotated under us (projected token, exec plugin):
                 # forget it and try once more with a fresh one.
                 self.config.token.invalidate()
-                if attempt == 0:
+                if not reauthed:
+                    reauthed = True
                     continue
+            delay = _throttle_delay(status, retry_after, throttled)
+            if delay is not None:
+                throttled += 1
+                await asyncio.sleep(delay)
+                continue
             if status >= 400:
                 raise api_error_from_status(status, _decode_or_none(raw))
             if not raw:
@@ -536,7 +555,22 @@ class KubeClient:
                 return json.loads(raw)
             except ValueError:
                 raise ApiError(status, "BadResponse", f"{method} {path}: non-JSON answer") from None
-        raise Unauthorized(401, "Unauthorized", "credentials rejected")  # unreachable
+
+
+def _throttle_delay(status: int, retry_after: str | None, retries: int) -> float | None:
+    """Seconds to wait before retrying a throttled request, or None to give up.
+
+    A 429 means the server did not process the request (APF throttling, or a watch cache
+    still initialising right after a CRD appeared), so any verb may be retried. Retries are
+    few and short: longer waits belong to the caller's backoff.
+    """
+    if status != 429 or retries >= _MAX_THROTTLE_RETRIES:
+        return None
+    try:
+        seconds = float(retry_after) if retry_after else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.1), _MAX_THROTTLE_WAIT_SECONDS)
 
 
 def _with_type(res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:

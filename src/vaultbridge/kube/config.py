@@ -227,8 +227,8 @@ def load_config(
     In-cluster, the token file is re-read periodically (the kubelet rotates it).
     """
     # Imported lazily: only this function needs lightkube (and its import cost).
-    from lightkube.config import kubeconfig as lk  # noqa: PLC0415
-    from lightkube.core.exceptions import ConfigError  # noqa: PLC0415
+    from lightkube.config import kubeconfig as lk
+    from lightkube.core.exceptions import ConfigError
 
     try:
         if kubeconfig is not None:

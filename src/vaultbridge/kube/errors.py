@@ -72,6 +72,10 @@ class Invalid(ApiError):
     """422: the object failed validation."""
 
 
+class TooManyRequests(ApiError):
+    """429: throttled (API priority and fairness) or storage still initialising."""
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     401: Unauthorized,
     403: Forbidden,
@@ -79,6 +83,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     409: Conflict,
     410: ResourceExpired,
     422: Invalid,
+    429: TooManyRequests,
 }
 
 

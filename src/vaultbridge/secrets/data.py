@@ -140,4 +140,3 @@ def check_size(data: Mapping[str, bytes], limit: int = MAX_SECRET_DATA_BYTES) ->
     if size > limit:
         raise SecretTooLargeError(size, limit)
     return size
-

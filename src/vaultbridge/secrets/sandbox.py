@@ -34,10 +34,17 @@ import textwrap
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    MappingView,
+    MutableMapping,
+)
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound, nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -156,7 +163,7 @@ def estimate_text_size(value: Any, limit: int) -> int:
         elif isinstance(item, bool) or item is None:
             total += 6
         elif isinstance(item, int):
-            total += item.bit_length() // 3 + 3
+            total += item.bit_length() * 31 // 100 + 3  # digits, sign and separator
         elif isinstance(item, float):
             total += 26
         elif isinstance(item, Mapping):
@@ -172,6 +179,10 @@ def estimate_text_size(value: Any, limit: int) -> int:
             if total > limit:
                 return total
             stack.extend(item)
+        elif isinstance(item, MappingView):
+            # dict_items([...]) prints its whole content, like the dict itself.
+            total += 14
+            stack.extend(cast(Iterable[Any], item))
         elif isinstance(item, Namespace):
             total += 14
             stack.append(object.__getattribute__(item, "_Namespace__attrs"))
@@ -211,14 +222,14 @@ _ALLOWED_ATTRIBUTES: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] 
     ),
 )  # fmt: skip
 
-# Built-in filters that only rearrange or inspect values (never stringify a whole container),
-# so their arguments need no printable-size check.
+# Built-in filters that only pick from or re-wrap a value, in time linear in its length, so
+# their arguments need no content-size check. Every other filter stringifies or compares its
+# input (sort, unique, min...), and comparing many equal megabyte strings is slow even when
+# the list is short enough, so those have their input's content size checked first.
 _STRUCTURAL_FILTERS = frozenset(
     {
-        "attr", "batch", "count", "d", "default", "dictsort", "first", "groupby", "items",
-        "last", "length", "list", "map", "max", "min", "reject", "rejectattr", "reverse",
-        "select", "selectattr", "slice", "sort", "sum", "unique", "abs", "float", "int",
-        "round",
+        "attr", "batch", "count", "d", "default", "first", "items", "last", "length", "list",
+        "map", "reverse", "slice", "abs", "float", "int", "round",
     }
 )  # fmt: skip
 _EXCLUDED_FILTERS = frozenset({"random", "urlize", "xmlattr"})
@@ -247,11 +258,12 @@ class _CodeCache:
 
     def __init__(self, size: int = 512) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[str, str, str], CodeType] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str, RenderLimits], CodeType] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, env: Environment, source: str, name: str, filename: str) -> CodeType:
-        key = (source, name, filename)
+    def get(self, env: BoundedSandbox, source: str, name: str, filename: str) -> CodeType:
+        # Limits are part of the key: constant folding at compile time runs under them.
+        key = (source, name, filename, env.budget.limits)
         with self._lock:
             code = self._entries.get(key)
             if code is not None:
@@ -280,6 +292,8 @@ class _SourceTemplateLoader(BaseLoader):
         name: str,
         globals: MutableMapping[str, Any] | None = None,
     ) -> Template:
+        if not isinstance(environment, BoundedSandbox):
+            raise TypeError("source templates load only into a BoundedSandbox")
         source, filename, _uptodate = self.get_source(environment, name)
         code = CODE_CACHE.get(environment, source, name, filename or source_filename(name))
         return environment.template_class.from_code(environment, code, globals or {})
@@ -492,16 +506,25 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def _check_multiply(self, left: Any, right: Any) -> None:
         budget = self.budget
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | bytes | list | tuple) and isinstance(count, int):
-                size = len(seq) * max(count, 0)
+        for seq, factor in ((left, right), (right, left)):
+            if isinstance(seq, str | bytes | list | tuple) and isinstance(factor, int):
+                count = max(factor, 0)
                 if isinstance(seq, str | bytes):
-                    budget.check_chars(size)
+                    budget.check_chars(len(seq) * count)
                 else:
-                    budget.check_items(size)
+                    budget.check_items(len(seq) * count)
+                    self._check_content(seq, times=count)
                 return
         if isinstance(left, int) and isinstance(right, int):
             self._check_bits(abs(left).bit_length() + abs(right).bit_length())
+
+    def _check_content(self, *parts: Any, times: int = 1) -> None:
+        """Lists built by operators may not hold more than `max_string_chars` of content:
+        `[big] * 100000` is only 100,000 references, but printing, joining, sorting or
+        comparing it costs as much as the 100,000 copies."""
+        limit = self.budget.limits.max_string_chars
+        size = sum(estimate_text_size(part, limit + 1) for part in parts) * max(times, 1)
+        self.budget.check_chars(size)
 
     def _check_power(self, base: Any, exponent: Any) -> None:
         if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
@@ -519,6 +542,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             self.budget.check_chars(len(left) + len(right))
         elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
             self.budget.check_items(len(left) + len(right))
+            self._check_content(left, right)
 
     def _check_width(self, number: str | None) -> int:
         if not number:
