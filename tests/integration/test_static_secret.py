@@ -540,3 +540,22 @@ def test_no_secret_value_in_debug_logs(app: App, operator: OperatorProcess) -> N
         assert CANARY not in event["message"]
     status = app.get("vaultstaticsecrets", "canary")["status"]  # type: ignore[index]
     assert CANARY not in json.dumps(status)
+
+
+def test_steady_state_writes_nothing(app: App) -> None:
+    app.vault.kv_put(f"{app.ns}/steady", {"k": "v"})
+    app.vss("steady", refreshAfter="1s")
+    app.wait_data("steady", {"k": "v"})
+    app.wait_condition("steady", "Ready", "True")
+    time.sleep(2)  # let the first sync's status write and event settle
+    secret_rv = app.secret("steady")["metadata"]["resourceVersion"]  # type: ignore[index]
+    vss_rv = app.get("vaultstaticsecrets", "steady")["metadata"]["resourceVersion"]  # type: ignore[index]
+    events = len(app.events("steady"))
+    # Several refreshes (each re-reads Vault) with nothing changed anywhere.
+    time.sleep(5)
+    assert app.secret("steady")["metadata"]["resourceVersion"] == secret_rv  # type: ignore[index]
+    assert app.get("vaultstaticsecrets", "steady")["metadata"]["resourceVersion"] == vss_rv  # type: ignore[index]
+    assert len(app.events("steady")) == events
+    # ... while a change still goes through.
+    app.vault.kv_put(f"{app.ns}/steady", {"k": "v2"})
+    app.wait_data("steady", {"k": "v2"}, timeout=15)
