@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration crds dev-up dev-down bench clean
+.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,20 @@ demo: $(STAMP)
 ## test: lint, type-check, then unit and integration tests against the real servers
 test: $(STAMP) lint typecheck
 	@scripts/ensure-postgres.sh
-	$(BIN)/pytest tests
+	@scripts/ensure-chromium.sh
+	$(BIN)/pytest -m "not faults" tests
+	$(MAKE) test-faults
+
+## test-faults: fault-injection tests (freeze/seal Vault, restart the API server, kill the
+## operator) in their own pytest session with their own throwaway dev environment
+test-faults: $(STAMP)
+	@home=$$(mktemp -d /tmp/vaultbridge-faults.XXXXXX); echo "fault tests: dev environment in $$home"; \
+	VAULTBRIDGE_DEV_HOME=$$home $(BIN)/pytest -m faults tests/integration; rc=$$?; \
+	if [ $$rc -eq 0 ]; then rm -rf $$home; else echo "logs kept in $$home/logs"; fi; exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -34,14 +43,22 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
+## crds: regenerate deploy/crds, the CRD reference, the chart's copy and the kustomize base
 crds: $(STAMP)
 	$(BIN)/python -m vaultbridge.api.crdgen --out deploy/crds
+	cp deploy/crds/*.yaml deploy/chart/crds/
+	$(BIN)/python deploy/kustomize/render.py
 
 dev-up: $(STAMP)
 	$(BIN)/vaultbridge dev up
 
 dev-down: $(STAMP)
 	$(BIN)/vaultbridge dev down
+
+## bench: operator vs floor benchmarks (docs/performance.md); e.g. make bench BENCH_ARGS="--quick"
+BENCH_ARGS ?= --n 2000
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

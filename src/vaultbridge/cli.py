@@ -56,6 +56,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_operator(Settings.from_args(args))
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from .guard.audit.cli import run_audit
+
+    return run_audit(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaultbridge",
@@ -92,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
         "VAULT_TOKEN and PATH with the built kubectl",
     )
     dev.set_defaults(func=_dev)
+
+    audit = sub.add_parser(
+        "audit",
+        help="report who can read which Vault paths (blast radius) and risky settings",
+        description="Read the cluster and Vault with read-only credentials and report, per "
+        "namespace and service account, which Vault paths it can read through which role and "
+        "policy, with findings (severity and fix).",
+    )
+    from .guard.audit.cli import add_audit_arguments
+
+    add_audit_arguments(audit)
+    audit.set_defaults(func=_audit)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(__version__) or 0)

@@ -4,32 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+import signal
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
+from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
+from vaultbridge.controllers.path_policy import keys_whose_verdict_changed, policy_source
+from vaultbridge.controllers.pki_secret import VaultPKISecretReconciler
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
+from vaultbridge.controllers.token_store import KubeTokenStore
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
-from vaultbridge.engine.controller import Controller, Reconciler, ignore_status_only
+from vaultbridge.engine.controller import Controller, Reconciler, ignore_status_only, owner_keys
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.queue import Priority
+from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
+from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
+from vaultbridge.guard.source import VAULT_PATH_POLICIES
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import (
+    NAMESPACES,
     SECRET_TRANSFORMATIONS,
     SECRETS,
     VAULT_AUTHS,
     VAULT_CONNECTIONS,
+    VAULT_DYNAMIC_SECRETS,
+    VAULT_PKI_SECRETS,
     VAULT_STATIC_SECRETS,
     Resource,
 )
@@ -64,9 +76,18 @@ class _Instrumented:
 
 @dataclass
 class Operator:
+    """``informer_manager`` runs the caches on every replica; ``manager`` runs the controllers
+    (only on the leader when leader election is on); ``close`` releases the clients."""
+
     ctx: OperatorContext
     manager: Manager
     controllers: dict[str, Controller]
+    informer_manager: Manager
+    close: Callable[[], Awaitable[None]]
+
+    async def informer_manager_synced(self) -> None:
+        """Return once every cache holds its first list."""
+        await asyncio.gather(*(i.wait_synced() for i in self.informer_manager.informers))
 
 
 def _refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[ObjectKey]:
@@ -84,7 +105,11 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         rate_limiter=TokenBucket(settings.vault_qps, settings.vault_burst),
         on_request=on_vault_request,
     )
-    clients = ClientCache(transport)
+    # Persisted tokens keep the leases they created alive across restarts (token_store.py).
+    token_store = (
+        KubeTokenStore(kube, settings.namespace, hmac_key) if settings.persist_tokens else None
+    )
+    clients = ClientCache(transport, on_event=metrics.observe_client_cache_event, store=token_store)
     events = EventRecorder(kube, namespace_default=settings.namespace)
     ctx = OperatorContext(
         settings=settings,
@@ -93,27 +118,47 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         vault_transport=transport,
         clients=clients,
         hmac_key=hmac_key,
+        token_store=token_store,
     )
     manager = Manager(grace_period=settings.shutdown_grace_period)
+    # Caches live in their own manager so a standby replica keeps them warm while its
+    # controllers wait for the Lease.
+    informer_manager = Manager(grace_period=settings.shutdown_grace_period)
+    # --resource-selector narrows our own kinds only (sharding, test isolation); owned
+    # Secrets are matched to their owners, which a narrowed cache simply does not hold.
+    selector = settings.resource_selector or None
 
     def informer(resource: Resource, **kwargs: Any) -> Informer:
         inf = Informer(kube, resource, **kwargs)
-        ctx.informers[resource] = manager.add_informer(inf)
+        ctx.informers[resource] = informer_manager.add_informer(inf)
         return inf
 
-    connections = informer(VAULT_CONNECTIONS)
-    auths = informer(VAULT_AUTHS)
-    static_secrets = informer(VAULT_STATIC_SECRETS)
-    transformations = informer(SECRET_TRANSFORMATIONS)
+    connections = informer(VAULT_CONNECTIONS, label_selector=selector)
+    auths = informer(VAULT_AUTHS, label_selector=selector)
+    static_secrets = informer(VAULT_STATIC_SECRETS, label_selector=selector)
+    dynamic_secrets = informer(VAULT_DYNAMIC_SECRETS, label_selector=selector)
+    pki_secrets = informer(VAULT_PKI_SECRETS, label_selector=selector)
+    transformations = informer(SECRET_TRANSFORMATIONS, label_selector=selector)
     # Only the Secrets we created: a cluster's other Secrets never enter our memory.
     owned_secrets = informer(SECRETS, label_selector=objects.managed_by_selector())
+    # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read by
+    # every secret reconcile (controllers/path_policy.py) and by the admission webhook.
+    path_policies = informer(VAULT_PATH_POLICIES)
+    namespaces = informer(NAMESPACES)
 
     access = VaultAccess(ctx)
     controllers: dict[str, Controller] = {}
 
     def controller(kind: str, reconciler: Reconciler) -> Controller:
-        ctl = Controller(kind, _Instrumented(kind, reconciler), workers=settings.workers)
+        wait = metrics.QUEUE_WAIT_SECONDS.labels(kind)
+        ctl = Controller(
+            kind,
+            _Instrumented(kind, reconciler),
+            workers=settings.workers,
+            queue_wait_hook=lambda seconds, _priority: wait.observe(seconds),
+        )
         ctl.add_reconcile_hook(_reconcile_metrics)
+        metrics.QUEUE_DEPTH.labels(kind).set_function(lambda: float(len(ctl.queue)))
         controllers[kind] = manager.add_controller(ctl)
         return ctl
 
@@ -133,36 +178,73 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     tr_ctl = controller("SecretTransformation", SecretTransformationReconciler(ctx))
     tr_ctl.watch(transformations, priority_fn=ignore_status_only)
 
-    vss_ctl = controller("VaultStaticSecret", VaultStaticSecretReconciler(ctx, access))
-    vss_ctl.watch(static_secrets, priority_fn=ignore_status_only)
-    vss_ctl.watch_owned(owned_secrets, "VaultStaticSecret")
-    vss_ctl.watch(
-        auths,
-        mapper=lambda auth: _refs_to(
-            static_secrets.store.list(),
-            lambda s: _uses_auth(s, auth, access),
-        ),
-        priority_fn=_spec_changes_only,
+    def secret_controller(kind: str, reconciler: Reconciler, own: Informer) -> Controller:
+        """A kind that writes Secrets: its objects, its Secrets, and what it refers to."""
+        ctl = controller(kind, reconciler)
+        ctl.watch(own, priority_fn=ignore_status_only)
+        if kind == "VaultStaticSecret":
+            # Its own create comes back as ADDED while (or just after) it reconciles; another
+            # reconcile would only read Vault again (bench/: 75 % of cold-sync reads were
+            # these). Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
+            ctl.watch(
+                owned_secrets,
+                mapper=lambda secret: owner_keys(secret, kind),
+                priority_fn=_changes_and_deletes,
+            )
+        else:
+            ctl.watch_owned(owned_secrets, kind)
+        ctl.watch(
+            auths,
+            mapper=lambda auth: _refs_to(own.store.list(), lambda s: _uses_auth(s, auth, access)),
+            priority_fn=_spec_changes_only,
+        )
+        ctl.watch(
+            transformations,
+            mapper=lambda tr: _refs_to(own.store.list(), lambda s: _uses_transformation(s, tr)),
+            priority_fn=_spec_changes_only,
+        )
+        # A policy change, or a namespace's label change (namespaceSelector), reconciles the
+        # objects whose verdict it flips: a few regex matches each, no Vault read for the rest.
+        ctl.watch(
+            path_policies,
+            mapper=lambda _p: keys_whose_verdict_changed(ctx, kind, own.store.list()),
+            priority_fn=_spec_changes_only,
+        )
+        ctl.watch(
+            namespaces,
+            mapper=lambda ns: keys_whose_verdict_changed(
+                ctx, kind, own.store.list(objects.name(ns))
+            ),
+            priority_fn=_label_changes_only,
+        )
+        return ctl
+
+    secret_controller("VaultStaticSecret", VaultStaticSecretReconciler(ctx, access), static_secrets)
+    secret_controller(
+        "VaultDynamicSecret", VaultDynamicSecretReconciler(ctx, access), dynamic_secrets
     )
-    vss_ctl.watch(
-        transformations,
-        mapper=lambda tr: _refs_to(
-            static_secrets.store.list(), lambda s: _uses_transformation(s, tr)
-        ),
-        priority_fn=_spec_changes_only,
-    )
+    secret_controller("VaultPKISecret", VaultPKISecretReconciler(ctx, access), pki_secrets)
 
     async def close_clients() -> None:
         await events.close()
         await clients.close()
         await transport.close()
 
-    manager.on_shutdown(close_clients)
-    return Operator(ctx, manager, controllers)
+    return Operator(ctx, manager, controllers, informer_manager, close_clients)
+
+
+def _label_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
+    if event == "MODIFIED" and old is not None and objects.labels(old) == objects.labels(new):
+        return None
+    return Priority.NORMAL
 
 
 def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str) -> None:
     metrics.RECONCILES.labels(kind, outcome).inc()
+
+
+def _changes_and_deletes(event: str, _old: Obj | None, _new: Obj) -> Priority | None:
+    return None if event == "ADDED" else Priority.NORMAL
 
 
 def _spec_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
@@ -209,12 +291,20 @@ def _uses_transformation(secret_obj: Obj, tr: Obj) -> bool:
 
 
 async def _main(settings: Settings) -> int:
+    if settings.path_policy_default not in PATH_POLICY_DEFAULTS:
+        log.error(
+            "--path-policy-default must be one of %s, not %r",
+            ", ".join(PATH_POLICY_DEFAULTS),
+            settings.path_policy_default,
+        )
+        return 2
     try:
         config = load_config(settings.kubeconfig, settings.context)
     except KubeError as exc:
         log.error("cannot load Kubernetes configuration: %s", exc)
         return 2
     kube = await KubeClient.create(config)
+    kube.add_request_hook(metrics.observe_kube_request)
     try:
         try:
             op = await build_operator(settings, kube)
@@ -226,27 +316,162 @@ async def _main(settings: Settings) -> int:
                 settings.namespace,
             )
             return 2
+        elector = _Elector.from_settings(kube, settings) if settings.leader_elect else None
+
+        def ready() -> bool:
+            return op.informer_manager.ready and (elector is None or elector.role_known)
+
         server = ObservabilityServer(
-            settings.metrics_bind_address,
-            settings.health_bind_address,
-            ready=lambda: op.manager.ready,
+            settings.metrics_bind_address, settings.health_bind_address, ready=ready
         )
         await server.start()
-        op.manager.install_signal_handlers()
+        webhook = (
+            await _start_webhook(settings, kube, op) if settings.webhook_bind_address else None
+        )
         log.info(
-            "vaultbridge running: namespace=%s workers=%d vault-qps=%s",
+            "vaultbridge running: namespace=%s workers=%d vault-qps=%s leader-elect=%s%s",
             settings.namespace,
             settings.workers,
             settings.vault_qps,
+            settings.leader_elect,
+            f" resource-selector={settings.resource_selector}"
+            if settings.resource_selector
+            else "",
         )
         try:
-            await op.manager.run()
+            return await run_until_stopped(op, elector)
         finally:
+            if webhook is not None:
+                await webhook.stop()
             await server.stop()
     finally:
         await kube.close()
-    log.info("vaultbridge stopped")
-    return 0
+        log.info("vaultbridge stopped")
+
+
+async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> RunningWebhook:
+    """The path-policy admission webhook; it answers from the same caches as the reconciles
+    and runs on every replica (admission must not wait for leadership)."""
+    return await start_webhook(
+        kube,
+        policy_source(op.ctx),
+        bind_address=settings.webhook_bind_address,
+        namespace=settings.namespace,
+        ca_secret=settings.webhook_ca_secret,
+        hosts=parse_hosts(settings.webhook_hosts, settings.namespace),
+        cert_dir=settings.webhook_cert_dir,
+        webhook_config=settings.webhook_config_name,
+        default=settings.path_policy_default,
+    )
+
+
+class _Elector(LeaderElector):
+    """A LeaderElector that also says when this replica knows its role (for /readyz)."""
+
+    role_known = False
+
+    @classmethod
+    def from_settings(cls, kube: KubeClient, settings: Settings) -> _Elector:
+        return cls(
+            kube,
+            settings.namespace,
+            settings.leader_election_id,
+            lease_duration=settings.leader_election_lease_duration,
+            renew_deadline=settings.leader_election_renew_deadline,
+            retry_period=settings.leader_election_retry_period,
+        )
+
+    def _observe(self, lease: dict[str, Any]) -> None:
+        super()._observe(lease)
+        self.role_known = True
+
+
+async def run_until_stopped(op: Operator, elector: LeaderElector | None) -> int:
+    """Run the caches always and the controllers while leading, until SIGTERM/SIGINT.
+
+    Exit codes: 0 after a signal, 1 when leadership was lost or a component died (the
+    process restarts and starts over, like client-go operators).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            op.manager.stop()  # second signal: cut the grace period short
+            return
+        stop.set()
+        op.manager.stop()
+        if elector is not None and not elector.is_leader:
+            work.cancel()  # a standby has nothing to drain
+
+    async def lead() -> None:
+        synced = asyncio.create_task(op.informer_manager_synced())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (synced, stopped):
+                task.cancel()
+            await asyncio.gather(synced, stopped, return_exceptions=True)
+        if stop.is_set():
+            return
+        metrics.LEADER.set(1)
+        log.info("caches synced; starting controllers")
+        sweep = asyncio.create_task(_sweep_persisted_tokens(op.ctx), name="token-sweep")
+        try:
+            await op.manager.run()
+        finally:
+            sweep.cancel()
+            await asyncio.gather(sweep, return_exceptions=True)
+            metrics.LEADER.set(0)
+
+    informers = asyncio.create_task(op.informer_manager.run(), name="informers")
+    work = asyncio.create_task(elector.run(lead) if elector else lead(), name="controllers")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    rc = 0
+    try:
+        await asyncio.wait({informers, work}, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            rc = 1
+            if informers.done():
+                log.error("informers ended unexpectedly: %r", _exception(informers))
+                op.manager.stop()
+                if elector is not None and not elector.is_leader:
+                    work.cancel()
+        results = await asyncio.gather(work, return_exceptions=True)
+        for result in results:
+            if isinstance(result, LeadershipLost):
+                log.error("%s; exiting so a fresh process can stand for election", result)
+                rc = 1
+            elif isinstance(result, Exception):
+                log.error("controllers ended with %r", result)
+                rc = 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        await op.close()
+        op.informer_manager.stop()
+        await asyncio.gather(informers, return_exceptions=True)
+    return rc
+
+
+async def _sweep_persisted_tokens(ctx: OperatorContext) -> None:
+    """Once per leadership: drop persisted tokens that expired or whose VaultAuth was deleted
+    while no operator was running (the VaultAuth controller never sees those)."""
+    if ctx.token_store is None:
+        return
+    try:
+        await ctx.token_store.sweep()
+    except KubeError as exc:
+        log.warning("sweeping persisted Vault tokens failed: %s", exc)
+
+
+def _exception(task: asyncio.Task[None]) -> BaseException | None:
+    return None if task.cancelled() else task.exception()
 
 
 def run_operator(settings: Settings) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,19 @@ class Settings:
     shutdown_grace_period: float = 30.0
     default_refresh_after: float = 60.0
     hmac_key_secret: str = "vaultbridge-hmac-key"  # noqa: S105 - a Secret name
+    path_policy_default: str = "allow-all"
+    webhook_bind_address: str = ""
+    webhook_cert_dir: str = ""
+    webhook_config_name: str = "vaultbridge-path-policy"
+    webhook_ca_secret: str = "vaultbridge-webhook-ca"  # noqa: S105 - a Secret name
+    webhook_hosts: str = ""
+    leader_elect: bool = False
+    leader_election_id: str = "vaultbridge-leader"
+    leader_election_lease_duration: float = 15.0
+    leader_election_renew_deadline: float = 10.0
+    leader_election_retry_period: float = 2.0
+    resource_selector: str = ""
+    persist_tokens: bool = True
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -48,8 +62,18 @@ class Settings:
         return cls(**values)
 
 
+def _bool(text: str) -> bool:
+    """`true/false`, `1/0`, `yes/no` (flags and environment variables alike)."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
 # (field, flag, type, help). Defaults come from the Settings dataclass.
-_FLAGS: list[tuple[str, str, type, str]] = [
+_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     (
         "kubeconfig",
         "--kubeconfig",
@@ -103,6 +127,85 @@ _FLAGS: list[tuple[str, str, type, str]] = [
         "--hmac-key-secret",
         str,
         "name of the Secret (in --namespace) holding the HMAC key for status.secretMAC",
+    ),
+    (
+        "path_policy_default",
+        "--path-policy-default",
+        str,
+        "allow-all or deny: what applies to a namespace that no VaultPathPolicy selects",
+    ),
+    (
+        "webhook_bind_address",
+        "--webhook-bind-address",
+        str,
+        "host:port for the HTTPS path-policy admission webhook (/validate, /readyz); "
+        "empty disables it",
+    ),
+    (
+        "webhook_cert_dir",
+        "--webhook-cert-dir",
+        str,
+        "directory for the webhook's serving certificate (tls.crt, tls.key); empty: kept in "
+        "memory only",
+    ),
+    (
+        "webhook_config_name",
+        "--webhook-config-name",
+        str,
+        "ValidatingWebhookConfiguration whose caBundle the operator keeps current",
+    ),
+    (
+        "webhook_ca_secret",
+        "--webhook-ca-secret",
+        str,
+        "name of the Secret (in --namespace) holding the webhook's self-signed CA",
+    ),
+    (
+        "webhook_hosts",
+        "--webhook-hosts",
+        str,
+        "comma-separated DNS names / IPs of the serving certificate; empty: "
+        "vaultbridge-webhook.<namespace>.svc and 127.0.0.1",
+    ),
+    (
+        "leader_elect",
+        "--leader-elect",
+        _bool,
+        "true: replicas elect a leader through a Lease in --namespace; only the leader "
+        "reconciles, standbys keep their caches warm (the Helm chart sets true)",
+    ),
+    ("leader_election_id", "--leader-election-id", str, "name of the leader election Lease"),
+    (
+        "leader_election_lease_duration",
+        "--leader-election-lease-duration",
+        float,
+        "seconds a standby waits on an unrenewed Lease before it takes over",
+    ),
+    (
+        "leader_election_renew_deadline",
+        "--leader-election-renew-deadline",
+        float,
+        "seconds the leader keeps trying to renew before it gives up leadership and exits",
+    ),
+    (
+        "leader_election_retry_period",
+        "--leader-election-retry-period",
+        float,
+        "seconds between Lease acquire/renew attempts",
+    ),
+    (
+        "resource_selector",
+        "--resource-selector",
+        str,
+        "label selector for our custom resources (e.g. shard=a or !team); empty = all; "
+        "lets several operators share a cluster without touching each other's objects",
+    ),
+    (
+        "persist_tokens",
+        "--persist-tokens",
+        _bool,
+        "keep Vault tokens in Secrets in --namespace (MAC-protected, Transit-encrypted when a "
+        "VaultAuth sets storageEncryption) so leases survive operator restarts",
     ),
 ]
 

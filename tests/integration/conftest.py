@@ -9,7 +9,12 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
-from .operator_harness import OperatorProcess, ensure_operator_namespace, start_operator
+from .operator_harness import (
+    TEST_OPERATOR_LABEL,
+    OperatorProcess,
+    ensure_operator_namespace,
+    start_operator,
+)
 from .test_static_secret import App
 
 
@@ -19,7 +24,9 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """One operator process for the whole session, like one deployment serves a cluster."""
     ensure_operator_namespace(kube_admin, devenv)
-    op = start_operator(devenv)
+    # Objects labelled vaultbridge.dev/test-operator belong to operators that a test starts
+    # itself (tests/integration/test_deploy_*.py); the session operator leaves them alone.
+    op = start_operator(devenv, "--resource-selector", f"!{TEST_OPERATOR_LABEL}")
     yield op
     rc = op.stop()
     assert rc == 0, f"operator exit code {rc} after SIGTERM:\n{op.log_tail()}"

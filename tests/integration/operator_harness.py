@@ -29,6 +29,9 @@ from vaultbridge.devenv.openbao import BaoAdmin
 
 OPERATOR_NAMESPACE = "vaultbridge-system"
 GROUP_PATH = "/apis/vaultbridge.dev/v1beta1"
+# Objects with this label are handled by an operator a test starts itself (with
+# `--resource-selector TEST_OPERATOR_LABEL=<id>`), never by the session `operator` fixture.
+TEST_OPERATOR_LABEL = "vaultbridge.dev/test-operator"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,13 +47,17 @@ class OperatorProcess:
     health_port: int
     proc: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
+    # Default: the dev environment's cluster-admin kubeconfig. The deployment tests pass one
+    # holding a ServiceAccount token, to run with exactly the chart's RBAC.
+    kubeconfig: str | None = None
+    ready_timeout: float = 60.0
 
-    def start(self) -> None:
+    def start(self, wait_ready: bool = True) -> None:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
         argv = [
             sys.executable, "-m", "vaultbridge.cli", "run",
-            "--kubeconfig", self.devenv.kubeconfig,
+            "--kubeconfig", self.kubeconfig or self.devenv.kubeconfig,
             "--namespace", OPERATOR_NAMESPACE,
             "--log-level", "debug",
             "--log-format", "json",
@@ -62,7 +69,9 @@ class OperatorProcess:
         ]  # fmt: skip
         out = self.log_path.open("ab")
         self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
+        if not wait_ready:
+            return
+        deadline = time.monotonic() + self.ready_timeout
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
@@ -77,7 +86,9 @@ class OperatorProcess:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"operator not ready after 60s:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"operator not ready after {self.ready_timeout:.0f}s:\n{self.log_tail()}"
+                )
             time.sleep(0.2)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from vaultbridge.api.kinds import KINDS, KindInfo
+from vaultbridge.api.kinds import CLUSTER_KINDS, KINDS, KindInfo
 from vaultbridge.api.reference import render_reference
 from vaultbridge.api.schema import SchemaError, structural_problems, structural_schema
 
@@ -76,7 +76,7 @@ def crd_manifest(info: KindInfo[Any, Any]) -> dict[str, Any]:
                 "shortNames": list(info.short_names),
                 "categories": list(info.categories),
             },
-            "scope": "Namespaced",
+            "scope": "Namespaced" if info.namespaced else "Cluster",
             "versions": [
                 {
                     "name": info.version,
@@ -102,17 +102,28 @@ def crd_filename(info: KindInfo[Any, Any]) -> str:
 
 
 def render_crds() -> dict[str, str]:
-    """File name → file content of every CRD."""
+    """File name → file content of every namespaced CRD."""
     return {crd_filename(k): HEADER + dump_yaml(crd_manifest(k)) for k in KINDS}
 
 
+def render_cluster_crds() -> dict[str, str]:
+    """File name → file content of every cluster-scoped CRD (VaultPathPolicy)."""
+    return {crd_filename(k): HEADER + dump_yaml(crd_manifest(k)) for k in CLUSTER_KINDS}
+
+
 def render_bundle() -> str:
-    """All CRDs as one multi-document YAML stream, for `kubectl apply -f -`."""
+    """All namespaced CRDs as one multi-document YAML stream, for `kubectl apply -f -`."""
     return HEADER + "".join("---\n" + dump_yaml(crd_manifest(k)) for k in KINDS)
+
+
+def render_full_bundle() -> str:
+    """Every CRD, namespaced and cluster-scoped, as one YAML stream (`--stdout`)."""
+    return render_bundle() + "".join("---\n" + dump_yaml(crd_manifest(k)) for k in CLUSTER_KINDS)
 
 
 def expected_files(out: Path, docs: Path | None) -> dict[Path, str]:
     files = {out / name: text for name, text in render_crds().items()}
+    files.update((out / name, text) for name, text in render_cluster_crds().items())
     if docs is not None:
         files[docs] = render_reference()
     return files
@@ -122,7 +133,7 @@ def stale_files(out: Path, expected: dict[Path, str]) -> list[Path]:
     """Generated-looking CRD files that no kind produces any more (a renamed or removed kind)."""
     if not out.is_dir():
         return []
-    groups = {k.group for k in KINDS}
+    groups = {k.group for k in (*KINDS, *CLUSTER_KINDS)}
     return sorted(p for g in groups for p in out.glob(f"{g}_*.yaml") if p not in expected)
 
 
@@ -159,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.stdout:
-        sys.stdout.write(render_bundle())
+        sys.stdout.write(render_full_bundle())
         return 0
     expected = expected_files(args.out, None if args.no_docs else args.docs)
     stale = stale_files(args.out, expected)

@@ -109,5 +109,19 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "includes": ["^config\\.json$"],
         },
     ),
+    "VaultPathPolicy": {
+        "apiVersion": API_VERSION,
+        "kind": "VaultPathPolicy",
+        "metadata": {"name": "team-a-prod"},
+        "spec": {
+            "namespaces": ["team-a-prod"],
+            "allow": [
+                "secret/data/team-a/prod/*",
+                "database/creds/team-a-*",
+                "secret/data/{namespace}/*",
+            ],
+            "neverSync": ["secret/data/*/signing-keys/*"],
+        },
+    },
 }
 """Kind name → a manifest that the API server and the models both accept."""

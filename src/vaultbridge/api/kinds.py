@@ -15,6 +15,7 @@ from vaultbridge.api.common import API_VERSION, GROUP, VERSION, ApiModel
 from vaultbridge.api.conditions import HEALTHY, SECRET_SYNCED
 from vaultbridge.api.connection import VaultConnectionSpec, VaultConnectionStatus
 from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec, VaultDynamicSecretStatus
+from vaultbridge.api.path_policy import VaultPathPolicySpec, VaultPathPolicyStatus
 from vaultbridge.api.pki_secret import VaultPKISecretSpec, VaultPKISecretStatus
 from vaultbridge.api.static_secret import VaultStaticSecretSpec, VaultStaticSecretStatus
 from vaultbridge.api.transformation import SecretTransformationSpec, SecretTransformationStatus
@@ -84,6 +85,8 @@ class KindInfo(Generic[SpecT, StatusT]):
     group: str = GROUP
     version: str = VERSION
     categories: tuple[str, ...] = field(default=(CATEGORY,))
+    namespaced: bool = True
+    """False for cluster-scoped kinds (VaultPathPolicy): CRD scope `Cluster`."""
 
     @property
     def singular(self) -> str:
@@ -185,9 +188,29 @@ KINDS: tuple[KindInfo[Any, Any], ...] = (
     VAULT_PKI_SECRET,
     SECRET_TRANSFORMATION,
 )
-"""All our kinds, in dependency order (a connection before the auth that uses it, ...)."""
+"""All our namespaced kinds, in dependency order (a connection before the auth that uses it)."""
 
-_BY_KIND = {k.kind: k for k in KINDS}
+VAULT_PATH_POLICY = KindInfo(
+    kind="VaultPathPolicy",
+    plural="vaultpathpolicies",
+    short_names=("vpp",),
+    spec_model=VaultPathPolicySpec,
+    status_model=VaultPathPolicyStatus,
+    description=(
+        "VaultPathPolicy (cluster-scoped) bounds the Vault paths that secret resources in the "
+        "selected namespaces may name, and names paths that must never be synced."
+    ),
+    columns=(_VALID, _AGE),
+    namespaced=False,
+)
+
+CLUSTER_KINDS: tuple[KindInfo[Any, Any], ...] = (VAULT_PATH_POLICY,)
+"""Our cluster-scoped kinds, owned by the platform team rather than by namespace tenants."""
+
+ALL_KINDS: tuple[KindInfo[Any, Any], ...] = KINDS + CLUSTER_KINDS
+"""Every kind the CRD generator writes: the namespaced ones, then the cluster-scoped ones."""
+
+_BY_KIND = {k.kind: k for k in ALL_KINDS}
 
 
 def kind_info(kind: str) -> KindInfo[Any, Any]:
@@ -195,4 +218,14 @@ def kind_info(kind: str) -> KindInfo[Any, Any]:
     return _BY_KIND[kind]
 
 
-__all__ = ["API_VERSION", "CATEGORY", "KINDS", "KindInfo", "PrinterColumn", "kind_info"]
+__all__ = [
+    "ALL_KINDS",
+    "API_VERSION",
+    "CATEGORY",
+    "CLUSTER_KINDS",
+    "KINDS",
+    "VAULT_PATH_POLICY",
+    "KindInfo",
+    "PrinterColumn",
+    "kind_info",
+]

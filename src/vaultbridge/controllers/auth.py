@@ -34,6 +34,9 @@ class VaultAuthReconciler:
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(VAULT_AUTHS).store.get(key)
+        # Tokens of a deleted VaultAuth, or of its (or its connection's) old generations, are
+        # never used again: drop them from memory and from the token store.
+        await self.access.purge_stale_tokens(key, obj)
         if obj is None:
             return Result()
         generation = int(obj["metadata"].get("generation") or 0)

@@ -8,13 +8,14 @@ from typing import Any
 from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube import objects
 from vaultbridge.kube.resources import VAULT_CONNECTIONS
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import VaultError, VaultTLSError, VaultUnreachable
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-from .status import patch_status_if_changed, set_condition
+from .status import get_condition, patch_status_if_changed, set_condition
 from .vault_access import VaultAccess
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,16 @@ class VaultConnectionReconciler:
             settings = await self.access.connection_settings(key, obj)
         except ReconcileProblem as problem:
             return False, problem.reason, problem.message
+        if settings.skip_tls_verify and settings.is_tls:
+            # Every token and secret on this connection could be read by anyone on the path.
+            insecure = (
+                f"skipTLSVerify is true: the certificate of {settings.address} is not verified "
+                "(development only; set caCertSecretRef instead)"
+            )
+            log.warning("VaultConnection %s: %s", key, insecure)
+            ready = get_condition(obj, "Ready") or {}
+            if ready.get("observedGeneration") != objects.generation(obj):
+                self.ctx.events.emit(obj, "Warning", "InsecureSkipTLSVerify", insecure)
         client = VaultClient(self.ctx.vault_transport, settings)
         try:
             health = await client.sys_health()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vaultbridge.engine.informer import Informer
 from vaultbridge.kube.client import KubeClient
@@ -11,6 +12,9 @@ from vaultbridge.kube.resources import Resource
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
+
+if TYPE_CHECKING:
+    from .token_store import KubeTokenStore
 
 
 @dataclass
@@ -22,6 +26,8 @@ class OperatorContext:
     clients: ClientCache
     hmac_key: bytes
     informers: dict[Resource, Informer] = field(default_factory=dict)
+    # Persisted Vault tokens (--persist-tokens); None when off.
+    token_store: KubeTokenStore | None = None
 
     def informer(self, resource: Resource) -> Informer:
         return self.informers[resource]

@@ -87,6 +87,25 @@ def check_ownership(
             "refusing to overwrite it (set destination.overwrite: true to take it over)",
             retry=False,
         )
+    controller = _other_controller(live, owner)
+    if not dest.create and controller is not None and not dest.overwrite:
+        # Its controller rewrites the Secret to its own desired state: writing keys into it
+        # would start an endless tug of war (one write per reconcile, on both sides).
+        raise ReconcileProblem(
+            "DestinationConflict",
+            f"Secret {ns}/{dest.name} is controlled by {controller}; refusing to write into "
+            "it (set destination.overwrite: true to write anyway)",
+            retry=False,
+        )
+
+
+def _other_controller(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> str | None:
+    """`Kind name` of the controller owning `secret`, if that is not `owner`."""
+    owner_uid = objects.uid(dict(owner))
+    for ref in objects.owner_references(dict(secret)):
+        if ref.get("controller") and ref.get("uid") != owner_uid:
+            return f"{ref.get('kind')} {ref.get('name')}"
+    return None
 
 
 def plan(

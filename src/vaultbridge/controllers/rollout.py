@@ -11,6 +11,7 @@ from vaultbridge.api.destination import RolloutRestartTarget
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, NotFound
 from vaultbridge.kube.resources import DAEMONSETS, DEPLOYMENTS, STATEFULSETS, Resource
+from vaultbridge.observability import metrics
 
 from .context import OperatorContext
 from .status import now_rfc3339
@@ -51,11 +52,15 @@ async def restart_targets(
             )
         except NotFound:
             message = f"{what} does not exist; nothing was restarted"
+            metrics.ROLLOUT_RESTARTS.labels(target.kind, "skipped").inc()
         except _Skip as skip:
             message = str(skip)
+            metrics.ROLLOUT_RESTARTS.labels(target.kind, "skipped").inc()
         except ApiError as exc:
             message = f"restarting {what} failed: {exc}"
+            metrics.ROLLOUT_RESTARTS.labels(target.kind, "error").inc()
         else:
+            metrics.ROLLOUT_RESTARTS.labels(target.kind, "success").inc()
             ctx.events.emit(
                 dict(owner),
                 "Normal",

@@ -8,6 +8,7 @@ because Vault is failing: stale beats gone.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -24,18 +25,33 @@ from vaultbridge.kube.resources import VAULT_STATIC_SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac
-from vaultbridge.vault.errors import PermissionDenied, VaultError
+from vaultbridge.vault.client import VaultClient
+from vaultbridge.vault.errors import (
+    SealedOrUnavailable,
+    VaultUnreachable,
+)
 
 from . import destination, rollout
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .path_policy import enforce_path_policy
 from .status import now_rfc3339, patch_status_if_changed, set_condition
 from .transform import SourceRead, build_data, resolve_transformation
-from .vault_access import VaultAccess
+from .vault_access import ResolvedAuth, VaultAccess
+from .vault_call import call_vault, event_reason, is_vault_side
 
 log = logging.getLogger(__name__)
 
 KIND = "VaultStaticSecret"
+
+
+#: While Vault itself is down (unreachable, frozen, sealed) every resource fails for the same
+#: reason; the ordinary backoff (up to 60 s) would leave resources stale for up to a minute
+#: after Vault returns. Outage retries back off too, jittered, but only up to ~10 s, so all
+#: resources are synced within seconds of its return; the global Vault rate limit bounds the
+#: load the retries put on a recovering server.
+def outage_backoff() -> Backoff:
+    return Backoff(base=2.0, cap=8.0, factor=1.5, jitter=0.25)
 
 
 class VaultStaticSecretReconciler:
@@ -45,12 +61,14 @@ class VaultStaticSecretReconciler:
         self.ctx = ctx
         self.access = access
         self.backoff = Backoff()
+        self.outage_backoff = outage_backoff()
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(VAULT_STATIC_SECRETS).store.get(key)
         if obj is None:
             metrics.forget_resource(KIND, key.namespace, key.name)
             self.backoff.reset(key)
+            self.outage_backoff.reset(key)
             return Result()
         if objects.is_deleting(obj):
             return Result()
@@ -84,12 +102,30 @@ class VaultStaticSecretReconciler:
         generation: int,
     ) -> Result:
         resolved = await self.access.resolve(key.namespace, spec.vault_auth_ref)
+        # Path policies, checked on every reconcile: a policy written after this object was
+        # admitted stops the sync here (the last Secret stays; see controllers/path_policy.py).
+        enforce_path_policy(self.ctx, key.namespace, spec)
         transformation = resolve_transformation(self.ctx, key.namespace, spec.destination)
-        reads = await self._read_vault(resolved, key.namespace, spec)
+        # The live Secret is fetched while Vault answers: on a first sync it is not in the
+        # owned-Secret cache, and a GET after the read would add a round trip to every create
+        # (bench/: cold sync of 2,000 resources, one sequential API call of four). Not while
+        # this key is failing: retries during a Vault outage must not cost the API server.
+        live_read = None
+        if not self.backoff.failures(key) and not self.outage_backoff.failures(key):
+            live_read = asyncio.ensure_future(
+                destination.read_live(self.ctx, key.namespace, spec.destination.name)
+            )
         try:
-            data = await build_data(reads, transformation, obj)
-        except DataError as exc:
-            raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
+            reads = await self._read_vault(resolved, key.namespace, spec)
+            try:
+                data = await build_data(reads, transformation, obj)
+            except DataError as exc:
+                raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
+        except BaseException:
+            if live_read is not None:
+                live_read.cancel()
+                await asyncio.gather(live_read, return_exceptions=True)
+            raise
 
         dest = spec.destination
         new_mac = compute_mac(self.ctx.hmac_key, data)
@@ -98,7 +134,10 @@ class VaultStaticSecretReconciler:
         spec_changed = status.get("lastGeneration") != generation
 
         previous = status.get("destinationName")
-        live = await destination.read_live(self.ctx, key.namespace, dest.name)
+        if live_read is not None:
+            live = await live_read
+        else:
+            live = await destination.read_live(self.ctx, key.namespace, dest.name)
         destination.check_ownership(obj, dest, live)
         plan = destination.plan(
             obj, dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
@@ -165,7 +204,8 @@ class VaultStaticSecretReconciler:
                     f"Secret {dest.name} rewritten ({plan.cause})",
                 )
         self.backoff.reset(key)
-        metrics.RESOURCE_SYNCED.labels(KIND, key.namespace, key.name).set(1)
+        self.outage_backoff.reset(key)
+        metrics.RESOURCE_READY.labels(KIND, key.namespace, key.name).set(1)
         metrics.RESOURCE_LAST_SYNC.labels(KIND, key.namespace, key.name).set(time.time())
         refresh = spec.refresh_after_seconds
         if refresh is None and spec.hmac_secret_data:
@@ -173,36 +213,21 @@ class VaultStaticSecretReconciler:
         return Result(requeue_after=jittered(refresh) if refresh else None)
 
     async def _read_vault(
-        self, resolved: Any, namespace: str, spec: VaultStaticSecretSpec
+        self, resolved: ResolvedAuth, namespace: str, spec: VaultStaticSecretSpec
     ) -> list[SourceRead]:
-        attempt = 0
-        while True:
-            client = await self.access.client(resolved, namespace)
-            if spec.namespace:
-                # A per-resource Vault namespace overrides the VaultAuth's.
-                client = client.with_namespace(spec.namespace)
-            try:
-                reads = []
-                for source in spec.kv_sources():
-                    secret = await client.kv_read(
-                        source.mount,
-                        source.path,
-                        kv_version=2 if source.type == "kv-v2" else 1,
-                        version=source.version or None,
-                    )
-                    reads.append(SourceRead(source.prefix, secret))
-                return reads
-            except PermissionDenied as exc:
-                # A revoked token answers 403 too: log in again once before giving up.
-                if attempt == 0:
-                    attempt += 1
-                    self.access.invalidate(resolved, namespace)
-                    continue
-                raise ReconcileProblem(
-                    "VaultPermissionDenied", f"Vault refused the read: {exc}"
-                ) from exc
-            except VaultError as exc:
-                raise ReconcileProblem(exc.reason, f"reading from Vault failed: {exc}") from exc
+        async def read_all(client: VaultClient) -> list[SourceRead]:
+            reads = []
+            for source in spec.kv_sources():
+                secret = await client.kv_read(
+                    source.mount,
+                    source.path,
+                    kv_version=2 if source.type == "kv-v2" else 1,
+                    version=source.version or None,
+                )
+                reads.append(SourceRead(source.prefix, secret))
+            return reads
+
+        return await call_vault(self.access, resolved, namespace, spec.namespace, read_all)
 
     async def _fail(
         self,
@@ -214,33 +239,17 @@ class VaultStaticSecretReconciler:
     ) -> Result:
         generation = objects.generation(obj)
         set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
-        vault_side = problem.reason.startswith("Vault") and problem.reason not in (
-            "VaultAuthNotFound",
-        )
-        if vault_side:
+        if is_vault_side(problem.reason):
             set_condition(status, "Healthy", False, problem.reason, problem.message, generation)
         set_condition(status, "Ready", False, problem.reason, problem.message, generation)
-        metrics.RESOURCE_SYNCED.labels(KIND, key.namespace, key.name).set(0)
+        metrics.RESOURCE_READY.labels(KIND, key.namespace, key.name).set(0)
         changed = await patch_status_if_changed(self.ctx.kube, VAULT_STATIC_SECRETS, obj, status)
-        event_reason = _event_reason(problem.reason)
         if changed or problem.retry:
-            self.ctx.events.emit(obj, "Warning", event_reason, problem.message)
+            self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
         log.warning("sync failed: %s: %s", problem.reason, problem.message)
         if not problem.retry:
             return Result()
-        return Result(requeue_after=self.backoff.failure(key))
-
-
-def _event_reason(reason: str) -> str:
-    if reason.startswith("Vault") or reason in ("SealedOrUnavailable",):
-        return "VaultClientError"
-    if reason in (
-        "TransformationError",
-        "TemplateError",
-        "KeyCollision",
-        "InvalidKey",
-        "InvalidRegex",
-        "SecretTooLarge",
-    ):
-        return "TransformationError"
-    return reason
+        delay = self.backoff.failure(key)
+        if isinstance(problem.__cause__, SealedOrUnavailable | VaultUnreachable):
+            delay = min(delay, self.outage_backoff.failure(key))
+        return Result(requeue_after=delay)

@@ -12,7 +12,7 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,9 +29,11 @@ from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultError
 from vaultbridge.vault.models import AuthToken
+from vaultbridge.vault.persist import TokenStoreUnavailable
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .token_store import ClientKey
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class VaultAccess:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
         self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        # VaultAuth → (auth uid, generation, connection uid, generation) last purged for.
+        self._purged: dict[ObjectKey, tuple[str, int, str, int]] = {}
 
     # -- resolution ----------------------------------------------------------------------
 
@@ -155,23 +159,90 @@ class VaultAccess:
 
     # -- login -----------------------------------------------------------------------------
 
-    def cache_key(self, resolved: ResolvedAuth, consumer_namespace: str) -> Hashable:
+    def cache_key(self, resolved: ResolvedAuth, consumer_namespace: str) -> ClientKey:
         auth = resolved.auth
+        enc = auth.storage_encryption
         # A change of either object's spec bumps its generation and so gives a new login.
-        base = (
-            objects.uid(resolved.auth_obj),
-            objects.generation(resolved.auth_obj),
-            objects.uid(resolved.connection_obj),
-            objects.generation(resolved.connection_obj),
+        base = ClientKey(
+            auth_namespace=resolved.auth_key.namespace,
+            auth_name=resolved.auth_key.name,
+            auth_uid=objects.uid(resolved.auth_obj),
+            auth_generation=objects.generation(resolved.auth_obj),
+            connection_uid=objects.uid(resolved.connection_obj),
+            connection_generation=objects.generation(resolved.connection_obj),
+            encryption=(enc.mount, enc.key_name) if enc is not None else None,
+            # A static token is in a Secret already; storing a copy would add nothing.
+            persist=auth.method != "token",
         )
         if auth.method == "kubernetes" and auth.kubernetes is not None:
             # The service account is looked up in the consumer's namespace: one token per SA.
-            return (*base, consumer_namespace, auth.kubernetes.service_account)
+            return replace(
+                base,
+                consumer_namespace=consumer_namespace,
+                subject=auth.kubernetes.service_account,
+            )
         if auth.method == "jwt" and auth.jwt is not None:
-            return (*base, consumer_namespace, auth.jwt.service_account or auth.jwt.secret_ref)
+            return replace(
+                base,
+                consumer_namespace=consumer_namespace,
+                subject=auth.jwt.service_account or auth.jwt.secret_ref,
+            )
         if auth.method in ("appRole", "token"):
-            return (*base, consumer_namespace)
+            return replace(base, consumer_namespace=consumer_namespace)
         return base
+
+    async def purge_stale_tokens(
+        self, auth_key: ObjectKey, auth_obj: dict[str, Any] | None
+    ) -> None:
+        """Forget the tokens of other generations of a VaultAuth (all of them once it is gone),
+        in memory and in the token store; cheap when nothing changed since the last call."""
+        current: tuple[str, int, str, int] | None = None
+        if auth_obj is not None:
+            try:
+                resolved = await self.resolve(
+                    auth_key.namespace, f"{auth_key.namespace}/{auth_key.name}"
+                )
+            except ReconcileProblem:
+                return  # cannot tell the current connection; the next reconcile will
+            current = (
+                objects.uid(resolved.auth_obj),
+                objects.generation(resolved.auth_obj),
+                objects.uid(resolved.connection_obj),
+                objects.generation(resolved.connection_obj),
+            )
+        if current is not None and self._purged.get(auth_key) == current:
+            return
+
+        def stale(key: Hashable) -> bool:
+            return (
+                isinstance(key, ClientKey)
+                and (key.auth_namespace, key.auth_name) == (auth_key.namespace, auth_key.name)
+                and (
+                    current is None
+                    or (
+                        key.auth_uid,
+                        key.auth_generation,
+                        key.connection_uid,
+                        key.connection_generation,
+                    )
+                    != current
+                )
+            )
+
+        self.ctx.clients.purge(stale)
+        store = self.ctx.token_store
+        if store is not None:
+            try:
+                await store.purge_auth(auth_key.namespace, auth_key.name, current)
+            except KubeError as exc:
+                log.warning(
+                    "purging persisted Vault tokens of VaultAuth %s failed: %s", auth_key, exc
+                )
+                return
+        if current is None:
+            self._purged.pop(auth_key, None)
+        else:
+            self._purged[auth_key] = current
 
     async def client(self, resolved: ResolvedAuth, consumer_namespace: str) -> VaultClient:
         key = self.cache_key(resolved, consumer_namespace)
@@ -184,6 +255,11 @@ class VaultAccess:
                 resolved.settings,
                 resolved.auth.namespace,
             )
+        except TokenStoreUnavailable as exc:
+            raise ReconcileProblem(
+                "TokenStoreUnavailable",
+                f"cannot read the persisted Vault token of VaultAuth {resolved.auth_key}: {exc}",
+            ) from exc
         except VaultError as exc:
             metrics.VAULT_LOGINS.labels(resolved.auth.method, "error").inc()
             raise ReconcileProblem(

@@ -24,7 +24,7 @@ from .build import ensure_binaries
 from .certs import CertPaths, ensure_pki
 from .errors import DevEnvError
 from .kubeapi import KubeAdmin
-from .openbao import BaoAdmin, dev_server_argv, read_unseal_key
+from .openbao import BaoAdmin, audit_config, dev_server_argv, read_unseal_key
 from .paths import K8S_VERSION, state_dir
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -381,13 +381,28 @@ def _start_openbao(state: DevState, certs: CertPaths) -> None:
     log = state.log_file("openbao")
     pid = processes.start(
         "openbao",
-        dev_server_argv(state.ports["openbao"], state.vault_root_token),
+        dev_server_argv(
+            state.ports["openbao"],
+            state.vault_root_token,
+            audit_config(Path(state.home) / "openbao-audit.hcl", state.vault_audit_log)
+            if state.audit
+            else None,
+        ),
         log,
         cwd=Path(state.home),
     )
     state.pids["openbao"] = pid
     bao = BaoAdmin(state.vault_addr, state.vault_root_token)
     processes.wait_until("openbao", bao.healthy, pid=pid, log_file=log, timeout=30, what="unsealed")
+    # The banner with the unseal key is printed just after the server starts answering.
+    processes.wait_until(
+        "openbao",
+        lambda: read_unseal_key(log) is not None,
+        pid=pid,
+        log_file=log,
+        timeout=10,
+        what="printing its unseal key",
+    )
     state.vault_unseal_key = read_unseal_key(log)
     admin = KubeAdmin(state.api_url, certs)
     bao.configure(
@@ -397,12 +412,6 @@ def _start_openbao(state: DevState, certs: CertPaths) -> None:
         issuer=SA_ISSUER,
         sa_public_key_pem=certs.sa_pub.read_text(),
     )
-    if state.audit:
-        bao.must(
-            "PUT",
-            "sys/audit/file",
-            {"type": "file", "options": {"file_path": str(state.vault_audit_log)}},
-        )
 
 
 def down(state: DevState | None = None) -> list[str]:
@@ -482,3 +491,41 @@ def wait_for(predicate: Any, timeout: float) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+# --- fault injection: stop and start one component of a running environment -------------------
+
+#: Components that can be stopped and started again without losing state: the API server and
+#: the controller manager keep nothing of their own (everything lives in etcd). etcd (wiped on
+#: start) and OpenBao (in-memory dev storage) cannot; freeze them with SIGSTOP instead.
+RESTARTABLE = ("kube-apiserver", "kube-controller-manager")
+
+
+def stop_component(state: DevState, component: str) -> None:
+    """Stop one component (SIGTERM, then SIGKILL); its port stays reserved in the state."""
+    if component not in RESTARTABLE:
+        raise DevEnvError(component, f"only {', '.join(RESTARTABLE)} can be stopped and started")
+    processes.stop(state.pids.pop(component, None))
+    _save(state)
+
+
+def start_component(state: DevState, component: str) -> None:
+    """Start a stopped component again on the same port, against the same etcd."""
+    if component not in RESTARTABLE:
+        raise DevEnvError(component, f"only {', '.join(RESTARTABLE)} can be stopped and started")
+    if processes.alive(state.pids.get(component)):
+        return
+    certs = ensure_pki(state.pki_dir)
+    # The port was released a moment ago; wait until nothing listens on it any more.
+    wait_for(lambda: not processes.port_in_use(state.ports[component]), 30)
+    if component == "kube-apiserver":
+        _start_apiserver(state, certs)
+    else:
+        _start_controller_manager(state, certs)
+    _save(state)
+
+
+def restart_component(state: DevState, component: str) -> None:
+    """Stop and start one component (see `RESTARTABLE`); returns once it is ready again."""
+    stop_component(state, component)
+    start_component(state, component)

@@ -37,8 +37,8 @@ def bao_binary() -> str:
     return found
 
 
-def dev_server_argv(port: int, root_token: str) -> list[str]:
-    return [
+def dev_server_argv(port: int, root_token: str, config: Path | None = None) -> list[str]:
+    argv = [
         bao_binary(),
         "server",
         "-dev",
@@ -47,6 +47,22 @@ def dev_server_argv(port: int, root_token: str) -> list[str]:
         "-dev-no-store-token",
         "-log-level=info",
     ]
+    if config is not None:
+        argv.append(f"-config={config}")
+    return argv
+
+
+def audit_config(path: Path, audit_log: Path) -> Path:
+    """A config file declaring a file audit device.
+
+    OpenBao 2.x refuses `PUT sys/audit/...` (API-created audit devices could write to any
+    file); devices are declared in the server configuration instead.
+    """
+    escaped = str(audit_log).replace("\\", "\\\\").replace('"', '\\"')
+    path.write_text(
+        f'audit "file" "file" {{\n  options {{\n    file_path = "{escaped}"\n  }}\n}}\n'
+    )
+    return path
 
 
 def read_unseal_key(log_file: Path) -> str | None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# `*_created` gauges double the series of every counter and histogram and nobody alerts on them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -67,15 +70,30 @@ CLIENT_CACHE = Counter(
     ["result"],
     registry=REGISTRY,
 )
+KUBE_REQUEST_SECONDS = Histogram(
+    "vaultbridge_kube_request_duration_seconds",
+    "Latency of requests to the Kubernetes API (watches: until the stream ended).",
+    ["verb", "resource"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300),
+    registry=REGISTRY,
+)
 KUBE_REQUESTS = Counter(
     "vaultbridge_kube_requests",
     "Requests to the Kubernetes API by verb, resource and status code.",
     ["verb", "resource", "code"],
     registry=REGISTRY,
 )
-RESOURCE_SYNCED = Gauge(
-    "vaultbridge_resource_synced",
-    "1 when the resource's last reconcile delivered its Secret, else 0.",
+RESOURCE_READY = Gauge(
+    "vaultbridge_resource_ready",
+    "1 while the resource's last reconcile delivered its Secret, 0 after a failed one.",
+    ["kind", "namespace", "name"],
+    registry=REGISTRY,
+)
+# A timestamp rather than "seconds left": it stays true between reconciles, and alerts compute
+# the remaining time with `- time()`.
+RESOURCE_EXPIRY = Gauge(
+    "vaultbridge_resource_expiry_timestamp_seconds",
+    "Unix time at which the resource's Vault lease or certificate expires (leased kinds only).",
     ["kind", "namespace", "name"],
     registry=REGISTRY,
 )
@@ -91,10 +109,36 @@ SECRET_WRITES = Counter(
     ["kind", "cause"],
     registry=REGISTRY,
 )
+ROLLOUT_RESTARTS = Counter(
+    "vaultbridge_rollout_restarts",
+    "Rollout restarts of Deployments/StatefulSets/DaemonSets by target kind and result "
+    "(success, skipped, error).",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "vaultbridge_leader",
+    "1 while this replica holds the leader Lease (or runs without leader election), else 0.",
+    registry=REGISTRY,
+)
 
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:
     """Drop a deleted resource's series so the registry does not grow without bound."""
-    for gauge in (RESOURCE_SYNCED, RESOURCE_LAST_SYNC):
+    for gauge in (RESOURCE_READY, RESOURCE_LAST_SYNC, RESOURCE_EXPIRY):
         with contextlib.suppress(KeyError):
             gauge.remove(kind, namespace, name)
+
+
+def observe_kube_request(verb: str, resource: str, code: int, seconds: float) -> None:
+    """`KubeClient.add_request_hook` target."""
+    KUBE_REQUESTS.labels(verb, resource, str(code)).inc()
+    KUBE_REQUEST_SECONDS.labels(verb, resource).observe(seconds)
+
+
+def observe_client_cache_event(name: str) -> None:
+    """`ClientCache(on_event=...)` target: token renewals (logins are counted per method)."""
+    if name == "renewal":
+        VAULT_TOKEN_RENEWALS.labels("success").inc()
+    elif name == "renewal_failed":
+        VAULT_TOKEN_RENEWALS.labels("error").inc()

@@ -18,6 +18,11 @@ Why lazy: a token nobody asks for needs no renewal (its resources are gone or id
 per key has to be kept in step with invalidation, and ``close`` only has to cancel the few
 refreshes in flight. Controllers requeue well before the renewal point in practice, so an idle
 period simply ends in a login instead of a renewal.
+
+With a ``store`` (see ``vault/persist.py``), tokens outlive the process: the first miss of a
+key asks the store for a persisted token before logging in, and every login and renewal is
+saved. A restored token that is past its renewal point is renewed at once, so a restart after
+a long pause does not lose the token (and the leases it holds) to an idle cache.
 """
 
 from __future__ import annotations
@@ -27,18 +32,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings, Transport
 from vaultbridge.vault.models import AuthToken
+from vaultbridge.vault.persist import Restored, TokenStore
 
 log = logging.getLogger(__name__)
 
 LoginFn = Callable[[], Awaitable[AuthToken]]
 RenewFn = Callable[[VaultClient], Awaitable[AuthToken]]
 CacheEventHook = Callable[[str], None]
-"""``on_event(name)`` with name in ``login``, ``login_failed``, ``renewal``, ``renewal_failed``."""
+"""``on_event(name)`` with name in ``login``, ``login_failed``, ``renewal``, ``renewal_failed``,
+``restored`` (a persisted token was adopted instead of a login) and ``save_failed``."""
 
 
 async def _renew_self(client: VaultClient) -> AuthToken:
@@ -63,8 +71,9 @@ class ClientCache:
     """Logged-in ``VaultClient`` objects by an opaque hashable key.
 
     Counters ``logins``, ``login_failures``, ``renewals`` and ``renewal_failures`` count calls of
-    the login / renew functions (so a test can assert "50 resources → 1 login"); ``on_event``
-    receives the same events for metrics.
+    the login / renew functions (so a test can assert "50 resources → 1 login"); ``restores``
+    counts persisted tokens adopted from the ``store``; ``on_event`` receives the same events
+    for metrics.
     """
 
     def __init__(
@@ -77,6 +86,7 @@ class ClientCache:
         clock: Callable[[], float] = time.monotonic,
         renew: RenewFn = _renew_self,
         on_event: CacheEventHook | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         if not 0 < renew_fraction < 1 - expiry_margin <= 1:
             raise ValueError("need 0 < renew_fraction < 1 - expiry_margin <= 1")
@@ -87,6 +97,11 @@ class ClientCache:
         self._clock = clock
         self._renew = renew
         self.on_event = on_event
+        self.store = store
+        # Keys whose persisted token was already looked at: after that the store's entry is
+        # either adopted, or known to be useless (a login overwrites it), so later misses
+        # (invalidation after a 403, expiry) go straight to a login.
+        self._restore_tried: set[Hashable] = set()
         self._entries: dict[Hashable, _Entry] = {}
         self._pending: dict[Hashable, asyncio.Task[_Entry]] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -95,6 +110,7 @@ class ClientCache:
         self.login_failures = 0
         self.renewals = 0
         self.renewal_failures = 0
+        self.restores = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -173,6 +189,7 @@ class ClientCache:
             self._drop(k)
         for k in [k for k in self._pending if predicate(k)]:
             del self._pending[k]
+        self._restore_tried = {k for k in self._restore_tried if not predicate(k)}
         return len(keys)
 
     async def close(self) -> None:
@@ -247,8 +264,13 @@ class ClientCache:
     ) -> _Entry:
         me = asyncio.current_task()
         try:
-            token = await self._call_login(login)
-            entry = self._new_entry(token, settings, namespace)
+            entry = None
+            if self.store is not None and key not in self._restore_tried:
+                entry = await self._restore(key, login, settings, namespace)
+            if entry is None:
+                token = await self._call_login(login)
+                entry = self._new_entry(token, settings, namespace)
+                await self._save(key, entry)
             if self._pending.get(key) is me:
                 self._drop(key)
                 self._entries[key] = entry
@@ -256,6 +278,73 @@ class ClientCache:
         finally:
             if self._pending.get(key) is me:
                 del self._pending[key]
+
+    async def _restore(
+        self,
+        key: Hashable,
+        login: LoginFn,
+        settings: ConnectionSettings,
+        namespace: str | None,
+    ) -> _Entry | None:
+        """The store's token for ``key`` as a cache entry, or None to log in.
+
+        Errors of the store propagate (and the store is asked again next time): logging in
+        instead would replace a token that may still hold leases.
+        """
+        assert self.store is not None
+        probe = VaultClient(self.transport, settings, namespace=namespace)
+        restored: Restored | None = await self.store.load(
+            key, probe, lambda: self._call_login(login)
+        )
+        self._restore_tried.add(key)
+        if restored is None:
+            return None
+        entry = self._new_entry(restored.token, settings, namespace)
+        if restored.fresh:
+            await self._save(key, entry)
+            return entry
+        age = (datetime.now(UTC) - restored.token.obtained_at).total_seconds()
+        entry.obtained -= max(0.0, age)
+        now = self._clock()
+        renew_at = self._renew_at(entry)
+        if renew_at is not None and now >= renew_at and entry.token.renewable:
+            # Idle since before the restart: renew now rather than wait for a get that may
+            # come after the hard limit (which would mean a login and lost leases).
+            try:
+                renewed = await self._renew(entry.client)
+            except Exception as exc:
+                self.renewal_failures += 1
+                self._emit("renewal_failed")
+                log.info("restored vault token could not be renewed: %s", exc)
+            else:
+                self.renewals += 1
+                self._emit("renewal")
+                entry.capped = renewed.lease_duration < entry.token.lease_duration
+                entry.obtained = self._clock()
+                entry.ttl = float(renewed.lease_duration)
+                await self._save(key, entry)
+        hard = self._hard_limit(entry)
+        if hard is not None and self._clock() >= hard:
+            return None
+        self.restores += 1
+        self._emit("restored")
+        return entry
+
+    async def _save(self, key: Hashable, entry: _Entry) -> None:
+        if self.store is None:
+            return
+        # The token as of now: its TTL period and when that began, in wall time (the store
+        # outlives this process's monotonic clock).
+        started = datetime.now(UTC) - timedelta(seconds=max(0.0, self._clock() - entry.obtained))
+        token = replace(entry.token, lease_duration=int(entry.ttl), obtained_at=started)
+        try:
+            await self.store.save(key, token, entry.client)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The token still serves; the next renewal or login tries again.
+            self._emit("save_failed")
+            log.warning("persisting the vault token failed: %s", exc)
 
     def _start_refresh(self, key: Hashable, entry: _Entry, login: LoginFn) -> None:
         task = asyncio.create_task(self._refresh(key, entry, login), name=f"vault-refresh-{key!r}")
@@ -278,10 +367,13 @@ class ClientCache:
                     entry.capped = renewed.lease_duration < entry.token.lease_duration
                     entry.obtained = self._clock()
                     entry.ttl = float(renewed.lease_duration)
+                    await self._save(key, entry)
                     return
             token = await self._call_login(login)
             if self._entries.get(key) is entry:
-                self._entries[key] = self._new_entry(token, entry.settings, entry.namespace)
+                fresh = self._new_entry(token, entry.settings, entry.namespace)
+                self._entries[key] = fresh
+                await self._save(key, fresh)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

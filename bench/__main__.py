@@ -1,0 +1,98 @@
+"""`python -m bench [--n N] [--quick] [--scaling 250,500,...] ...` (also `make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .report import RESULTS_DIR, machine, markdown, table, write_json
+from .run import Bench, Options
+from .setup import prepare
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--n", type=int, help="resources for the main run (default 2000)")
+    p.add_argument("--quick", action="store_true", help="N=100, short windows (< 2 minutes)")
+    p.add_argument(
+        "--scaling",
+        default="",
+        help="comma-separated N for the scaling curve, e.g. 250,500,1000,2000,4000",
+    )
+    p.add_argument("--idle-seconds", type=float, help="idle window (default 300, quick 10)")
+    p.add_argument("--memory-n", type=int, default=0, help="also measure RSS at this N")
+    p.add_argument("--new", type=int, help="new resources created under load (default 50)")
+    p.add_argument("--workers", type=int, default=8, help="operator and floor concurrency")
+    p.add_argument(
+        "--vault-qps",
+        type=float,
+        default=0,
+        help="operator's --vault-qps (default 0 = unlimited, as the floor)",
+    )
+    p.add_argument("--profile", default="", help="path to py-spy: profile the operator")
+    p.add_argument("--cold-only", action="store_true", help="only the cold sync (and scaling)")
+    p.add_argument("--keep", action="store_true", help="keep the bench namespaces at the end")
+    p.add_argument("--out", default="", help="JSON results file (default bench/results/…)")
+    a = p.parse_args(argv)
+    opts = Options.quick_mode() if a.quick else Options()
+    if a.n:
+        opts.n = a.n
+    if a.scaling:
+        opts.scaling = [int(x) for x in a.scaling.split(",") if x.strip()]
+    if a.idle_seconds is not None:
+        opts.idle_seconds = a.idle_seconds
+    if a.new:
+        opts.new_count = a.new
+        opts.change_count = min(opts.change_count, a.new)
+    opts.memory_n = a.memory_n
+    opts.workers = a.workers
+    opts.vault_qps = a.vault_qps
+    opts.profile = a.profile
+    opts.keep = a.keep
+    opts.cold_only = a.cold_only
+    opts.out = a.out
+    return opts
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run(opts: Options) -> dict[str, Any]:
+    env = await asyncio.to_thread(prepare, None, log)
+    bench = Bench(env, opts, log)
+    bench.checkpoint_path = Path(opts.out or RESULTS_DIR / "partial.json")
+    bench.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    try:
+        results = await bench.run()
+    finally:
+        await bench.close()
+    results["machine"] = machine()
+    results["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    results["wall_seconds"] = time.time() - started
+    results["audited"] = env.audited
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse(argv)
+    results = asyncio.run(run(opts))
+    print(table(results))
+    print()
+    print(markdown(results))
+    path = write_json(results, opts.out)
+    print(f"\nresults: {path}")
+    if results.get("final_check", {}).get("wrong"):
+        print(json.dumps(results["final_check"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The printed table (metric, value, target, verdict) and the JSON results file."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.2f}{unit}"
+    return f"{value}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+    for c in sorted(r.get("cold_sync", []), key=lambda c: int(c["n"])):
+        op, fl = c["operator"], c["floor"]
+        out.append(
+            (
+                f"cold sync N={c['n']}",
+                f"{op['seconds']:.2f}s ({op['per_second']:.0f}/s, {op['cpu_seconds']:.1f} CPU s)"
+                f" vs floor {fl['seconds']:.2f}s ({fl['cpu_seconds']:.1f} CPU s): "
+                f"{c['ratio']:.2f}x",
+                "<= 1.3x floor",
+                _verdict(c["ratio"] <= 1.3),
+            )
+        )
+    s = r.get("scaling")
+    if s:
+        per = ", ".join(f"{n}: {v:.2f}" for n, v in s["ms_per_resource"].items())
+        dev = s["max_deviation_percent"]
+        out.append(
+            (
+                "scaling ms/resource",
+                f"{per} (max deviation from the median {dev:.0f}%)",
+                "±20%",
+                _verdict(dev <= 20),
+            )
+        )
+    n = r.get("new_under_load")
+    if n:
+        out.append(
+            (
+                f"new resource under load ({n['background']} @30s)",
+                f"p50 {n['p50_ms']:.0f} / p95 {n['p95_ms']:.0f} / p99 {n['p99_ms']:.0f} ms",
+                "p99 <= 1000 ms",
+                _verdict(n["p99_ms"] <= 1000),
+            )
+        )
+    v = r.get("vault_change")
+    if v:
+        rate = v.get("reads_per_resource_per_minute")
+        out.append(
+            (
+                f"Vault change latency ({v['resources']} @5s)",
+                f"p50 {v['p50_ms']:.0f} / p99 {v['p99_ms']:.0f} ms; "
+                f"{_fmt(rate)} reads/resource/min",
+                "follows refreshAfter",
+                _verdict(v["p99_ms"] <= 5000 * 1.2),
+            )
+        )
+    i = r.get("idle")
+    if i:
+        writes = i.get("kube_writes")
+        out.append(
+            (
+                f"idle {i['seconds']:.0f}s ({i['resources']} @1h)",
+                f"{_fmt(writes)} kube writes, {_fmt(i.get('vault_reads'))} Vault reads, "
+                f"{i['cpu_percent']:.2f}% CPU",
+                "0 writes, 0 reads, < 2%",
+                _verdict(
+                    None
+                    if writes is None
+                    else writes == 0 and i.get("vault_reads") == 0 and i["cpu_percent"] < 2
+                ),
+            )
+        )
+    for m in r.get("memory", []):
+        limit = 100 if m["n"] <= 2000 else 200
+        steady = m.get("steady_rss_mib", m["rss_mib"])
+        out.append(
+            (
+                f"memory N={m['n']}",
+                f"peak {m['peak_mib']:.0f} MiB, steady {steady:.0f} MiB",
+                f"<= {limit} MiB",
+                _verdict(m["peak_mib"] <= limit),
+            )
+        )
+    rs = r.get("restart")
+    if rs:
+        writes = rs.get("kube_writes")
+        out.append(
+            (
+                f"restart ({rs['resources']} synced)",
+                f"{rs['seconds_to_all_confirmed']:.1f}s; {_fmt(rs.get('vault_logins'))} logins, "
+                f"{_fmt(rs.get('vault_reads'))} reads, {_fmt(writes)} kube writes",
+                "0 writes, <= 1 login per identity (here 1)",
+                _verdict(
+                    None if writes is None else writes == 0 and (rs.get("vault_logins") or 0) <= 1
+                ),
+            )
+        )
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    data = [("scenario", "measured", "target", ""), *rows(r)]
+    widths = [max(len(row[i]) for row in data) for i in range(4)]
+    lines = []
+    for k, row in enumerate(data):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The same rows as a Markdown table, for docs/performance.md."""
+    lines = ["| scenario | measured | target | verdict |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(r)]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.splitlines()
+                if "model name" in line
+            ),
+            "?",
+        )
+        info["cpu"] = model
+        info["cores"] = cpuinfo.count("processor\t:")
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+        info["memory_gib"] = round(int(mem) / 1024 / 1024, 1)
+        info["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def write_json(r: dict[str, Any], out: str = "") -> Path:
+    if out:
+        path = Path(out)
+    else:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        path = RESULTS_DIR / f"bench-{stamp}.json"
+    path.write_text(json.dumps(r, indent=2, default=str))
+    return path

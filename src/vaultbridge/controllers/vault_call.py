@@ -1,0 +1,96 @@
+"""One Vault request on behalf of a secret resource, with the shared error mapping.
+
+A cached token may have been revoked behind the operator's back, and Vault answers 403 for
+that just as for a missing policy: log in again once before reporting the policy problem.
+Every Vault error becomes a `ReconcileProblem` whose `__cause__` is the typed Vault error, so
+callers can still tell "the lease is gone" from "Vault is down".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from vaultbridge.vault.client import VaultClient
+from vaultbridge.vault.errors import PermissionDenied, VaultError
+
+from .errors import ReconcileProblem
+from .vault_access import ResolvedAuth, VaultAccess
+
+T = TypeVar("T")
+
+TRANSFORMATION_REASONS = frozenset(
+    {
+        "TransformationError",
+        "TemplateError",
+        "KeyCollision",
+        "InvalidKey",
+        "InvalidRegex",
+        "SecretTooLarge",
+    }
+)
+
+GIVE_UP_ON_DELETE_REASONS = frozenset(
+    {
+        "VaultAuthNotFound",
+        "VaultConnectionNotFound",
+        "InvalidVaultAuth",
+        "InvalidVaultConnection",
+        "NamespaceNotAllowed",
+        "ServiceAccountNotFound",
+        "TokenRequestFailed",
+        "AuthSecretNotFound",
+        "AuthSecretInvalid",
+        "CACertSecretNotFound",
+    }
+)
+"""Reasons meaning the VaultAuth side is gone or broken. While deleting, waiting will not bring
+it back (usually the whole namespace is being deleted), so the finalizer is released."""
+
+
+async def call_vault(
+    access: VaultAccess,
+    resolved: ResolvedAuth,
+    consumer_namespace: str,
+    vault_namespace: str | None,
+    fn: Callable[[VaultClient], Awaitable[T]],
+) -> T:
+    """Run `fn(client)` with the resource's Vault client; on 403 log in again once."""
+    attempt = 0
+    while True:
+        client = await access.client(resolved, consumer_namespace)
+        if vault_namespace:
+            # A per-resource Vault namespace overrides the VaultAuth's.
+            client = client.with_namespace(vault_namespace)
+        try:
+            return await fn(client)
+        except PermissionDenied as exc:
+            if attempt == 0:
+                attempt += 1
+                access.invalidate(resolved, consumer_namespace)
+                continue
+            raise ReconcileProblem(
+                "VaultPermissionDenied", f"Vault refused the request: {exc}"
+            ) from exc
+        except VaultError as exc:
+            raise ReconcileProblem(exc.reason, f"Vault request failed: {exc}") from exc
+
+
+#: Problems with our own references that happen to start with "Vault": not Vault's doing.
+REFERENCE_REASONS = frozenset(
+    {"VaultAuthNotFound", "VaultConnectionNotFound", "InvalidVaultAuth", "InvalidVaultConnection"}
+)
+
+
+def is_vault_side(reason: str) -> bool:
+    """Whether the failure came from talking to Vault (it then makes the object unhealthy)."""
+    return reason.startswith("Vault") and reason not in REFERENCE_REASONS
+
+
+def event_reason(reason: str) -> str:
+    """The event reason for a failure reason (events group failures more coarsely)."""
+    if is_vault_side(reason):
+        return "VaultClientError"
+    if reason in TRANSFORMATION_REASONS:
+        return "TransformationError"
+    return reason

@@ -1,0 +1,86 @@
+"""Start the admission webhook with its certificate manager: what `vaultbridge run` calls when
+`--webhook-bind-address` is set (and what tests call in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from vaultbridge.kube.client import KubeClient
+
+from .certs import CertManager
+from .matching import DEFAULT_ALLOW_ALL
+from .source import PolicySource
+from .webhook import WebhookServer
+
+log = logging.getLogger(__name__)
+
+
+def default_hosts(namespace: str) -> list[str]:
+    """The Service DNS names of a standard install, and loopback for out-of-cluster runs."""
+    return [
+        f"vaultbridge-webhook.{namespace}.svc",
+        f"vaultbridge-webhook.{namespace}.svc.cluster.local",
+        "127.0.0.1",
+    ]
+
+
+def parse_hosts(text: str, namespace: str) -> list[str]:
+    hosts = [h.strip() for h in text.split(",") if h.strip()]
+    return hosts or default_hosts(namespace)
+
+
+@dataclass
+class RunningWebhook:
+    server: WebhookServer
+    certs: CertManager
+    task: asyncio.Task[None]
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def ready(self) -> bool:
+        return self.server.ready
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.server.stop()
+
+
+async def start_webhook(
+    kube: KubeClient,
+    source: PolicySource | None,
+    *,
+    bind_address: str,
+    namespace: str,
+    ca_secret: str,
+    hosts: Sequence[str],
+    cert_dir: str = "",
+    webhook_config: str = "",
+    default: str = DEFAULT_ALLOW_ALL,
+    check_interval: float = 3600.0,
+) -> RunningWebhook:
+    """Make the certificate current (CA Secret, leaf, caBundle), then serve."""
+    certs = CertManager(
+        kube,
+        namespace=namespace,
+        ca_secret=ca_secret,
+        hosts=hosts,
+        cert_dir=cert_dir,
+        webhook_config=webhook_config,
+        check_interval=check_interval,
+    )
+    await certs.ensure()
+    server = WebhookServer(
+        bind_address, certs.ssl_context, source, default=default, cert_ready=lambda: certs.ready
+    )
+    await server.start()
+    task = asyncio.create_task(certs.run(), name="webhook-certificates")
+    return RunningWebhook(server, certs, task)

@@ -1,0 +1,116 @@
+"""The ValidatingWebhookConfiguration: the manifest we recommend and the caBundle we keep
+current in it.
+
+The configuration itself is installed by the deployment (Helm / kustomize), because a cluster
+admin must consent to a webhook; the operator only patches `caBundle`, on every webhook entry of
+the configuration named by `--webhook-config-name`.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from vaultbridge.api.common import GROUP, VERSION
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.errors import Conflict
+from vaultbridge.kube.resources import Resource
+
+VALIDATING_WEBHOOK_CONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    "ValidatingWebhookConfiguration",
+    namespaced=False,
+)
+WEBHOOK_NAME = "vaultpaths.vaultbridge.dev"
+FAILURE_POLICY = "Fail"
+"""Fail closed: a webhook that cannot answer must not let an unchecked path through. The
+reconcile check would still stop the sync, but the object would be stored."""
+TIMEOUT_SECONDS = 5
+"""The API server waits this long; answers take milliseconds, so only an outage hits it."""
+
+
+def webhook_manifest(
+    name: str,
+    *,
+    url: str | None = None,
+    service: tuple[str, str, int] | None = None,
+    ca_bundle: bytes | None = None,
+    namespace_selector: dict[str, Any] | None = None,
+    failure_policy: str = FAILURE_POLICY,
+    timeout_seconds: int = TIMEOUT_SECONDS,
+) -> dict[str, Any]:
+    """A ValidatingWebhookConfiguration for the secret kinds (CREATE and UPDATE).
+
+    `service` is (namespace, name, port) in a cluster; `url` for an out-of-cluster operator.
+    """
+    client: dict[str, Any] = {}
+    if url:
+        client["url"] = url
+    elif service:
+        client["service"] = {
+            "namespace": service[0],
+            "name": service[1],
+            "port": service[2],
+            "path": "/validate",
+        }
+    else:
+        raise ValueError("url or service is required")
+    if ca_bundle:
+        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+    webhook: dict[str, Any] = {
+        "name": WEBHOOK_NAME,
+        "clientConfig": client,
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "apiVersions": [VERSION],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["vaultstaticsecrets", "vaultdynamicsecrets", "vaultpkisecrets"],
+                "scope": "Namespaced",
+            }
+        ],
+        "failurePolicy": failure_policy,
+        "matchPolicy": "Equivalent",
+        "sideEffects": "None",
+        "timeoutSeconds": timeout_seconds,
+        "admissionReviewVersions": ["v1"],
+    }
+    if namespace_selector is not None:
+        webhook["namespaceSelector"] = namespace_selector
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "vaultbridge"}},
+        "webhooks": [webhook],
+    }
+
+
+async def sync_ca_bundle(kube: KubeClient, name: str, bundle_pem: bytes) -> bool:
+    """Set `caBundle` on every webhook of the configuration; True if anything changed.
+
+    Read-modify-write with the resourceVersion as precondition, retried on conflict, so a
+    concurrent edit by an admin is never overwritten with a stale copy.
+    """
+    wanted = base64.b64encode(bundle_pem).decode()
+    for _attempt in range(5):
+        config = await kube.get(VALIDATING_WEBHOOK_CONFIGURATIONS, name)
+        webhooks = config.get("webhooks") or []
+        stale = [w for w in webhooks if (w.get("clientConfig") or {}).get("caBundle") != wanted]
+        if not stale:
+            return False
+        for w in stale:
+            w.setdefault("clientConfig", {})["caBundle"] = wanted
+        # A merge patch replaces the whole webhooks list; the resourceVersion in it makes the
+        # write a compare-and-swap (RBAC: get and patch, no update).
+        patch = {
+            "metadata": {"resourceVersion": (config.get("metadata") or {}).get("resourceVersion")},
+            "webhooks": webhooks,
+        }
+        try:
+            await kube.patch(VALIDATING_WEBHOOK_CONFIGURATIONS, name, patch)
+        except Conflict:
+            continue
+        return True
+    return False

@@ -1,0 +1,78 @@
+"""Leader election: two operator processes, one Lease, a SIGKILLed leader.
+
+Both processes run as the chart's ServiceAccount with the chart's RBAC (see
+test_deploy_rbac.py) and handle only this test's labelled objects.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from .operator_harness import OperatorProcess, dump
+from .test_deploy_rbac import Release, Workload, helm_bin, release  # noqa: F401 - fixtures
+from .test_static_secret import wait_for
+
+pytestmark = pytest.mark.integration
+
+LEASE_DURATION = 8.0  # Release.operator(): --leader-election-lease-duration 8, retry 1
+
+
+def _leader(op: OperatorProcess) -> bool:
+    return op.metric("vaultbridge_leader") == 1.0
+
+
+def test_standby_takes_over_after_sigkill_without_double_writes(release: Release) -> None:  # noqa: F811
+    release.install()
+    app = Workload(release)
+    app.allow()
+    first = release.operator()
+    first.start()
+    wait_for(lambda: _leader(first), 30, "first operator leads")
+    second = release.operator()
+    second.start()  # ready as a standby: caches synced, role known
+
+    app.vault.kv_put(f"{app.ns}/db", {"password": "v1"})
+    app.static("db", "db", refreshAfter="1s")
+    app.wait_data("db", {"password": "v1"})
+    app.wait_condition("db", "SecretSynced", "True")
+    time.sleep(3)  # a few refreshes: the standby must stay idle through them
+    assert not _leader(second)
+    assert second.metric("vaultbridge_reconciles_total") == 0, second.metrics()
+    assert second.metric("vaultbridge_secret_writes_total") == 0
+    writes_by_first = first.metric("vaultbridge_secret_writes_total")
+    assert writes_by_first == 1, first.metrics()  # created once, then refreshes write nothing
+    secret_rv = (app.secret("db") or {})["metadata"]["resourceVersion"]
+
+    assert first.proc is not None
+    killed_at = time.monotonic()
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    # The standby waits until the Lease record went unrenewed for a full lease duration on
+    # its own clock; allow its retry period and a loaded machine on top.
+    wait_for(lambda: _leader(second), LEASE_DURATION * 4, "standby takes over")
+    took_over_after = time.monotonic() - killed_at
+    assert took_over_after < LEASE_DURATION * 4, took_over_after
+
+    # The new leader converges without rewriting the unchanged Secret...
+    wait_for(lambda: second.metric("vaultbridge_reconciles_total") > 0, 30, "reconciles")
+    assert (app.secret("db") or {})["metadata"]["resourceVersion"] == secret_rv
+    assert second.metric("vaultbridge_secret_writes_total") == 0
+    # ...and follows the next Vault change, writing it exactly once.
+    app.vault.kv_put(f"{app.ns}/db", {"password": "v2"})
+    app.wait_data("db", {"password": "v2"})
+    time.sleep(2)
+    assert second.metric("vaultbridge_secret_writes_total") == 1, second.metrics()
+
+    _, lease = app.admin.request(
+        "GET", f"/apis/coordination.k8s.io/v1/namespaces/{app.ns}/leases/lease-{release.ident}"
+    )
+    assert int(lease["spec"].get("leaseTransitions") or 0) >= 1, dump(lease)
+    assert second.stop() == 0, second.log_tail()
+    # A graceful stop hands the Lease back at once.
+    _, lease = app.admin.request(
+        "GET", f"/apis/coordination.k8s.io/v1/namespaces/{app.ns}/leases/lease-{release.ident}"
+    )
+    assert not lease["spec"].get("holderIdentity"), dump(lease)

@@ -1,0 +1,291 @@
+"""VaultPKISecret end to end: the real operator, API server and OpenBao's PKI engine.
+
+Certificates are parsed with `cryptography` and checked against what was asked for; rotation,
+revocation and rollout restarts are checked in OpenBao and on the Deployment.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from .operator_harness import crd_path, dump
+from .test_static_secret import App, wait_for
+
+pytestmark = pytest.mark.integration
+
+PLURAL = "vaultpkisecrets"
+
+
+class PKI:
+    """One test's PKI mount (own root CA, role `web` for *.example.com) and its objects."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.bao = app.vault.bao
+        self.mount = f"pki-{app.ns}"
+        self.bao.must(
+            "POST", f"sys/mounts/{self.mount}", {"type": "pki", "config": {"max_lease_ttl": "24h"}}
+        )
+        root = self.bao.must(
+            "POST",
+            f"{self.mount}/root/generate/internal",
+            {"common_name": f"Root {app.ns}", "key_type": "ec", "key_bits": 256, "ttl": "24h"},
+        )
+        self.ca = x509.load_pem_x509_certificate(root["data"]["certificate"].encode())
+        self.bao.must(
+            "POST",
+            f"{self.mount}/roles/web",
+            {
+                "allowed_domains": ["example.com"],
+                "allow_subdomains": True,
+                "allow_ip_sans": True,
+                "allowed_uri_sans": ["spiffe://example.com/*"],
+                "key_type": "ec",
+                "key_bits": 256,
+                "max_ttl": "2h",
+            },
+        )
+        policy = f"""
+path "{self.mount}/issue/web" {{ capabilities = ["update"] }}
+path "{self.mount}/revoke" {{ capabilities = ["update"] }}
+"""
+        self.bao.must("PUT", f"sys/policies/acl/{app.vault.role}", {"policy": policy})
+
+    def vps(self, name: str, **spec: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "vaultbridge.dev/v1beta1",
+            "kind": "VaultPKISecret",
+            "metadata": {"name": name},
+            "spec": {
+                "vaultAuthRef": "default",
+                "mount": self.mount,
+                "role": "web",
+                "destination": {"name": name, "create": True},
+                **spec,
+            },
+        }
+        return self.app.create(PLURAL, body)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict((self.app.get(PLURAL, name) or {}).get("status") or {})
+
+    def wait_synced(self, name: str, timeout: float = 30) -> dict[str, str]:
+        self.app.wait_condition(name, "SecretSynced", "True", plural=PLURAL, timeout=timeout)
+        data = self.app.secret_data(name)
+        assert data is not None and data.get("certificate"), dump(self.status(name))
+        return data
+
+    def revocation_time(self, serial: str) -> int:
+        resp = self.bao.must("GET", f"{self.mount}/cert/{serial}")
+        return int(resp["data"].get("revocation_time") or 0)
+
+    def close(self) -> None:
+        self.bao.call("DELETE", f"sys/mounts/{self.mount}")
+
+
+@pytest.fixture
+def pki(app: App) -> Iterator[PKI]:
+    p = PKI(app)
+    yield p
+    # Objects with the cleanup finalizer must go while their VaultAuth still exists.
+    _, listed = app.admin.request("GET", crd_path(PLURAL, app.ns))
+    for item in listed.get("items", []):
+        app.admin.request("DELETE", crd_path(PLURAL, app.ns, item["metadata"]["name"]))
+    wait_for(
+        lambda: not app.admin.request("GET", crd_path(PLURAL, app.ns))[1].get("items"),
+        30,
+        "VaultPKISecrets deleted",
+    )
+    p.close()
+
+
+def _cert(pem: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def _serial_hex(cert: x509.Certificate) -> str:
+    raw = f"{cert.serial_number:x}"
+    raw = raw if len(raw) % 2 == 0 else "0" + raw
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+
+
+def _deployment(app: App, name: str) -> None:
+    status, resp = app.admin.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{app.ns}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
+                },
+            },
+        },
+    )
+    assert status == 201, dump(resp)
+
+
+def _restarted_at(app: App, name: str) -> str | None:
+    _, dep = app.admin.request("GET", f"/apis/apps/v1/namespaces/{app.ns}/deployments/{name}")
+    value = (dep["spec"]["template"]["metadata"].get("annotations") or {}).get(
+        "vaultbridge.dev/restartedAt"
+    )
+    return str(value) if value else None
+
+
+def test_certificate_has_requested_names_and_tls_keys(pki: PKI) -> None:
+    pki.vps(
+        "web-tls",
+        commonName="api.example.com",
+        altNames=["www.example.com", "admin.example.com"],
+        ipSans=["127.0.0.1"],
+        uriSans=["spiffe://example.com/api"],
+        ttl="1h",
+        destination={"name": "web-tls", "create": True, "type": "kubernetes.io/tls"},
+    )
+    data = pki.wait_synced("web-tls")
+    secret = pki.app.secret("web-tls")
+    assert secret is not None and secret["type"] == "kubernetes.io/tls"
+    assert {"certificate", "private_key", "issuing_ca", "ca_chain", "serial_number"} <= set(data)
+    assert {"expiration", "tls.crt", "tls.key"} <= set(data)
+
+    cert = _cert(data["certificate"])
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert cn == "api.example.com"
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {
+        "api.example.com",
+        "www.example.com",
+        "admin.example.com",
+    }
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://example.com/api"]
+    lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(minutes=58) < lifetime <= dt.timedelta(hours=1)
+    # Signed by this test's root CA, which is also the issuing CA in the Secret.
+    assert cert.issuer == pki.ca.subject
+    assert _cert(data["issuing_ca"]) == pki.ca
+    cert.verify_directly_issued_by(pki.ca)
+
+    # tls.crt is the leaf first, then the chain; tls.key is the leaf's private key.
+    tls_certs = x509.load_pem_x509_certificates(data["tls.crt"].encode())
+    assert tls_certs[0] == cert
+    assert pki.ca in tls_certs[1:]
+    key = serialization.load_pem_private_key(data["tls.key"].encode(), password=None)
+    assert key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) == cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    status = pki.status("web-tls")
+    assert status["serialNumber"] == data["serial_number"] == _serial_hex(cert)
+    assert status["expiration"] == int(cert.not_valid_after_utc.timestamp())
+    assert status["secretMAC"].startswith("hmac-sha256:")
+    pki.app.wait_event("web-tls", "SecretSynced")
+    # The private key never reaches the status.
+    assert base64.b64encode(data["private_key"].encode()).decode() not in str(status)
+
+
+def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> None:
+    _deployment(pki.app, "web")
+    pki.vps(
+        "short",
+        commonName="short.example.com",
+        ttl="30s",
+        expiryOffset="20s",
+        revoke=True,
+        rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}],
+    )
+    first = pki.wait_synced("short")
+    assert "tls.crt" not in first
+    first_serial = first["serial_number"]
+    first_exp = pki.status("short")["expiration"]
+    issued = time.monotonic()
+    assert _restarted_at(pki.app, "web") is None
+
+    def rotated() -> dict[str, str] | None:
+        data = pki.app.secret_data("short") or {}
+        return data if data.get("serial_number") not in (None, first_serial) else None
+
+    second = wait_for(rotated, 20, "a new certificate before expiry")
+    elapsed = time.monotonic() - issued
+    # Due at expiration - 20 s = ~10 s after issue, jittered early (never later).
+    assert 5 < elapsed < 12, elapsed
+    assert time.time() < first_exp - 15
+    new_cert = _cert(second["certificate"])
+    assert int(new_cert.not_valid_after_utc.timestamp()) > first_exp
+    wait_for(lambda: _restarted_at(pki.app, "web"), 10, "rollout restart")
+    pki.app.wait_event("short", "SecretRotated")
+    # revoke: true revokes the certificate that was replaced.
+    wait_for(lambda: pki.revocation_time(first_serial) > 0, 10, "old certificate revoked")
+    assert pki.revocation_time(second["serial_number"]) == 0
+
+
+def test_spec_change_reissues_and_delete_revokes(pki: PKI) -> None:
+    pki.vps("cleanup", commonName="one.example.com", ttl="1h", revoke=True)
+    first = pki.wait_synced("cleanup")
+    obj = pki.app.get(PLURAL, "cleanup") or {}
+    assert "vaultbridge.dev/pki-cleanup" in obj["metadata"].get("finalizers", [])
+    status, resp = pki.app.admin.request_patch(  # type: ignore[attr-defined]
+        crd_path(PLURAL, pki.app.ns, "cleanup"), {"spec": {"commonName": "two.example.com"}}
+    )
+    assert status == 200, dump(resp)
+
+    def reissued() -> dict[str, str] | None:
+        data = pki.app.secret_data("cleanup") or {}
+        return data if data.get("serial_number") not in (None, first["serial_number"]) else None
+
+    second = wait_for(reissued, 20, "a certificate for the new common name")
+    cn = _cert(second["certificate"]).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+    assert cn.value == "two.example.com"
+
+    pki.app.admin.request("DELETE", crd_path(PLURAL, pki.app.ns, "cleanup"))
+    wait_for(lambda: pki.app.get(PLURAL, "cleanup") is None, 20, "object deleted")
+    assert pki.revocation_time(second["serial_number"]) > 0
+    wait_for(lambda: pki.app.secret("cleanup") is None, 60, "Secret garbage-collected")
+
+
+def test_clear_empties_an_existing_secret_on_delete(pki: PKI) -> None:
+    status, resp = pki.app.admin.request(
+        "POST",
+        f"/api/v1/namespaces/{pki.app.ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "theirs"},
+            "stringData": {"note": "made by hand"},
+        },
+    )
+    assert status == 201, dump(resp)
+    pki.vps(
+        "cleared",
+        commonName="clear.example.com",
+        ttl="1h",
+        clear=True,
+        destination={"name": "theirs", "create": False},
+    )
+    pki.app.wait_data("theirs", {"note": "made by hand"})
+    pki.app.wait_condition("cleared", "SecretSynced", "True", plural=PLURAL)
+    data = pki.app.secret_data("theirs") or {}
+    assert data.get("certificate") and data.get("private_key")
+    pki.app.admin.request("DELETE", crd_path(PLURAL, pki.app.ns, "cleared"))
+    wait_for(lambda: pki.app.get(PLURAL, "cleared") is None, 20, "object deleted")
+    secret = pki.app.secret("theirs")
+    assert secret is not None, "a Secret the operator did not create is never deleted"
+    assert not secret.get("data"), "clear: true empties the data on delete"
