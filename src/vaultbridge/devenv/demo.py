@@ -189,9 +189,10 @@ def run_demo() -> int:
         raise DevEnvError(
             "operator", "the Secret did not follow the Vault write", state.log_file("operator")
         )
+    after = (_secret(admin, "db-credentials") or {})["password"]
     _say(
-        f"    db-credentials.password: {_mask(before.get('password', b''))} -> "
-        f"{_mask((_secret(admin, 'db-credentials') or {})['password'])} "
+        f"    db-credentials.password: {_mask(before.get('password', b''))} -> {_mask(after)}, "
+        f"value changed: {'yes' if after != before.get('password') else 'no'}, "
         f"after {time.monotonic() - started:.1f}s (refreshAfter: 5s)"
     )
     bao.must("POST", "secret/data/demo/db", {"data": {"username": "app", "password": "s3cr3t-v1"}})
