@@ -76,6 +76,13 @@ BAD_VALUES = {
     "clientCache.storageEncryption.enabled=true": "keyName",
     "image.digest=latest": "digest",
     "podSecurityContext.seccompProfile.type=Unconfined": "seccompProfile",
+    "webhook.failurePolicy=Maybe": "failurePolicy",
+    "webhook.timeoutSeconds=31": "timeoutSeconds",
+    "webhook.timeoutSeconds=0": "timeoutSeconds",
+    "webhook.port=70000": "/webhook/port",
+    "webhook.url=http://10.0.0.1/validate": "url",
+    "webhook.enabled=yes": "/webhook/enabled",
+    "pathPolicy.default=open": "/pathPolicy/default",
 }
 
 
@@ -104,7 +111,7 @@ def test_rendered_pod_is_hardened(helm_bin: str) -> None:  # noqa: F811
     assert sc["capabilities"]["drop"] == ["ALL"]
     assert "--leader-elect=true" in container["args"]
     assert deploy["spec"]["replicas"] == 2
-    assert {p["name"] for p in container["ports"]} == {"metrics", "health"}
+    assert {p["name"] for p in container["ports"]} == {"metrics", "health", "webhook"}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     # No ServiceMonitor unless asked for (it needs the Prometheus Operator's CRD).
@@ -131,10 +138,14 @@ def test_helm_install_upgrade_uninstall(
     connection = (
         f"defaultVaultConnection.enabled=true,defaultVaultConnection.address={devenv.vault_addr}"
     )
+    only_here = r"webhook.namespaceSelector.matchLabels.kubernetes\.io/metadata\.name"
     values = [
         "--set", connection,
         "--set", "defaultAuth.enabled=true,defaultAuth.kubernetes.role=app",
         "--set", "workers=4",
+        # The webhook configuration is cluster-wide and nothing serves it here: keep it to
+        # this namespace so no other test's writes are refused meanwhile.
+        "--set", f"{only_here}={namespace}",
     ]  # fmt: skip
     done = run_helm(helm_bin, helm_env, "install", release, str(CHART), "-n", namespace, *values)
     assert done.returncode == 0, done.stderr
@@ -144,6 +155,8 @@ def test_helm_install_upgrade_uninstall(
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{fullname}",
             f"/apis/apps/v1/namespaces/{namespace}/deployments/{fullname}",
             f"/api/v1/namespaces/{namespace}/services/{fullname}-metrics",
+            f"/api/v1/namespaces/{namespace}/services/{fullname}-webhook",
+            f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{fullname}-path-policy",
             f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{fullname}",
             f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{fullname}",
             f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles/{fullname}-leader-election",
@@ -153,11 +166,24 @@ def test_helm_install_upgrade_uninstall(
             status, obj = kube_admin.request("GET", path)
             assert status == 200, f"{path}: {dump(obj)}"
 
+        # The operator's caBundle (set here as admin, as the operator would) survives upgrades:
+        # the chart never sets the field, so Helm's three-way merge leaves it alone.
+        config_path = (
+            f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
+            f"{fullname}-path-policy"
+        )
+        _, config = kube_admin.request("GET", config_path)
+        config["webhooks"][0]["clientConfig"]["caBundle"] = "Y2E="
+        status, resp = kube_admin.request("PUT", config_path, config)
+        assert status == 200, dump(resp)
+
         done = run_helm(
             helm_bin, helm_env, "upgrade", release, str(CHART), "-n", namespace, "--reuse-values",
             "--set", "workers=6",
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+        _, config = kube_admin.request("GET", config_path)
+        assert config["webhooks"][0]["clientConfig"].get("caBundle") == "Y2E=", dump(config)
         _, deploy = kube_admin.request(
             "GET", f"/apis/apps/v1/namespaces/{namespace}/deployments/{fullname}"
         )
@@ -219,6 +245,19 @@ def test_kustomize_base_is_the_chart_and_applies(
     )
     try:
         for obj in objs:
+            if obj["kind"] == "ValidatingWebhookConfiguration":
+                (webhook,) = obj["webhooks"]
+                # kustomize points the configuration at the renamed Service.
+                assert webhook["clientConfig"]["service"] == {
+                    "namespace": namespace,
+                    "name": f"{namespace}-vaultbridge-webhook",
+                    "port": 443,
+                    "path": "/validate",
+                }
+                # Cluster-wide and served by nobody here: confine it to this namespace.
+                webhook["namespaceSelector"] = {
+                    "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                }
             apply(kube_admin, obj)
             if obj["kind"] in ("ClusterRole", "Role"):
                 original = chart[
@@ -230,5 +269,9 @@ def test_kustomize_base_is_the_chart_and_applies(
                 assert obj["roleRef"]["name"] == f"{namespace}-vaultbridge"
     finally:
         for obj in objs:
-            if obj["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            if obj["kind"] in (
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ValidatingWebhookConfiguration",
+            ):
                 kube_admin.request("DELETE", object_path(obj, True))

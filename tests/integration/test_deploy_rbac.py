@@ -56,6 +56,11 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
     "VaultConnection": ("/apis/vaultbridge.dev/v1beta1", "vaultconnections", True),
     "VaultAuth": ("/apis/vaultbridge.dev/v1beta1", "vaultauths", True),
+    "ValidatingWebhookConfiguration": (
+        "/apis/admissionregistration.k8s.io/v1",
+        "validatingwebhookconfigurations",
+        False,
+    ),
 }
 
 
@@ -148,6 +153,7 @@ class Release:
     admin: KubeAdmin
     namespace: str
     ident: str = field(default_factory=lambda: secrets.token_hex(4))
+    webhook_port: int = field(default_factory=processes.free_port)
     objects: list[Obj] = field(default_factory=list)
     operators: list[OperatorProcess] = field(default_factory=list)
 
@@ -171,6 +177,8 @@ class Release:
                 "method": "kubernetes",
                 "kubernetes": {"role": f"role-{self.namespace}", "serviceAccount": "default"},
             },
+            # A webhook configuration is cluster-wide: only tests that run its server enable it.
+            "webhook": {"enabled": False},
             **extra,
         }  # fmt: skip
 
@@ -180,13 +188,38 @@ class Release:
             apply(self.admin, obj)
         return self.objects
 
+    def webhook_values(self) -> Obj:
+        """The webhook registered by URL (no pods here: the operator serves on 127.0.0.1),
+        reviewing only this release's objects in this namespace."""
+        return {
+            "enabled": True,
+            "url": f"https://127.0.0.1:{self.webhook_port}/validate",
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.namespace}},
+            "objectSelector": {"matchLabels": dict(self.selector_label)},
+        }
+
+    def webhook_args(self) -> list[str]:
+        """The chart's webhook flags, bound to loopback instead of the pod's port."""
+        (container,) = self.find("Deployment")["spec"]["template"]["spec"]["containers"]
+        args = [a for a in container["args"] if a.startswith(("--webhook-", "--path-policy-"))]
+        assert any(a.startswith("--webhook-config-name=") for a in args), args
+        local = {"--webhook-bind-address": f"127.0.0.1:{self.webhook_port}",
+                 "--webhook-hosts": "127.0.0.1"}  # fmt: skip
+        return [
+            f"{flag}={local[flag]}" if flag in local else a
+            for a in args
+            for flag in [a.partition("=")[0]]
+        ]
+
     def find(self, kind: str) -> Obj:
         return next(o for o in self.objects if o["kind"] == kind)
 
     def service_account(self) -> str:
         return str(self.find("ServiceAccount")["metadata"]["name"])
 
-    def operator(self, *extra: str, leader_elect: bool = True) -> OperatorProcess:
+    def operator(
+        self, *extra: str, leader_elect: bool = True, webhook: bool = False
+    ) -> OperatorProcess:
         """An operator process authenticated as the chart's ServiceAccount (not started)."""
         home = Path(self.devenv.home)
         kubeconfig = token_kubeconfig(
@@ -209,6 +242,8 @@ class Release:
                 "--leader-election-renew-deadline", "5",
                 "--leader-election-retry-period", "1",
             ]  # fmt: skip
+        if webhook:
+            args += self.webhook_args()
         op = OperatorProcess(
             devenv=self.devenv,
             log_path=home / "logs" / f"operator-{self.name}-{len(self.operators)}.log",
@@ -221,6 +256,10 @@ class Release:
         return op
 
     def close(self) -> None:
+        # The webhook configuration first: it must not outlive the server it points at.
+        for obj in self.objects:
+            if obj["kind"] == "ValidatingWebhookConfiguration":
+                self.admin.request("DELETE", object_path(obj, True))
         for op in self.operators:
             op.stop(timeout=20)
         for obj in self.objects:
@@ -321,6 +360,12 @@ class Workload(App):
         return annotations.get("vaultbridge.dev/restartedAt")
 
 
+def ca_bundle(admin: KubeAdmin, config: Obj) -> str:
+    """The caBundle the operator put into the chart's webhook configuration ("" if none)."""
+    _, live = admin.request("GET", object_path(config, True))
+    return str(live["webhooks"][0]["clientConfig"].get("caBundle") or "")
+
+
 def log_mentions(op: OperatorProcess, *needles: str) -> bool:
     """True if one log record (message and exception text) contains every needle."""
     for line in op.log_text().splitlines():
@@ -348,12 +393,15 @@ def ready(op: OperatorProcess) -> bool:
 
 
 def test_operator_syncs_as_its_own_service_account(release: Release) -> None:
-    release.install()
+    # With the admission webhook: every write below also passes through it.
+    release.install(webhook=release.webhook_values())
     app = Workload(release)
     app.allow(pki=True)
     try:
-        op = release.operator()
+        op = release.operator(webhook=True)
         op.start()
+        config = release.find("ValidatingWebhookConfiguration")
+        wait_for(lambda: ca_bundle(release.admin, config), 30, "caBundle patched by the operator")
 
         # Sync, status, events.
         app.vault.kv_put(f"{app.ns}/db", {"password": "v1"})
@@ -411,6 +459,8 @@ class Capability:
     verbs: tuple[str, ...]
     check: Callable[[Release, Workload], None]
     role: str = "ClusterRole"
+    values: Callable[[Release], Obj] | None = None
+    """Chart values the capability needs (the check's operator runs with them)."""
 
     def matches(self, rule: Obj) -> bool:
         return (
@@ -523,6 +573,18 @@ def _check_rollout(rel: Release, app: Workload) -> None:
     assert app.restarted_at("web") is None
 
 
+def _check_ca_bundle(rel: Release, _app: Workload) -> None:
+    # Without the rule the CA cannot reach the API server, so the webhook could never be
+    # trusted: the operator refuses to start rather than serve unverifiable reviews.
+    op = rel.operator(webhook=True)
+    op.start(wait_ready=False)
+    assert op.proc is not None
+    rc = op.proc.wait(60)
+    assert rc != 0, op.log_tail()
+    assert log_mentions(op, 'cannot get resource "validatingwebhookconfigurations"'), op.log_tail()
+    assert not ca_bundle(rel.admin, rel.find("ValidatingWebhookConfiguration"))
+
+
 CAPABILITIES: dict[str, Capability] = {
     "watch-custom-resources": Capability(
         "vaultbridge.dev",
@@ -576,6 +638,13 @@ CAPABILITIES: dict[str, Capability] = {
         _never_ready('cannot get resource "leases"'),
         role="Role",
     ),
+    "webhook-ca-bundle": Capability(
+        "admissionregistration.k8s.io",
+        ("validatingwebhookconfigurations",),
+        ("get", "patch"),
+        _check_ca_bundle,
+        values=lambda rel: {"webhook": rel.webhook_values()},
+    ),
 }
 
 
@@ -599,7 +668,7 @@ def test_every_rule_of_the_chart_has_a_named_capability(helm_bin: str) -> None:
 @pytest.mark.parametrize("capability", sorted(CAPABILITIES))
 def test_removing_a_rule_breaks_its_capability(release: Release, capability: str) -> None:
     cap = CAPABILITIES[capability]
-    objs = release.install()
+    objs = release.install(**(cap.values(release) if cap.values else {}))
     target = next(o for o in objs if o["kind"] == cap.role)
     before = len(target["rules"])
     target["rules"] = [r for r in target["rules"] if not cap.matches(r)]

@@ -3,8 +3,7 @@
 - SIGKILL during the cold sync of 500 resources, with most of the work undone, then a
   restart: everything converges, every resource owns exactly one Secret, no Secret is
   orphaned or duplicated.
-- Churn: 200 resources created and deleted over and over for ~15 s (the issue asks for a
-  minute; 15 s is already several cycles): the operator's memory
+- Churn: 200 resources created and deleted over and over for a minute: the operator's memory
   comes back to its warmed-up baseline, per-resource metric series and queued keys are
   dropped with their objects, and the garbage collector leaves no orphan Secret.
 Runs only in the fault session.
@@ -40,7 +39,7 @@ __all__ = ["fault_app", "own_operator"]
 
 COLD_SYNC = 500
 CHURN = 200
-CHURN_SECONDS = 15.0
+CHURN_SECONDS = 60.0
 PATHS = 20
 
 

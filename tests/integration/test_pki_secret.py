@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .operator_harness import crd_path, dump
@@ -24,6 +25,8 @@ from .test_static_secret import App, wait_for
 pytestmark = pytest.mark.integration
 
 PLURAL = "vaultpkisecrets"
+NOT_BEFORE = 10
+"""The role backdates notBefore by this many seconds (clock skew allowance)."""
 
 
 class PKI:
@@ -53,6 +56,7 @@ class PKI:
                 "key_type": "ec",
                 "key_bits": 256,
                 "max_ttl": "2h",
+                "not_before_duration": f"{NOT_BEFORE}s",
             },
         )
         policy = f"""
@@ -89,6 +93,12 @@ path "{self.mount}/revoke" {{ capabilities = ["update"] }}
         resp = self.bao.must("GET", f"{self.mount}/cert/{serial}")
         return int(resp["data"].get("revocation_time") or 0)
 
+    def crl(self) -> x509.CertificateRevocationList:
+        """The mount's CRL, rebuilt first so that it lists every revocation so far."""
+        self.bao.must("GET", f"{self.mount}/crl/rotate")
+        resp = self.bao.must("GET", f"{self.mount}/cert/crl")
+        return x509.load_pem_x509_crl(resp["data"]["certificate"].encode())
+
     def close(self) -> None:
         self.bao.call("DELETE", f"sys/mounts/{self.mount}")
 
@@ -117,6 +127,25 @@ def _serial_hex(cert: x509.Certificate) -> str:
     raw = f"{cert.serial_number:x}"
     raw = raw if len(raw) % 2 == 0 else "0" + raw
     return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+
+
+def _verify_signature(cert: x509.Certificate, ca: x509.Certificate) -> None:
+    """Raises unless `ca`'s public key made the signature on `cert` (EC roots here)."""
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert cert.signature_hash_algorithm is not None
+    public.verify(
+        cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+    )
+
+
+def _same_key(key_pem: str, cert: x509.Certificate) -> bool:
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(
+        key.public_key().public_bytes(serialization.Encoding.DER, spki)
+        == cert.public_key().public_bytes(serialization.Encoding.DER, spki)
+    )
 
 
 def _deployment(app: App, name: str) -> None:
@@ -162,7 +191,7 @@ def test_certificate_has_requested_names_and_tls_keys(pki: PKI) -> None:
     secret = pki.app.secret("web-tls")
     assert secret is not None and secret["type"] == "kubernetes.io/tls"
     assert {"certificate", "private_key", "issuing_ca", "ca_chain", "serial_number"} <= set(data)
-    assert {"expiration", "tls.crt", "tls.key"} <= set(data)
+    assert {"expiration", "tls.crt", "tls.key", "ca.crt"} <= set(data)
 
     cert = _cert(data["certificate"])
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
@@ -177,10 +206,17 @@ def test_certificate_has_requested_names_and_tls_keys(pki: PKI) -> None:
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://example.com/api"]
     lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     assert dt.timedelta(minutes=58) < lifetime <= dt.timedelta(hours=1)
+    # The requested TTL, from the (backdated) notBefore: 1 h + the role's backdating.
+    validity = (cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds()
+    assert abs(validity - (3600 + NOT_BEFORE)) <= 2, validity
     # Signed by this test's root CA, which is also the issuing CA in the Secret.
     assert cert.issuer == pki.ca.subject
     assert _cert(data["issuing_ca"]) == pki.ca
     cert.verify_directly_issued_by(pki.ca)
+    # ca.crt is the issuing CA, and its key signed the leaf.
+    ca_crt = _cert(data["ca.crt"])
+    assert ca_crt == pki.ca
+    _verify_signature(cert, ca_crt)
 
     # tls.crt is the leaf first, then the chain; tls.key is the leaf's private key.
     tls_certs = x509.load_pem_x509_certificates(data["tls.crt"].encode())
@@ -215,8 +251,14 @@ def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> No
     first = pki.wait_synced("short")
     assert "tls.crt" not in first
     first_serial = first["serial_number"]
-    first_exp = pki.status("short")["expiration"]
+    first_status = pki.status("short")
+    first_exp = first_status["expiration"]
     issued = time.monotonic()
+    # lastRotation: when the certificate was issued (the leaf's notBefore is backdated).
+    first_rotation = first_status["lastRotation"]
+    first_cert = _cert(first["certificate"])
+    first_issued = int(first_cert.not_valid_before_utc.timestamp()) + NOT_BEFORE
+    assert abs(first_rotation - first_issued) <= 5, (first_rotation, first_issued)
     assert _restarted_at(pki.app, "web") is None
 
     def rotated() -> dict[str, str] | None:
@@ -230,11 +272,25 @@ def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> No
     assert time.time() < first_exp - 15
     new_cert = _cert(second["certificate"])
     assert int(new_cert.not_valid_after_utc.timestamp()) > first_exp
+    new_issued = int(new_cert.not_valid_before_utc.timestamp()) + NOT_BEFORE
+
+    def rotation_recorded() -> int | None:
+        value = pki.status("short").get("lastRotation")
+        return value if isinstance(value, int) and value > first_rotation else None
+
+    last_rotation = wait_for(rotation_recorded, 10, "lastRotation of the new certificate")
+    assert abs(last_rotation - new_issued) <= 5, (last_rotation, new_issued)
+    assert pki.status("short")["serialNumber"] == second["serial_number"]
     wait_for(lambda: _restarted_at(pki.app, "web"), 10, "rollout restart")
     pki.app.wait_event("short", "SecretRotated")
     # revoke: true revokes the certificate that was replaced.
     wait_for(lambda: pki.revocation_time(first_serial) > 0, 10, "old certificate revoked")
     assert pki.revocation_time(second["serial_number"]) == 0
+    # The revoked serial is in the CA's CRL; the current one is not.
+    crl = pki.crl()
+    assert crl.is_signature_valid(pki.ca.public_key())  # type: ignore[arg-type]
+    assert crl.get_revoked_certificate_by_serial_number(first_cert.serial_number) is not None
+    assert crl.get_revoked_certificate_by_serial_number(new_cert.serial_number) is None
 
 
 def test_spec_change_reissues_and_delete_revokes(pki: PKI) -> None:
@@ -258,6 +314,9 @@ def test_spec_change_reissues_and_delete_revokes(pki: PKI) -> None:
     pki.app.admin.request("DELETE", crd_path(PLURAL, pki.app.ns, "cleanup"))
     wait_for(lambda: pki.app.get(PLURAL, "cleanup") is None, 20, "object deleted")
     assert pki.revocation_time(second["serial_number"]) > 0
+    crl = pki.crl()
+    second_cert = _cert(second["certificate"])
+    assert crl.get_revoked_certificate_by_serial_number(second_cert.serial_number) is not None
     wait_for(lambda: pki.app.secret("cleanup") is None, 60, "Secret garbage-collected")
 
 
@@ -289,3 +348,26 @@ def test_clear_empties_an_existing_secret_on_delete(pki: PKI) -> None:
     secret = pki.app.secret("theirs")
     assert secret is not None, "a Secret the operator did not create is never deleted"
     assert not secret.get("data"), "clear: true empties the data on delete"
+
+
+def test_der_format_keeps_vault_fields_and_gives_pem_tls_keys(pki: PKI) -> None:
+    pki.vps(
+        "der-tls",
+        commonName="der.example.com",
+        ttl="1h",
+        format="der",
+        destination={"name": "der-tls", "create": True, "type": "kubernetes.io/tls"},
+    )
+    pki.app.wait_condition("der-tls", "SecretSynced", "True", plural=PLURAL, timeout=30)
+    data = pki.app.secret_data("der-tls") or {}
+    # certificate / private_key as Vault returned them: base64 DER.
+    leaf = x509.load_der_x509_certificate(base64.b64decode(data["certificate"]))
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "der.example.com"
+    serialization.load_der_private_key(base64.b64decode(data["private_key"]), password=None)
+    # tls.crt / tls.key / ca.crt: PEM, the same certificate, its key and the issuing CA.
+    tls_certs = x509.load_pem_x509_certificates(data["tls.crt"].encode())
+    assert tls_certs[0] == leaf
+    assert _same_key(data["tls.key"], leaf)
+    ca = _cert(data["ca.crt"])
+    assert ca == pki.ca
+    _verify_signature(leaf, ca)

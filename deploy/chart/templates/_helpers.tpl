@@ -34,3 +34,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The path-policy webhook: its Service, configuration and CA Secret names. */}}
+{{- define "vaultbridge.webhookService" -}}
+{{- printf "%s-webhook" (include "vaultbridge.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vaultbridge.webhookConfig" -}}
+{{- printf "%s-path-policy" (include "vaultbridge.fullname" .) -}}
+{{- end -}}
+
+{{- define "vaultbridge.webhookCASecret" -}}
+{{- printf "%s-webhook-ca" (include "vaultbridge.fullname" .) -}}
+{{- end -}}

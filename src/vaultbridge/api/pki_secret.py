@@ -74,3 +74,6 @@ class VaultPKISecretStatus(SyncedSecretStatus):
     """Serial number of the current certificate."""
     expiration: Annotated[int, Field(ge=0)] | None = None
     """When the current certificate expires, in Unix seconds."""
+    last_rotation: Annotated[int, Field(ge=0)] | None = None
+    """When the current certificate was issued (first issue or last rotation), in Unix
+    seconds."""
