@@ -3,6 +3,10 @@
 The environment (etcd + kube-apiserver + kube-controller-manager + OpenBao) is started by
 `vaultbridge.devenv` — or reused when `VAULTBRIDGE_DEV_HOME` points at a running one — and
 stopped at the end of the session only if this session started it.
+
+Tests default to their own state directory (`~/.cache/vaultbridge/test`), not the one
+`make demo` uses: the demo leaves an operator running, and two operators reconciling the same
+objects would make the tests fight it.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ import pytest
 
 from vaultbridge.devenv import environment
 from vaultbridge.devenv.certs import ensure_pki
+from vaultbridge.devenv.demo import stop_operator
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
+from vaultbridge.devenv.paths import cache_root
+
+os.environ.setdefault("VAULTBRIDGE_DEV_HOME", str(cache_root() / "test"))
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ def devenv() -> Iterator[DevState]:
     existing = environment.load_state()
     reused = environment.is_running(existing)
     state = environment.up(log=lambda _m: None)
+    if stop_operator(state):
+        # Pointed at the demo's environment: its operator would race the tests' operators.
+        print("stopped the `make demo` operator running in this environment")
     yield state
     if not reused and not os.environ.get("VAULTBRIDGE_KEEP_DEV"):
         environment.down(state)
