@@ -18,51 +18,19 @@ from vaultbridge.engine.manager import Manager
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.errors import NotFound
-from vaultbridge.kube.resources import CONFIG_MAPS, CRDS, SECRETS, Resource
+from vaultbridge.kube.resources import CONFIG_MAPS, SECRETS, Resource
+
+from .scratch_crd import GROUP, scratch_crd
 
 pytestmark = pytest.mark.integration
 
-GADGETS = Resource("it.vaultbridge.dev", "v1", "gadgets", "Gadget")
-GADGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "gadgets.it.vaultbridge.dev"},
-    "spec": {
-        "group": "it.vaultbridge.dev",
-        "scope": "Namespaced",
-        "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+GADGETS = Resource(GROUP, "v1", "gadgets", "Gadget")
 
 
 @pytest.fixture(scope="module")
 async def gadgets(kube: KubeClient) -> AsyncIterator[Resource]:
-    await kube.apply(CRDS, GADGET_CRD)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await kube.list(GADGETS)
-            break
-        except NotFound:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-    yield GADGETS
-    await kube.delete(CRDS, "gadgets.it.vaultbridge.dev")
+    async with scratch_crd(kube, GADGETS) as resource:
+        yield resource
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import json
 import ssl
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,56 +27,23 @@ from vaultbridge.kube.errors import (
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import (
     CONFIG_MAPS,
-    CRDS,
     EVENTS,
     SECRETS,
     Resource,
 )
 
+from .scratch_crd import GROUP, scratch_crd
+
 pytestmark = pytest.mark.integration
 
-WIDGETS = Resource("it.vaultbridge.dev", "v1", "widgets", "Widget")
-WIDGET_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": "widgets.it.vaultbridge.dev"},
-    "spec": {
-        "group": "it.vaultbridge.dev",
-        "scope": "Namespaced",
-        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [
-            {
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "x-kubernetes-preserve-unknown-fields": True,
-                    }
-                },
-            }
-        ],
-    },
-}
+WIDGETS = Resource(GROUP, "v1", "widgets", "Widget")
 
 
 @pytest.fixture(scope="module")
 async def widgets(kube: KubeClient) -> AsyncIterator[Resource]:
     """A throw-away CRD: its watch cache starts now, so old versions really are gone."""
-    await kube.apply(CRDS, WIDGET_CRD)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await kube.list(WIDGETS)
-            break
-        except NotFound:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-    yield WIDGETS
-    await kube.delete(CRDS, "widgets.it.vaultbridge.dev")
+    async with scratch_crd(kube, WIDGETS) as resource:
+        yield resource
 
 
 def b64(text: str) -> str:
