@@ -43,7 +43,7 @@ from .errors import ReconcileProblem
 from .lease_schedule import Action, LeaseTimes
 from .leased import LeasedReconciler
 from .path_policy import enforce_path_policy
-from .status import patch_status_if_changed, set_condition
+from .status import patch_status_if_changed, set_condition, set_ready
 from .transform import resolve_transformation
 from .vault_access import ResolvedAuth
 from .vault_call import GIVE_UP_ON_DELETE_REASONS, call_vault
@@ -526,22 +526,7 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
         elif not any(c.get("type") == "LeaseRenewal" for c in status.get("conditions") or []):
             ok, reason, text = self._issue_note(held)
             set_condition(status, "LeaseRenewal", ok, reason, text, generation)
-        if restart_failures:
-            set_condition(
-                status,
-                "Ready",
-                False,
-                "RolloutRestartFailed",
-                "; ".join(restart_failures),
-                generation,
-            )
-        elif restart_failures is None and _condition_reason(status, "Ready") == (
-            "RolloutRestartFailed"
-        ):
-            # A failed restart stays visible until the next set of credentials is delivered.
-            pass
-        else:
-            set_condition(status, "Ready", True, "Ready", message, generation)
+        set_ready(status, restart_failures, message, generation)
 
     # -- deletion ------------------------------------------------------------------------
 
@@ -617,13 +602,6 @@ def _static_meta(resp: VaultResponse) -> dict[str, int]:
         "rotationPeriod": num("rotation_period"),
         "ttl": num("ttl"),
     }
-
-
-def _condition_reason(status: dict[str, Any], type_: str) -> str | None:
-    for c in status.get("conditions") or []:
-        if c.get("type") == type_:
-            return str(c.get("reason"))
-    return None
 
 
 def _export_expiry(key: ObjectKey, held: HeldLease) -> None:

@@ -38,7 +38,7 @@ from .errors import ReconcileProblem
 from .lease_schedule import Action
 from .leased import LeasedReconciler
 from .path_policy import enforce_path_policy
-from .status import patch_status_if_changed, set_condition
+from .status import patch_status_if_changed, set_condition, set_ready
 from .transform import resolve_transformation
 from .vault_access import ResolvedAuth
 from .vault_call import GIVE_UP_ON_DELETE_REASONS, call_vault
@@ -477,19 +477,7 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         message = f"Secret {spec.destination.name} holds certificate {held.serial}"
         set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_condition(status, "Healthy", True, "Healthy", "Vault requests succeed", generation)
-        if restart_failures:
-            set_condition(
-                status,
-                "Ready",
-                False,
-                "RolloutRestartFailed",
-                "; ".join(restart_failures),
-                generation,
-            )
-        elif restart_failures is None and _reason(status, "Ready") == "RolloutRestartFailed":
-            pass  # stays visible until the next certificate is delivered
-        else:
-            set_condition(status, "Ready", True, "Ready", message, generation)
+        set_ready(status, restart_failures, message, generation)
 
     async def _finalize(
         self, key: ObjectKey, obj: dict[str, Any], spec: VaultPKISecretSpec
@@ -533,10 +521,3 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
             raise ReconcileProblem(
                 "DestinationWriteFailed", f"clearing Secret {spec.destination.name} failed: {exc}"
             ) from exc
-
-
-def _reason(status: dict[str, Any], type_: str) -> str | None:
-    for c in status.get("conditions") or []:
-        if c.get("type") == type_:
-            return str(c.get("reason"))
-    return None

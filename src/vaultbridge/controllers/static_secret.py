@@ -35,7 +35,7 @@ from . import destination, rollout
 from .context import OperatorContext
 from .errors import ReconcileProblem
 from .path_policy import enforce_path_policy
-from .status import now_rfc3339, patch_status_if_changed, set_condition
+from .status import now_rfc3339, patch_status_if_changed, set_condition, set_ready
 from .transform import SourceRead, build_data, resolve_transformation
 from .vault_access import ResolvedAuth, VaultAccess
 from .vault_call import call_vault, event_reason, is_vault_side
@@ -174,17 +174,7 @@ class VaultStaticSecretReconciler:
         message = f"Secret {dest.name} is in sync with Vault"
         set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_condition(status, "Healthy", True, "Healthy", "Vault reads succeed", generation)
-        if restart_failures:
-            set_condition(
-                status,
-                "Ready",
-                False,
-                "RolloutRestartFailed",
-                "; ".join(restart_failures),
-                generation,
-            )
-        else:
-            set_condition(status, "Ready", True, "Ready", message, generation)
+        set_ready(status, restart_failures, message, generation)
         await patch_status_if_changed(self.ctx.kube, VAULT_STATIC_SECRETS, obj, status)
         if plan.write:
             if plan.cause == "create":

@@ -80,3 +80,30 @@ async def patch_status_if_changed(
         namespace=objects.namespace(obj) or None,
     )
     return True
+
+
+def condition_reason(status: dict[str, Any], type_: str) -> str | None:
+    """The reason of the condition `type_` in a status dict, if it is set."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == type_:
+            return str(cond.get("reason"))
+    return None
+
+
+def set_ready(
+    status: dict[str, Any], restart_failures: list[str] | None, message: str, generation: int
+) -> None:
+    """`Ready` after a successful sync, which only failed rollout restarts can spoil.
+
+    `restart_failures`: one message per target this sync could not restart (`[]`: all fine);
+    `None` when this sync restarted nothing, so a failure reported by an earlier sync stays
+    visible until the next delivery of new data.
+    """
+    if restart_failures:
+        set_condition(
+            status, "Ready", False, "RolloutRestartFailed", "; ".join(restart_failures), generation
+        )
+    elif restart_failures is None and condition_reason(status, "Ready") == "RolloutRestartFailed":
+        return
+    else:
+        set_condition(status, "Ready", True, "Ready", message, generation)
