@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vaultbridge.secrets.errors import InvalidRegexError, TransformationError
@@ -109,28 +107,41 @@ def test_pattern_count_is_limited() -> None:
         compile_filter(includes=["a"] * (MAX_PATTERNS + 1))
 
 
+# Shapes that make a backtracking engine (Python's `re`) take exponential time on these keys.
+# RE2 runs them in linear time and Go's regexp (VSO) accepts them, so they are accepted and
+# give the right answer on what used to be the worst case (answers worked out by hand).
+A, X, AB = "a" * 253, "x" * 253, "ab" * 126
+WORST_KEYS = {A: 1, X: 2, AB: 3}
+
+
 @pytest.mark.parametrize(
-    "pattern",
+    ("pattern", "kept"),
     [
-        "(a*)*b",
-        "(a+)+$",
-        "(?:a*)*c",
-        "(a|a)*c",
-        "(a|ab)+c",
-        "((ab)*)*",
-        "(x+x+)+y",
-        "(a{1,20}){1,20}$",
+        ("(a*)*b", {AB}),
+        ("(a+)+$", {A}),
+        ("(?:a*)*c", set()),
+        ("(a|a)*c", set()),
+        ("(a|ab)+c", set()),
+        ("(x+x+)+y", set()),
+        ("(a{1,20}){1,20}$", {A}),
+        ("a*a*a*a*c", set()),
+        (".*.*.*c", set()),
     ],
 )
-def test_catastrophic_patterns_are_refused(pattern: str) -> None:
-    with pytest.raises(InvalidRegexError, match="exponential time"):
-        compile_pattern(pattern)
+def test_backtracking_bombs_are_plain_patterns_under_re2(pattern: str, kept: set[str]) -> None:
+    assert set(compile_filter(includes=[pattern]).apply(WORST_KEYS)) == kept
+    assert set(compile_filter(excludes=[pattern]).apply(WORST_KEYS)) == set(WORST_KEYS) - kept
 
 
-def test_too_many_open_repetitions_are_refused() -> None:
-    compile_pattern("a.*b.*c.*d")
-    with pytest.raises(InvalidRegexError, match="open-ended"):
-        compile_pattern("a*a*a*a*c")
+def test_patterns_are_compiled_by_re2() -> None:
+    # The guarantee that matters (time linear in the key) comes from the engine, not from
+    # a clock: check that the engine is RE2.
+    assert type(compile_pattern("a*b")).__module__.startswith("re2")
+
+
+def test_program_size_is_bounded() -> None:
+    with pytest.raises(InvalidRegexError, match="does not compile"):
+        compile_pattern("((a{100}){100}){100}")
 
 
 @pytest.mark.parametrize(
@@ -140,6 +151,8 @@ def test_too_many_open_repetitions_are_refused() -> None:
         ("a(?=b)", "lookahead"),
         ("(?<!x)a", "lookahead/lookbehind"),
         ("(?P<x>a)?(?(x)b|c)", "conditional"),
+        ("(?>a)", "does not compile"),
+        ("a++", "does not compile"),
     ],
 )
 def test_constructs_without_re2_equivalent_are_refused(pattern: str, why: str) -> None:
@@ -160,27 +173,15 @@ def test_constructs_without_re2_equivalent_are_refused(pattern: str, why: str) -
         "(?i)^USER",
         "x[ab]*y",
         "(?:[a-z][0-9])+",
+        "[[:alpha:]]+",
+        r"\pL",
     ],
 )
 def test_ordinary_patterns_are_accepted(pattern: str) -> None:
     compile_pattern(pattern)
 
 
-def test_accepted_patterns_run_fast_on_worst_case_keys() -> None:
-    # The worst accepted shape: three open repetitions on a 253-character key.
+def test_worst_case_keys_filter_correctly() -> None:
     key_filter = compile_filter(includes=["a*a*a*c", ".*.*.*c", "[ab]*[ab]*c"])
-    keys = {"a" * 253: 1, "ab" * 126: 2}
-    started = time.monotonic()
-    assert key_filter.apply(keys) == {}
-    assert time.monotonic() - started < 5
-
-
-def test_filtering_has_a_time_budget() -> None:
-    # Each of these keys costs the accepted worst case (tenths of a second); the budget stops
-    # the work after the first ones instead of spending seconds on all 50.
-    key_filter = compile_filter(includes=["a*a*a*c"])
-    keys = {"a" * 250 + f"{i:03d}": i for i in range(50)}
-    started = time.monotonic()
-    with pytest.raises(TransformationError, match="took more than"):
-        key_filter.apply(keys, time_budget=0.05)
-    assert time.monotonic() - started < 3
+    keys = {"a" * 253: 1, "ab" * 126: 2, "a" * 252 + "c": 3}
+    assert key_filter.apply(keys) == {"a" * 252 + "c": 3}

@@ -311,7 +311,7 @@ def test_combined_spec_drives_the_pipeline() -> None:
 def test_validate_transformation() -> None:
     validate_transformation(SHARED)
     with pytest.raises(InvalidRegexError):
-        validate_transformation(TransformationSpec(excludes=["(a*)*"]))
+        validate_transformation(TransformationSpec(excludes=[r"(a)\1"]))
     with pytest.raises(TemplateError):
         validate_transformation(TransformationSpec(templates={"a": "{% if %}"}))
     with pytest.raises(InvalidKeyError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vaultbridge.secrets.errors import TemplateError
@@ -17,14 +15,19 @@ CONTEXT = TemplateContext(
 )
 
 
-def fails(text: str, limits: RenderLimits | None = None, seconds: float = 2.0) -> TemplateError:
-    """Render `text`, expect a TemplateError within `seconds`, and no secret in the message."""
-    started = time.monotonic()
+def fails(
+    text: str, limits: RenderLimits | None = None, *, by_clock: bool = False
+) -> TemplateError:
+    """Render `text`, expect a TemplateError, and no secret in the message.
+
+    Unless `by_clock`, the error must come from a counted limit (operations, sizes, items),
+    never from the wall-clock guard: what stops a template may not depend on how busy the
+    machine is.
+    """
     with pytest.raises(TemplateError) as info:
         render_templates({"out": text}, CONTEXT, limits=limits or RenderLimits())
-    elapsed = time.monotonic() - started
-    assert elapsed < seconds, f"took {elapsed:.2f}s"
     assert CANARY not in str(info.value)
+    assert ("to render" in info.value.detail) == by_clock, info.value.detail
     return info.value
 
 
@@ -115,7 +118,6 @@ def test_non_deterministic_and_html_filters_are_absent(name: str) -> None:
 def test_nested_range_loops_fail_fast() -> None:
     error = fails(
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-        seconds=1.5,
     )
     assert "operations" in error.detail
     assert error.line == 1
@@ -124,13 +126,12 @@ def test_nested_range_loops_fail_fast() -> None:
 def test_filtered_loops_count_every_element() -> None:
     fails(
         "{% for i in range(100000) %}{% for j in range(100000) if false %}{% endfor %}{% endfor %}",
-        seconds=1.5,
     )
 
 
 def test_loop_over_a_large_string_counts_characters() -> None:
     text = "{% set s = 'x' * 1000000 %}{% for c in s %}{% endfor %}"
-    fails(text, seconds=1.5)
+    fails(text)
 
 
 def test_exponential_macro_recursion_is_stopped() -> None:
@@ -138,7 +139,7 @@ def test_exponential_macro_recursion_is_stopped() -> None:
         "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
         "{{ f(60) }}"
     )
-    fails(text, seconds=2.0)
+    fails(text)
 
 
 def test_endless_macro_recursion_is_stopped() -> None:
@@ -148,7 +149,6 @@ def test_endless_macro_recursion_is_stopped() -> None:
 def test_recursive_loop_bomb_is_stopped() -> None:
     fails(
         "{% for x in [1] recursive %}{{ loop([1, 2]) }}{{ loop([1, 2]) }}{% endfor %}",
-        seconds=2.0,
     )
 
 
@@ -217,7 +217,7 @@ def test_range_is_bounded() -> None:
     ],
 )
 def test_size_bombs_are_refused_before_allocation(text: str) -> None:
-    error = fails(text, seconds=2.0)
+    error = fails(text)
     # Refused by a size check, not by some incidental error further down.
     assert any(why in error.detail for why in ("would exceed", "not allowed", "numbers only"))
 
@@ -227,7 +227,7 @@ def test_many_medium_values_exhaust_the_work_budget() -> None:
     text = (
         "{% set s = 'x' * 1000000 %}{% for i in range(100000) %}{% set t = s | upper %}{% endfor %}"
     )
-    assert "in total" in fails(text, seconds=2.0).detail
+    assert "in total" in fails(text).detail
 
 
 def test_output_size_is_capped_per_template() -> None:
@@ -260,7 +260,7 @@ def test_wall_clock_budget_is_the_last_resort() -> None:
         max_operations=10**12, max_work=10**15, timeout_seconds=0.3, max_items=10**6
     )
     text = "{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}"
-    error = fails(text, limits, seconds=1.5)
+    error = fails(text, limits, by_clock=True)
     assert "longer than 0.3s" in error.detail
 
 
@@ -301,11 +301,23 @@ def test_estimate_text_size_bounds_str_of_containers() -> None:
         assert estimate_text_size(value, 10**9) >= len(str(value))
 
 
+class _CountedList(list[object]):
+    """A list that counts how often it is walked."""
+
+    walks = 0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        _CountedList.walks += 1
+        return super().__iter__()
+
+
 def test_estimate_text_size_stops_early_on_huge_values() -> None:
-    huge = [["x" * 1000] * 1000] * 1000  # str() would be a gigabyte
-    started = time.monotonic()
+    inner = _CountedList(["x" * 1000] * 1000)
+    huge = _CountedList([inner] * 1000)  # str() would be a gigabyte
+    _CountedList.walks = 0
     assert estimate_text_size(huge, 10_000) > 10_000
-    assert time.monotonic() - started < 0.5
+    # The outer list and at most one inner one: the walk stops at the limit, not at the end.
+    assert _CountedList.walks <= 2
 
 
 def test_budget_counts_operations_and_work() -> None:
@@ -338,7 +350,7 @@ def test_budget_counts_operations_and_work() -> None:
     ],
 )
 def test_lists_of_large_values_are_refused(text: str) -> None:
-    assert "would exceed" in fails(text, seconds=2.0).detail
+    assert "would exceed" in fails(text).detail
 
 
 def test_dict_views_count_their_content() -> None:

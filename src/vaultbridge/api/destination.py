@@ -5,7 +5,6 @@ Shared by the three secret kinds so that a change here changes all of them the s
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
@@ -22,14 +21,18 @@ from vaultbridge.api.common import (
     resolve_ref,
 )
 from vaultbridge.api.conditions import Conditions
+from vaultbridge.secrets.errors import InvalidRegexError
+from vaultbridge.secrets.filters import compile_pattern
 
 MAX_TEMPLATE_LENGTH = 65536
 
 
 def _check_regex(value: str) -> str:
+    # The operator's own check (RE2 syntax, the syntax of Go's regexp that VSO uses), so that
+    # a pattern the API accepts is one the filters can run.
     try:
-        re.compile(value)
-    except re.error as exc:
+        compile_pattern(value)
+    except InvalidRegexError as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
     return value
 
@@ -37,7 +40,8 @@ def _check_regex(value: str) -> str:
 KeyRegex = Annotated[
     str, StringConstraints(min_length=1, max_length=512), AfterValidator(_check_regex)
 ]
-"""A regular expression matched against Secret keys (Python `re` syntax, searched, not anchored)."""
+"""A regular expression matched against Secret keys (RE2 syntax, as Go's regexp; searched, not
+anchored)."""
 
 
 class RolloutRestartTarget(ApiModel):

@@ -97,7 +97,7 @@ class InvalidKeyError(DataError):
 
 
 class InvalidRegexError(DataError):
-    """An includes/excludes pattern does not compile or is too expensive to run."""
+    """An includes/excludes pattern does not compile (RE2 syntax) or is too large."""
 
     reason = "InvalidRegex"
 
