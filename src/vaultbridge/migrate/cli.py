@@ -1,0 +1,190 @@
+"""`vaultbridge migrate`: VSO manifests (or a live cluster's VSO objects) in, vaultbridge out.
+
+stdout (or `--out DIR`) receives the manifests, stderr the report. Exit codes: 0 = every object
+converted or passed through; 1 = at least one could not be converted (the report says why);
+2 = cannot run (no Kubernetes configuration, API server unreachable, output not writable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import vso
+from .auth_global import GlobalKey
+from .convert import Options, Outcome, convert_document, failed
+from .inputs import Document, read_inputs
+from .report import EXIT_CANNOT_RUN, exit_code, render_json, render_table
+
+
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        help="VSO manifests: files, directories (their .yaml/.yml/.json files) or - for stdin",
+    )
+    parser.add_argument(
+        "--from-cluster",
+        action="store_true",
+        help="read the secrets.hashicorp.com objects of the cluster in the kubeconfig",
+    )
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="with --from-cluster: read only these namespaces (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--out",
+        help="write one manifest file per object into this directory instead of stdout",
+    )
+    parser.add_argument(
+        "--report-format",
+        choices=("table", "json"),
+        default="table",
+        help="format of the report written to stderr",
+    )
+    parser.add_argument(
+        "--vso-namespace",
+        default="vault-secrets-operator-system",
+        help="namespace VSO ran in (where it looked up `default` VaultAuthGlobals)",
+    )
+    parser.add_argument(
+        "--no-adopt",
+        action="store_true",
+        help="do not annotate converted secret objects with vaultbridge.dev/adopt-from "
+        "(their VSO-created Secrets are then not taken over)",
+    )
+
+
+def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome]:
+    """Convert every document; VaultAuthGlobals among them are inlined into their VaultAuths."""
+    docs = list(documents)
+    globals_by_key: dict[GlobalKey, Mapping[str, Any]] = {}
+    for doc in docs:
+        body = doc.body
+        if (
+            isinstance(body, dict)
+            and body.get("kind") == "VaultAuthGlobal"
+            and body.get("apiVersion") == vso.API_VERSION
+            and isinstance(body.get("metadata"), dict)
+            and isinstance(body.get("spec") or {}, dict)
+        ):
+            meta = body["metadata"]
+            key = GlobalKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            globals_by_key[key] = body.get("spec") or {}
+    opts = Options(
+        operator_namespace=options.operator_namespace,
+        lookup_global=globals_by_key.get,
+        adopt=options.adopt,
+    )
+    outcomes = []
+    for doc in docs:
+        if doc.error is not None:
+            outcomes.append(failed(doc.source, "", "", "", doc.error))
+            continue
+        outcomes.append(convert_document(doc.body, doc.source, opts))
+    return outcomes
+
+
+async def read_cluster(
+    kubeconfig: str | None, context: str | None, namespaces: list[str]
+) -> list[Document]:
+    """Every VSO object of the cluster (or of `namespaces`), as documents sourced `cluster`."""
+    from vaultbridge.kube.client import KubeClient
+    from vaultbridge.kube.config import load_config
+    from vaultbridge.kube.errors import NotFound
+    from vaultbridge.kube.resources import Resource
+
+    config = load_config(kubeconfig, context)
+    docs: list[Document] = []
+    async with await KubeClient.connect(config, pool_size=4) as kube:
+        for kind, plural in vso.PLURALS.items():
+            res = Resource(vso.GROUP, vso.VERSION, plural, kind)
+            scopes: list[str | None] = list(namespaces) or [None]
+            for ns in scopes:
+                try:
+                    listed = await kube.list(res, ns)
+                except NotFound:
+                    break  # the CRD is not installed: nothing of this kind
+                for item in sorted(listed.items, key=_sort_key):
+                    meta = item.get("metadata") or {}
+                    docs.append(
+                        Document(
+                            f"cluster:{plural}/{meta.get('namespace')}/{meta.get('name')}",
+                            body=item,
+                        )
+                    )
+    return docs
+
+
+def _sort_key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _file_name(outcome: Outcome, index: int) -> str:
+    parts = [outcome.namespace or "_", outcome.kind or "object", outcome.name or str(index)]
+    return "_".join(_UNSAFE.sub("-", p).lower() for p in parts) + ".yaml"
+
+
+def write_outputs(outcomes: list[Outcome], out_dir: str | None) -> None:
+    objects = [(i, o) for i, o in enumerate(outcomes, start=1) if o.output is not None]
+    if out_dir is None:
+        text = "---\n".join(yaml.safe_dump(o.output, sort_keys=False) for _, o in objects)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    target = Path(out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for i, o in objects:
+        name = _file_name(o, i)
+        if name in used:
+            name = name.removesuffix(".yaml") + f"-{i}.yaml"
+        used.add(name)
+        (target / name).write_text(yaml.safe_dump(o.output, sort_keys=False), encoding="utf-8")
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    if not args.inputs and not args.from_cluster:
+        print("error: give input files (or - for stdin), or --from-cluster", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    documents: list[Document] = list(read_inputs(args.inputs))
+    if args.from_cluster:
+        from vaultbridge.kube.errors import ApiError, KubeConfigError, KubeUnreachable
+
+        try:
+            documents += asyncio.run(read_cluster(args.kubeconfig, args.context, args.namespace))
+        except KubeConfigError as exc:
+            print(f"error: no usable Kubernetes configuration: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_RUN
+        except (KubeUnreachable, ApiError) as exc:
+            print(f"error: reading the cluster failed: {exc}", file=sys.stderr)
+            return EXIT_CANNOT_RUN
+    options = Options(operator_namespace=args.vso_namespace, adopt=not args.no_adopt)
+    outcomes = convert_all(documents, options)
+    try:
+        write_outputs(outcomes, args.out)
+    except OSError as exc:
+        print(f"error: writing the output failed: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    if args.report_format == "json":
+        render_json(outcomes, sys.stderr)
+    else:
+        render_table(outcomes, sys.stderr)
+    return exit_code(outcomes)
