@@ -1,0 +1,281 @@
+"""`vaultbridge migrate --from-cluster` against the real API server.
+
+VSO's CRDs are stood in for by schemaless CRDs of the `secrets.hashicorp.com` group, so the
+objects are exactly as VSO users wrote them. A Secret is labelled and owned the way VSO leaves
+its destination Secrets. The test then checks the conversion (report, exit code, output
+accepted by the API server with our CRDs) and the adoption decision applied to the live Secret:
+ownership moves with one metadata write guarded by resourceVersion, data bytes untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from vaultbridge.cli import main
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+from vaultbridge.kube import objects
+from vaultbridge.migrate import vso
+from vaultbridge.migrate.adopt import Adoption, decide_adoption
+from vaultbridge.migrate.convert import ADOPT_ANNOTATION
+
+from .operator_harness import crd_path, dump
+
+pytestmark = pytest.mark.integration
+
+KINDS = ("VaultConnection", "VaultAuth", "VaultStaticSecret", "CSISecrets")
+VSO_PATH = f"/apis/{vso.GROUP}/{vso.VERSION}"
+
+
+def _vso_crd(kind: str) -> dict[str, Any]:
+    plural = vso.PLURALS[kind]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{vso.GROUP}"},
+        "spec": {
+            "group": vso.GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+            "versions": [
+                {
+                    "name": vso.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def vso_crds(kube_admin: KubeAdmin) -> Iterator[None]:
+    crd_path_ = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for kind in KINDS:
+        kube_admin.ensure(crd_path_, _vso_crd(kind))
+    deadline = time.monotonic() + 30
+    for kind in KINDS:
+        while kube_admin.request("GET", f"{VSO_PATH}/{vso.PLURALS[kind]}")[0] != 200:
+            assert time.monotonic() < deadline, f"CRD for {kind} not served"
+            time.sleep(0.1)
+    yield
+    for kind in KINDS:
+        kube_admin.request("DELETE", f"{crd_path_}/{vso.PLURALS[kind]}.{vso.GROUP}")
+
+
+def _create_vso(admin: KubeAdmin, ns: str, kind: str, name: str, spec: dict[str, Any]) -> Any:
+    body = {
+        "apiVersion": vso.API_VERSION,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+    status, obj = admin.request("POST", f"{VSO_PATH}/namespaces/{ns}/{vso.PLURALS[kind]}", body)
+    assert status == 201, dump(obj)
+    return obj
+
+
+def _merge_patch(
+    admin: KubeAdmin, path: str, patch: dict[str, Any], certs_ctx: ssl.SSLContext
+) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(
+        admin.server + path, data=json.dumps(patch).encode(), method="PATCH"
+    )
+    req.add_header("Content-Type", "application/merge-patch+json")
+    try:
+        with urllib.request.urlopen(req, context=certs_ctx, timeout=10) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def _b64(v: bytes) -> str:
+    return base64.b64encode(v).decode()
+
+
+def test_from_cluster_convert_then_adopt_without_data_write(
+    devenv: DevState,
+    kube_admin: KubeAdmin,
+    crds_installed: None,
+    vso_crds: None,
+    namespace: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ns = namespace
+    _create_vso(kube_admin, ns, "VaultConnection", "conn", {"address": "http://vault:8200"})
+    _create_vso(
+        kube_admin,
+        ns,
+        "VaultAuth",
+        "auth",
+        {
+            "vaultConnectionRef": "conn",
+            "method": "kubernetes",
+            "mount": "kubernetes",
+            "kubernetes": {"role": "app", "serviceAccount": "default"},
+        },
+    )
+    vss = _create_vso(
+        kube_admin,
+        ns,
+        "VaultStaticSecret",
+        "app",
+        {
+            "vaultAuthRef": "auth",
+            "mount": "secret",
+            "path": f"{ns}/app",
+            "type": "kv-v2",
+            "refreshAfter": "30s",
+            "hmacSecretData": True,
+            "syncConfig": {"instantUpdates": True},
+            "destination": {"name": "app-secret", "create": True},
+        },
+    )
+    _create_vso(kube_admin, ns, "CSISecrets", "csi", {"secrets": {}})
+    # The destination Secret as VSO leaves it.
+    secret_body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "app-secret",
+            "namespace": ns,
+            "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: vss["metadata"]["uid"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": vso.API_VERSION,
+                    "kind": "VaultStaticSecret",
+                    "name": "app",
+                    "uid": vss["metadata"]["uid"],
+                }
+            ],
+        },
+        "data": {"password": _b64(b"pw-1"), "user": _b64(b"app")},
+    }
+    status, secret = kube_admin.request("POST", f"/api/v1/namespaces/{ns}/secrets", secret_body)
+    assert status == 201, dump(secret)
+
+    out_dir = tmp_path / "out"
+    code = main(
+        [
+            "migrate",
+            "--from-cluster",
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "-n",
+            ns,
+            "--out",
+            str(out_dir),
+            "--report-format",
+            "json",
+        ]
+    )
+    _, err = capsys.readouterr()
+    report = json.loads(err)
+    results = {(o["kind"], o["name"]): o for o in report["objects"]}
+    assert code == 1  # the CSISecrets object cannot be converted
+    assert results[("CSISecrets", "csi")]["result"] == "not convertible"
+    assert results[("VaultConnection", "conn")]["result"] == "converted"
+    assert results[("VaultAuth", "auth")]["result"] == "converted"
+    assert results[("VaultStaticSecret", "app")]["result"] == "converted with changes"
+    assert "instantUpdates" in results[("VaultStaticSecret", "app")]["changes"][0]
+    assert results[("VaultStaticSecret", "app")]["source"] == (
+        f"cluster:vaultstaticsecrets/{ns}/app"
+    )
+
+    files = sorted(out_dir.iterdir())
+    assert [f.name for f in files] == [
+        f"{ns}_vaultauth_auth.yaml",
+        f"{ns}_vaultconnection_conn.yaml",
+        f"{ns}_vaultstaticsecret_app.yaml",
+    ]
+    converted = {}
+    for f in files:
+        obj = yaml.safe_load(f.read_text())
+        # The real API server, with our CRDs and their CEL rules, accepts every output.
+        status, created = kube_admin.request("POST", crd_path(obj["kind"].lower() + "s", ns), obj)
+        assert status == 201, dump(created)
+        converted[obj["kind"]] = created
+    vb_vss = converted["VaultStaticSecret"]
+    assert vb_vss["metadata"]["annotations"][ADOPT_ANNOTATION] == f"vso/{vss['metadata']['uid']}"
+
+    # Adoption: what the operator would do at its ownership check, against the live Secret.
+    _, live = kube_admin.request("GET", f"/api/v1/namespaces/{ns}/secrets/app-secret")
+    own_ref = objects.owner_reference(vb_vss)
+    decision = decide_adoption(
+        live,
+        vb_vss,
+        owner_reference=own_ref,
+        desired_labels=objects.owner_labels("VaultStaticSecret", "app"),
+        desired_data={"password": b"pw-1", "user": b"app"},
+    )
+    assert isinstance(decision, Adoption), decision
+    assert decision.data_matches and decision.restart is False
+
+    ctx = kube_admin._ctx
+    path = f"/api/v1/namespaces/{ns}/secrets/app-secret"
+    # A stale resourceVersion is refused: the patch never overwrites a concurrent change.
+    stale = json.loads(json.dumps(decision.patch))
+    stale["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) - 1)
+    status, _ = _merge_patch(kube_admin, path, stale, ctx)
+    assert status == 409
+
+    status, adopted = _merge_patch(kube_admin, path, decision.patch, ctx)
+    assert status == 200, dump(adopted)
+    assert adopted["data"] == live["data"]  # data bytes untouched
+    assert adopted["metadata"]["ownerReferences"] == [own_ref]
+    labels = adopted["metadata"]["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "vaultbridge"
+    assert vso.LABEL_OWNER_UID not in labels and vso.LABEL_COMPONENT not in labels
+    # Exactly one write (metadata): a second decision on the adopted Secret has nothing to do.
+    assert (
+        decide_adoption(
+            adopted,
+            vb_vss,
+            owner_reference=own_ref,
+            desired_labels=objects.owner_labels("VaultStaticSecret", "app"),
+            desired_data={"password": b"pw-1", "user": b"app"},
+        )
+        is None
+    )
+
+
+def test_from_cluster_unreachable_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    code = main(["migrate", "--from-cluster", "--kubeconfig", str(kubeconfig)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "reading the cluster failed" in err
+    assert "Traceback" not in err
