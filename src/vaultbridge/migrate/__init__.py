@@ -8,6 +8,7 @@
 - `adopt`: the pure decision to take over a Secret VSO created, without rotating it.
 - `cli`: the `vaultbridge migrate` command.
 
-Nothing here imports the controllers; the operator connects `adopt.decide_adoption` where it
+VaultAuthGlobal precedence lives in `vaultbridge.api.auth_global`. Nothing here imports the
+controllers; the operator connects `adopt.decide_adoption` where it
 decides destination ownership.
 """

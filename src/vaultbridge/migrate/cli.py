@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from vaultbridge.api.auth_global import GlobalKey
+
 from . import vso
-from .auth_global import GlobalKey
 from .convert import Options, Outcome, convert_document, failed
 from .inputs import Document, read_inputs
 from .report import EXIT_CANNOT_RUN, exit_code, render_json, render_table

@@ -22,9 +22,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api import API_VERSION, describe_validation_error, kind_info
+from vaultbridge.api.auth_global import GlobalKey, GlobalRefError, merge_auth, resolve_global_ref
 
 from . import vso
-from .auth_global import GlobalKey, GlobalRefError, merge_auth, resolve_global_ref
 from .templates import translate
 
 ADOPT_ANNOTATION = "vaultbridge.dev/adopt-from"

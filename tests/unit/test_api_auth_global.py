@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vaultbridge.migrate.auth_global import (
+from vaultbridge.api.auth_global import (
     GlobalKey,
     GlobalRefError,
     candidate_keys,

@@ -1,10 +1,16 @@
 """VaultAuthGlobal: shared login defaults, and how a VaultAuth that references one is resolved.
 
-Pure functions over VSO-shaped specs (camelCase dicts). `vaultbridge migrate` uses them to
-inline a VaultAuthGlobal into each VaultAuth that references it, since vaultbridge has no
-VaultAuthGlobal kind (yet). An operator-side VaultAuthGlobal would call `resolve_global_ref`
-and `merge_auth` from the VaultAuth reconcile, right after parsing the spec and before
-validating it, with the global read from its informer.
+Pure functions over specs in wire form (camelCase dicts, the field names VSO and vaultbridge
+share), so the merge happens before the VaultAuth is parsed and the result is validated by
+`VaultAuthSpec` like any hand-written spec.
+
+Users today: `vaultbridge migrate` inlines a VSO VaultAuthGlobal into each VaultAuth that
+references it (vaultbridge has no VaultAuthGlobal kind yet). Call site for an operator-side
+VaultAuthGlobal: the VaultAuth reconcile, where it parses `obj["spec"]` with `VAULT_AUTH`; when
+the spec has `vaultAuthGlobalRef`, `resolve_global_ref` (lookup = the VaultAuthGlobal
+informer's store) then `merge_auth`, then parse the merged spec; a `GlobalRefError` becomes
+`valid: false` with its message. Consumers of the VaultAuth must see the merged spec too, and
+a change of the global must requeue the VaultAuths that reference it.
 
 Precedence (VSO's documented rules):
 - The VaultAuth's own fields win; a field left empty there is taken from the global's block of
