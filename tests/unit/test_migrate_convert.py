@@ -426,3 +426,41 @@ def test_last_applied_annotation_dropped_other_metadata_kept() -> None:
         "labels": {"team": "a"},
         "annotations": {"note": "x"},
     }
+
+
+def test_objects_of_vso_namespace_move_to_the_operator_namespace() -> None:
+    opts = Options(operator_namespace="vso-system", target_namespace="vb-system")
+    conn = convert(
+        vso("VaultConnection", FULL_CONNECTION, name="default", namespace="vso-system"), opts
+    )
+    assert conn.verdict is Verdict.CHANGED
+    assert assert_valid(conn)["metadata"]["namespace"] == "vb-system"
+    auth = convert(
+        vso(
+            "VaultAuth",
+            {
+                "vaultConnectionRef": "vso-system/conn",
+                "method": "kubernetes",
+                "kubernetes": {"role": "r", "serviceAccount": "default"},
+            },
+            name="default",
+            namespace="vso-system",
+        ),
+        opts,
+    )
+    spec = assert_valid(auth)["spec"]
+    # VSO lets every namespace use its namespace's `default` VaultAuth: made explicit.
+    assert spec["allowedNamespaces"] == ["*"]
+    assert spec["vaultConnectionRef"] == "vb-system/conn"
+    assert len(auth.changes) == 3
+    vss = convert(vso("VaultStaticSecret", {**FULL_STATIC, "vaultAuthRef": "vso-system/a"}), opts)
+    assert assert_valid(vss)["spec"]["vaultAuthRef"] == "vb-system/a"
+    assert assert_valid(vss)["metadata"]["namespace"] == "team-a"  # secret objects stay
+
+
+def test_other_vault_auths_of_vso_namespace_keep_their_allowed_namespaces() -> None:
+    opts = Options(operator_namespace="vso-system", target_namespace="vb-system")
+    spec = {"method": "kubernetes", "kubernetes": {"role": "r", "serviceAccount": "default"}}
+    auth = convert(vso("VaultAuth", spec, name="other", namespace="vso-system"), opts)
+    assert "allowedNamespaces" not in assert_valid(auth)["spec"]
+    assert assert_valid(auth)["metadata"]["namespace"] == "vb-system"

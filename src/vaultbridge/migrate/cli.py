@@ -62,6 +62,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         help="namespace VSO ran in (where it looked up `default` VaultAuthGlobals)",
     )
     parser.add_argument(
+        "--operator-namespace",
+        default=os.environ.get("VAULTBRIDGE_NAMESPACE", "vaultbridge-system"),
+        help="namespace of the vaultbridge operator: VaultConnections and VaultAuths of VSO's "
+        "namespace move there [env VAULTBRIDGE_NAMESPACE]",
+    )
+    parser.add_argument(
         "--no-adopt",
         action="store_true",
         help="do not annotate converted secret objects with vaultbridge.dev/adopt-from "
@@ -87,6 +93,7 @@ def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome
             globals_by_key[key] = body.get("spec") or {}
     opts = Options(
         operator_namespace=options.operator_namespace,
+        target_namespace=options.target_namespace,
         lookup_global=globals_by_key.get,
         adopt=options.adopt,
     )
@@ -177,7 +184,11 @@ def run_migrate(args: argparse.Namespace) -> int:
         except (KubeUnreachable, ApiError) as exc:
             print(f"error: reading the cluster failed: {exc}", file=sys.stderr)
             return EXIT_CANNOT_RUN
-    options = Options(operator_namespace=args.vso_namespace, adopt=not args.no_adopt)
+    options = Options(
+        operator_namespace=args.vso_namespace,
+        target_namespace=args.operator_namespace,
+        adopt=not args.no_adopt,
+    )
     outcomes = convert_all(documents, options)
     try:
         write_outputs(outcomes, args.out)

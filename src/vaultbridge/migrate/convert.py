@@ -79,6 +79,10 @@ GlobalLookup = Callable[[GlobalKey], Mapping[str, Any] | None]
 class Options:
     operator_namespace: str = "vault-secrets-operator-system"
     """Namespace of VSO (where VSO looked up `default` objects)."""
+    target_namespace: str = "vaultbridge-system"
+    """Namespace of the vaultbridge operator: VaultConnections and VaultAuths found in VSO's
+    namespace move here, since an empty reference now means `default` in this namespace (and
+    VSO's namespace goes away with VSO)."""
     lookup_global: GlobalLookup | None = None
     """Spec of a VaultAuthGlobal among the inputs, for inlining into VaultAuths."""
     adopt: bool = True
@@ -121,7 +125,7 @@ def convert_document(doc: object, source: str, options: Options | None = None) -
     if not isinstance(spec, dict):
         return failed(source, kind, namespace, name, "spec is not a mapping")
 
-    conv = _Conversion(kind=kind, namespace=namespace, options=options)
+    conv = _Conversion(kind=kind, namespace=namespace, name=name, options=options)
     for path in vso.unknown_fields(kind, spec):
         conv.problems.append(f"unknown field {path} (not in VSO's {kind} schema)")
     if kind == "VaultAuthGlobal":
@@ -165,6 +169,8 @@ def convert_document(doc: object, source: str, options: Options | None = None) -
             [f"{p} is not supported by vaultbridge" for p in ignored],
         )
     out_meta = _metadata(metadata)
+    if conv.moves and namespace:
+        out_meta["namespace"] = options.target_namespace
     if kind in SECRET_KINDS and options.adopt:
         uid = str(metadata.get("uid") or "")
         out_meta.setdefault("annotations", {})[ADOPT_ANNOTATION] = f"vso/{uid}" if uid else "vso"
@@ -213,9 +219,20 @@ _DAYS = re.compile(r"^([0-9]+(?:\.[0-9]+)?)d$")
 class _Conversion:
     kind: str
     namespace: str
+    name: str
     options: Options
     changes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def moves(self) -> bool:
+        """Whether this object leaves VSO's namespace for the vaultbridge operator's."""
+        source, target = self.options.operator_namespace, self.options.target_namespace
+        return (
+            self.kind in ("VaultConnection", "VaultAuth")
+            and self.namespace == source
+            and source != target
+        )
 
     def convert(self, spec: dict[str, Any]) -> dict[str, Any]:
         _drop_empty(spec)
@@ -228,7 +245,31 @@ class _Conversion:
             "SecretTransformation": self._transformation_kind,
         }[self.kind]
         handler(spec)
+        self._relocate(spec)
         return spec
+
+    def _relocate(self, spec: dict[str, Any]) -> None:
+        """Follow the move of VSO's namespace's VaultConnections and VaultAuths."""
+        source, target = self.options.operator_namespace, self.options.target_namespace
+        if source == target:
+            return
+        if self.moves:
+            self.changes.append(
+                f"moved from namespace {source} (VSO's) to {target} (vaultbridge's): empty "
+                "references mean `default` in the operator's namespace"
+            )
+            if self.kind == "VaultAuth" and self.name == "default":
+                if not spec.get("allowedNamespaces"):
+                    spec["allowedNamespaces"] = ["*"]
+                    self.changes.append(
+                        'spec.allowedNamespaces set to ["*"]: VSO lets every namespace use the '
+                        "`default` VaultAuth of its own namespace"
+                    )
+        for ref_field in ("vaultAuthRef", "vaultConnectionRef"):
+            value = spec.get(ref_field)
+            if isinstance(value, str) and value.startswith(source + "/"):
+                spec[ref_field] = target + value[len(source) :]
+                self.changes.append(f"spec.{ref_field} follows the move to namespace {target}")
 
     # --- kinds ------------------------------------------------------------------------------
 
