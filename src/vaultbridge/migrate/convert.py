@@ -258,13 +258,13 @@ class _Conversion:
                 f"moved from namespace {source} (VSO's) to {target} (vaultbridge's): empty "
                 "references mean `default` in the operator's namespace"
             )
-            if self.kind == "VaultAuth" and self.name == "default":
-                if not spec.get("allowedNamespaces"):
-                    spec["allowedNamespaces"] = ["*"]
-                    self.changes.append(
-                        'spec.allowedNamespaces set to ["*"]: VSO lets every namespace use the '
-                        "`default` VaultAuth of its own namespace"
-                    )
+            implicit_all = self.kind == "VaultAuth" and self.name == "default"
+            if implicit_all and not spec.get("allowedNamespaces"):
+                spec["allowedNamespaces"] = ["*"]
+                self.changes.append(
+                    'spec.allowedNamespaces set to ["*"]: VSO lets every namespace use the '
+                    "`default` VaultAuth of its own namespace"
+                )
         for ref_field in ("vaultAuthRef", "vaultConnectionRef"):
             value = spec.get(ref_field)
             if isinstance(value, str) and value.startswith(source + "/"):
