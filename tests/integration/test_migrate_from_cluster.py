@@ -31,6 +31,7 @@ from vaultbridge.migrate.adopt import Adoption, decide_adoption
 from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 
 from .operator_harness import crd_path, dump
+from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -279,3 +280,166 @@ def test_from_cluster_unreachable_is_exit_2(
     assert code == 2
     assert "reading the cluster failed" in err
     assert "Traceback" not in err
+
+
+def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """VSO object + its Secret → migrate → apply → --adopt-secrets → the operator owns the
+    Secret without writing it; later Vault changes flow through vaultbridge."""
+    ns, admin = app.ns, app.admin
+    app.vault.kv_put(f"{ns}/app", {"user": "app", "password": "pw-1"})
+    status, dep = admin.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{ns}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
+                },
+            },
+        },
+    )
+    assert status == 201, dump(dep)
+    vss = _create_vso(
+        admin,
+        ns,
+        "VaultStaticSecret",
+        "app",
+        {
+            "vaultAuthRef": "default",
+            "mount": "secret",
+            "path": f"{ns}/app",
+            "type": "kv-v2",
+            "refreshAfter": "2s",
+            "rolloutRestartTargets": [{"kind": "Deployment", "name": "web"}],
+            "destination": {
+                "name": "app-secret",
+                "create": True,
+                "transformation": {"excludeRaw": True},
+            },
+        },
+    )
+    vso_uid = vss["metadata"]["uid"]
+    status, secret = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "app-secret",
+                "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: vso_uid},
+                "ownerReferences": [
+                    {
+                        "apiVersion": vso.API_VERSION,
+                        "kind": "VaultStaticSecret",
+                        "name": "app",
+                        "uid": vso_uid,
+                    }
+                ],
+            },
+            "data": {"user": _b64(b"app"), "password": _b64(b"pw-1")},
+        },
+    )
+    assert status == 201, dump(secret)
+
+    out_dir = tmp_path / "vb"
+    kubeconfig = str(devenv.kubeconfig)
+    assert (
+        main(
+            [
+                "migrate",
+                "--from-cluster",
+                "--kubeconfig",
+                kubeconfig,
+                "-n",
+                ns,
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    (manifest,) = out_dir.iterdir()
+    status, created = admin.request(
+        "POST", crd_path("vaultstaticsecrets", ns), yaml.safe_load(manifest.read_text())
+    )
+    assert status == 201, dump(created)
+
+    code = main(
+        [
+            "migrate",
+            "--adopt-secrets",
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            ns,
+            "--report-format",
+            "json",
+        ]
+    )
+    _, err = capsys.readouterr()
+    (line,) = json.loads(err)["objects"]
+    assert code == 0, err
+    assert (line["result"], line["name"]) == ("adopted", "app-secret")
+
+    adopted = app.secret("app-secret")
+    assert adopted is not None
+    adopted_rv = adopted["metadata"]["resourceVersion"]
+    assert adopted["data"] == secret["data"]
+    assert [r["uid"] for r in adopted["metadata"]["ownerReferences"]] == [
+        created["metadata"]["uid"]
+    ]
+    app.wait_condition("app", "Ready", "True")
+    time.sleep(5)  # a few refreshAfter periods: the operator must not write the Secret
+    app.wait_condition("app", "Ready", "True")
+    after = app.secret("app-secret")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == adopted_rv, "the operator rewrote the Secret"
+    _, dep = admin.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+    assert "vaultbridge.dev/restartedAt" not in (
+        dep["spec"]["template"]["metadata"].get("annotations") or {}
+    ), "adoption must not restart workloads"
+
+    # A second run finds nothing left to do.
+    assert (
+        main(
+            [
+                "migrate",
+                "--adopt-secrets",
+                "--kubeconfig",
+                kubeconfig,
+                "-n",
+                ns,
+                "--report-format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    (line,) = json.loads(capsys.readouterr().err)["objects"]
+    assert line["result"] == "skipped" and "already owned" in line["changes"][0]
+
+    # Vault changes now flow through vaultbridge.
+    app.vault.kv_put(f"{ns}/app", {"user": "app", "password": "pw-2"})
+    app.wait_data("app-secret", {"password": "pw-2", "user": "app"})
+
+    def restarted() -> str | None:
+        _, d = admin.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+        return (d["spec"]["template"]["metadata"].get("annotations") or {}).get(
+            "vaultbridge.dev/restartedAt"
+        )
+
+    wait_for(restarted, 30, "restart after a real Vault change")

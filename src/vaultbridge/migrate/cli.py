@@ -1,6 +1,8 @@
 """`vaultbridge migrate`: VSO manifests (or a live cluster's VSO objects) in, vaultbridge out.
 
-stdout (or `--out DIR`) receives the manifests, stderr the report. Exit codes: 0 = every object
+stdout (or `--out DIR`) receives the manifests, stderr the report. With `--adopt-secrets` it
+converts nothing and instead hands VSO's Secrets to the applied vaultbridge objects (see
+`takeover`). Exit codes: 0 = every object
 converted or passed through; 1 = at least one could not be converted (the report says why);
 2 = cannot run (no Kubernetes configuration, API server unreachable, output not writable).
 """
@@ -37,6 +39,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the secrets.hashicorp.com objects of the cluster in the kubeconfig",
     )
+    parser.add_argument(
+        "--adopt-secrets",
+        action="store_true",
+        help="after applying the converted objects (VSO scaled to zero): move the ownership of "
+        "the Secrets VSO created to them, data untouched",
+    )
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig")
     parser.add_argument("--context", help="kubeconfig context")
     parser.add_argument(
@@ -44,7 +52,8 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace",
         action="append",
         default=[],
-        help="with --from-cluster: read only these namespaces (repeatable; default: all)",
+        help="with --from-cluster or --adopt-secrets: only these namespaces (repeatable; "
+        "default: all)",
     )
     parser.add_argument(
         "--out",
@@ -168,7 +177,44 @@ def write_outputs(outcomes: list[Outcome], out_dir: str | None) -> None:
         (target / name).write_text(yaml.safe_dump(o.output, sort_keys=False), encoding="utf-8")
 
 
+async def _adopt(kubeconfig: str | None, context: str | None, namespaces: list[str]) -> Any:
+    from vaultbridge.kube.client import KubeClient
+    from vaultbridge.kube.config import load_config
+
+    from .takeover import adopt_secrets
+
+    async with await KubeClient.connect(load_config(kubeconfig, context), pool_size=4) as kube:
+        return await adopt_secrets(kube, namespaces)
+
+
+def _run_adopt(args: argparse.Namespace) -> int:
+    from vaultbridge.kube.errors import ApiError, KubeConfigError, KubeUnreachable
+
+    if args.inputs or args.from_cluster:
+        print("error: --adopt-secrets takes no inputs and no --from-cluster", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    try:
+        outcomes: list[Outcome] = asyncio.run(_adopt(args.kubeconfig, args.context, args.namespace))
+    except KubeConfigError as exc:
+        print(f"error: no usable Kubernetes configuration: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    except (KubeUnreachable, ApiError) as exc:
+        print(f"error: reading the cluster failed: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    _render(outcomes, args.report_format)
+    return exit_code(outcomes)
+
+
+def _render(outcomes: list[Outcome], report_format: str) -> None:
+    if report_format == "json":
+        render_json(outcomes, sys.stderr)
+    else:
+        render_table(outcomes, sys.stderr)
+
+
 def run_migrate(args: argparse.Namespace) -> int:
+    if args.adopt_secrets:
+        return _run_adopt(args)
     if not args.inputs and not args.from_cluster:
         print("error: give input files (or - for stdin), or --from-cluster", file=sys.stderr)
         return EXIT_CANNOT_RUN
@@ -195,8 +241,5 @@ def run_migrate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: writing the output failed: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
-    if args.report_format == "json":
-        render_json(outcomes, sys.stderr)
-    else:
-        render_table(outcomes, sys.stderr)
+    _render(outcomes, args.report_format)
     return exit_code(outcomes)

@@ -41,6 +41,10 @@ class Verdict(StrEnum):
     INLINED = "inlined"
     FAILED = "not convertible"
     PASSTHROUGH = "passed through"
+    ADOPTED = "adopted"
+    """(--adopt-secrets) A VSO-created Secret now belongs to its vaultbridge object."""
+    SKIPPED = "skipped"
+    """(--adopt-secrets) Nothing to adopt: no such Secret, not VSO's, or already ours."""
 
 
 @dataclass

@@ -42,6 +42,8 @@ _STYLE = {
     Verdict.INLINED: "cyan",
     Verdict.FAILED: "bold red",
     Verdict.PASSTHROUGH: "dim",
+    Verdict.ADOPTED: "green",
+    Verdict.SKIPPED: "dim",
 }
 
 
