@@ -30,12 +30,12 @@ from vaultbridge.migrate import vso
 from vaultbridge.migrate.adopt import Adoption, decide_adoption
 from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 
-from .operator_harness import crd_path, dump
+from .operator_harness import OPERATOR_NAMESPACE, crd_path, dump
 from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("VaultConnection", "VaultAuth", "VaultStaticSecret", "CSISecrets")
+KINDS = ("VaultConnection", "VaultAuth", "VaultAuthGlobal", "VaultStaticSecret", "CSISecrets")
 VSO_PATH = f"/apis/{vso.GROUP}/{vso.VERSION}"
 
 
@@ -443,3 +443,79 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
         )
 
     wait_for(restarted, 30, "restart after a real Vault change")
+
+
+def test_vault_auth_global_inlined_from_cluster_logs_in(
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A VaultAuth that leaves method, role, service account and connection to a
+    VaultAuthGlobal (found by allowDefault) converts into a complete VaultAuth that logs in."""
+    ns, admin = app.ns, app.admin
+    _create_vso(
+        admin,
+        ns,
+        "VaultAuthGlobal",
+        "default",
+        {
+            "defaultAuthMethod": "kubernetes",
+            "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
+            "headers": {"X-From-Global": "1"},
+            "kubernetes": {
+                "role": "not-this-one",
+                "serviceAccount": "default",
+                "mount": "kubernetes",
+            },
+        },
+    )
+    _create_vso(
+        admin,
+        ns,
+        "VaultAuth",
+        "inlined",
+        {
+            "vaultAuthGlobalRef": {"allowDefault": True, "mergeStrategy": {"headers": "union"}},
+            "kubernetes": {"role": app.vault.role},  # local beats the global's role
+            "headers": {"X-Local": "1"},
+        },
+    )
+    out_dir = tmp_path / "vb"
+    code = main(
+        [
+            "migrate",
+            "--from-cluster",
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "-n",
+            ns,
+            "--out",
+            str(out_dir),
+            "--report-format",
+            "json",
+        ]
+    )
+    report = json.loads(capsys.readouterr().err)
+    assert code == 0, report
+    results = {(o["kind"], o["name"]): o["result"] for o in report["objects"]}
+    assert results == {
+        ("VaultAuth", "inlined"): "converted with changes",
+        ("VaultAuthGlobal", "default"): "inlined",
+    }
+    (manifest,) = out_dir.iterdir()
+    auth = yaml.safe_load(manifest.read_text())
+    assert auth["spec"] == {
+        "method": "kubernetes",
+        "mount": "kubernetes",
+        "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
+        "kubernetes": {"role": app.vault.role, "serviceAccount": "default"},
+        "headers": {"X-From-Global": "1", "X-Local": "1"},
+    }
+    status, created = admin.request("POST", crd_path("vaultauths", ns), auth)
+    assert status == 201, dump(created)
+
+    app.vault.kv_put(f"{ns}/via-global", {"k": "v"})
+    app.vss("via-global", vaultAuthRef="inlined")
+    app.wait_data("via-global", {"k": "v"})
