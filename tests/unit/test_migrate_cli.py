@@ -175,3 +175,21 @@ def test_list_documents_are_expanded() -> None:
 def test_split_documents_line_numbers() -> None:
     parts: list[Any] = split_documents("a: 1\n---\nb: 2\n...\n--- {c: 3}\n")
     assert parts == [(1, "a: 1\n"), (3, "b: 2\n"), (5, "{c: 3}\n")]
+
+
+def test_table_shows_names_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    from vaultbridge.migrate.convert import Outcome, Verdict
+    from vaultbridge.migrate.report import render_table
+
+    out = io.StringIO()
+    render_table(
+        [Outcome("f.yaml#1", "[bold]Kind", "ns", "[red]x[/red]", Verdict.FAILED, problems=["[p]"])],
+        out,
+    )
+    text = out.getvalue()
+    assert "[bold]Kind" in text and "[red]x[/red]" in text and "[p]" in text
+
+
+def test_deeply_nested_yaml_is_a_report_line() -> None:
+    (doc,) = list(parse_stream("a: " + "[" * 5000 + "]" * 5000 + "\n", "deep"))
+    assert doc.error is not None and doc.error.startswith("broken YAML")

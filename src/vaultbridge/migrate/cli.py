@@ -111,7 +111,19 @@ def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome
         if doc.error is not None:
             outcomes.append(failed(doc.source, "", "", "", doc.error))
             continue
-        outcomes.append(convert_document(doc.body, doc.source, opts))
+        try:
+            outcomes.append(convert_document(doc.body, doc.source, opts))
+        except Exception as exc:  # one report line per document, never a traceback
+            outcomes.append(
+                failed(
+                    doc.source,
+                    "",
+                    "",
+                    "",
+                    f"internal error ({type(exc).__name__}): please "
+                    "report it with this object's shape (not its values)",
+                )
+            )
     return outcomes
 
 

@@ -65,6 +65,9 @@ def parse_stream(text: str, name: str) -> Iterator[Document]:
         except yaml.YAMLError as exc:
             yield Document(source, error=describe_yaml_error(exc, first_line))
             continue
+        except RecursionError:
+            yield Document(source, error="broken YAML: nested too deeply")
+            continue
         if body is None:
             continue
         yield from _expand_list(body, source)
