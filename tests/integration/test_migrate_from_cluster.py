@@ -31,11 +31,19 @@ from vaultbridge.migrate.adopt import Adoption, decide_adoption
 from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 
 from .operator_harness import OPERATOR_NAMESPACE, crd_path, dump
+from .test_pki_secret import PKI
 from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 
-KINDS = ("VaultConnection", "VaultAuth", "VaultAuthGlobal", "VaultStaticSecret", "CSISecrets")
+KINDS = (
+    "VaultConnection",
+    "VaultAuth",
+    "VaultAuthGlobal",
+    "VaultStaticSecret",
+    "VaultPKISecret",
+    "CSISecrets",
+)
 VSO_PATH = f"/apis/{vso.GROUP}/{vso.VERSION}"
 
 
@@ -519,3 +527,129 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
     app.vault.kv_put(f"{ns}/via-global", {"k": "v"})
     app.vss("via-global", vaultAuthRef="inlined")
     app.wait_data("via-global", {"k": "v"})
+
+
+def test_pki_adoption_keeps_vso_certificate(
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """VSO's certificate and its state (serial, expiry) carry over: the operator issues nothing
+    at the switch and keeps the Secret as VSO wrote it until the certificate's rotation time."""
+    ns, admin = app.ns, app.admin
+    pki = PKI(app)
+    issued = pki.bao.must(
+        "POST", f"{pki.mount}/issue/web", {"common_name": "svc.example.com", "ttl": "1h"}
+    )["data"]
+    vps = _create_vso(
+        admin,
+        ns,
+        "VaultPKISecret",
+        "tls",
+        {
+            "vaultAuthRef": "default",
+            "mount": pki.mount,
+            "role": "web",
+            "commonName": "svc.example.com",
+            "ttl": "1h",
+            "expiryOffset": "5m",
+            "destination": {"name": "tls", "create": True},
+        },
+    )
+    status, _ = _merge_patch(
+        admin,
+        f"{VSO_PATH}/namespaces/{ns}/vaultpkisecrets/tls/status",
+        {
+            "status": {
+                "serialNumber": issued["serial_number"],
+                "expiration": int(issued["expiration"]),
+                "lastRotation": int(time.time()),
+                "valid": True,
+                "error": "",
+            }
+        },
+        admin._ctx,
+    )
+    assert status == 200
+    status, secret = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "tls",
+                "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: vps["metadata"]["uid"]},
+                "ownerReferences": [
+                    {
+                        "apiVersion": vso.API_VERSION,
+                        "kind": "VaultPKISecret",
+                        "name": "tls",
+                        "uid": vps["metadata"]["uid"],
+                    }
+                ],
+            },
+            "data": {
+                k: _b64(str(issued[k]).encode())
+                for k in ("certificate", "private_key", "issuing_ca", "serial_number", "expiration")
+            },
+        },
+    )
+    assert status == 201, dump(secret)
+    certs_before = pki.bao.must("LIST", f"{pki.mount}/certs")["data"]["keys"]
+
+    out_dir = tmp_path / "vb"
+    kubeconfig = str(devenv.kubeconfig)
+    assert (
+        main(
+            [
+                "migrate",
+                "--from-cluster",
+                "--kubeconfig",
+                kubeconfig,
+                "-n",
+                ns,
+                "--out",
+                str(out_dir),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    (manifest,) = out_dir.iterdir()
+    status, created = admin.request(
+        "POST", crd_path("vaultpkisecrets", ns), yaml.safe_load(manifest.read_text())
+    )
+    assert status == 201, dump(created)
+    code = main(
+        [
+            "migrate",
+            "--adopt-secrets",
+            "--kubeconfig",
+            kubeconfig,
+            "-n",
+            ns,
+            "--report-format",
+            "json",
+        ]
+    )
+    report = json.loads(capsys.readouterr().err)
+    assert code == 0, report
+    (line,) = report["objects"]
+    assert line["result"] == "adopted"
+    assert line["changes"][1] == "VSO's certificate carried over: no new credentials at the switch"
+
+    adopted = app.secret("tls")
+    assert adopted is not None and adopted["data"] == secret["data"]
+    adopted_rv = adopted["metadata"]["resourceVersion"]
+    app.wait_condition("tls", "Ready", "True", plural="vaultpkisecrets")
+    time.sleep(3)
+    ours = pki.status("tls")
+    assert ours["serialNumber"] == issued["serial_number"]
+    assert ours["expiration"] == int(issued["expiration"])
+    after = app.secret("tls")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == adopted_rv, "the operator rewrote the Secret"
+    assert pki.bao.must("LIST", f"{pki.mount}/certs")["data"]["keys"] == certs_before

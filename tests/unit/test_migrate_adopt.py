@@ -196,3 +196,74 @@ def test_unknown_desired_data_means_no_match_claimed() -> None:
         desired_data=None,
     )
     assert isinstance(result, Adoption) and not result.data_matches
+
+
+KEY = b"k" * 32
+
+
+def test_carried_status_dynamic() -> None:
+    from vaultbridge.migrate.adopt import carried_status
+    from vaultbridge.secrets.hmac import compute_mac
+
+    vso_status = {
+        "lastRenewalTime": 1700000000,
+        "lastGeneration": 7,
+        "secretMAC": "vso-own-mac",
+        "secretLease": {
+            "id": "db/creds/app/abc",
+            "duration": 3600,
+            "renewable": True,
+            "requestID": "r1",
+        },
+        "staticCredsMetaData": {
+            "lastVaultRotation": 1,
+            "rotationPeriod": 60,
+            "rotationSchedule": "",
+            "ttl": 30,
+        },
+    }
+    data = {"username": b"u", "password": b"p"}
+    status = carried_status("VaultDynamicSecret", vso_status, data, hmac_key=KEY, generation=1)
+    assert status == {
+        "lastGeneration": 1,
+        "secretMAC": compute_mac(KEY, data),
+        "lastRenewalTime": 1700000000,
+        "secretLease": {
+            "id": "db/creds/app/abc",
+            "duration": 3600,
+            "renewable": True,
+            "requestID": "r1",
+        },
+        "staticCredsMetaData": {"lastVaultRotation": 1, "rotationPeriod": 60, "ttl": 30},
+    }
+    # Our own model accepts it.
+    from vaultbridge.api import VaultDynamicSecretStatus
+
+    VaultDynamicSecretStatus.model_validate(status)
+
+
+def test_carried_status_pki_and_refusals() -> None:
+    from vaultbridge.api import VaultPKISecretStatus
+    from vaultbridge.migrate.adopt import carried_status
+
+    status = carried_status(
+        "VaultPKISecret",
+        {"serialNumber": "aa:bb", "expiration": 1800000000, "lastRotation": 1700000000},
+        {"certificate": b"pem"},
+        hmac_key=KEY,
+        generation=2,
+    )
+    assert status is not None
+    assert (status["serialNumber"], status["expiration"], status["lastRotation"]) == (
+        "aa:bb",
+        1800000000,
+        1700000000,
+    )
+    VaultPKISecretStatus.model_validate(status)
+    assert carried_status("VaultPKISecret", {}, {}, hmac_key=KEY, generation=1) is None
+    assert (
+        carried_status("VaultDynamicSecret", {"lastRenewalTime": 0}, {}, hmac_key=KEY, generation=1)
+        is None
+    )
+    assert carried_status("VaultDynamicSecret", None, {}, hmac_key=KEY, generation=1) is None
+    assert carried_status("VaultStaticSecret", {"x": 1}, {}, hmac_key=KEY, generation=1) is None

@@ -38,6 +38,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vaultbridge.secrets.hmac import compute_mac
+
 from . import vso
 from .convert import ADOPT_ANNOTATION
 
@@ -84,7 +86,7 @@ def is_vso_secret(secret: Mapping[str, Any]) -> bool:
     )
 
 
-def _decode(secret: Mapping[str, Any]) -> dict[str, bytes] | None:
+def decode_data(secret: Mapping[str, Any]) -> dict[str, bytes] | None:
     out: dict[str, bytes] = {}
     for key, value in _str_map(secret.get("data")).items():
         try:
@@ -159,10 +161,78 @@ def decide_adoption(
 
     if desired_data is None:
         return Adoption(patch, data_matches=False)
-    live = _decode(secret)
+    live = decode_data(secret)
     if live is None:
         return Adoption(patch, data_matches=False, differing_keys=("<undecodable data>",))
     differing = tuple(
         sorted(k for k in set(live) | set(desired_data) if live.get(k) != desired_data.get(k))
     )
     return Adoption(patch, data_matches=not differing, differing_keys=differing)
+
+
+# --- carrying VSO's lease / certificate state over --------------------------------------------
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def carried_status(
+    kind: str,
+    vso_status: Mapping[str, Any] | None,
+    live_data: Mapping[str, bytes],
+    *,
+    hmac_key: bytes,
+    generation: int,
+) -> dict[str, Any] | None:
+    """The status fields that let the operator keep the credentials VSO issued.
+
+    Without them the operator's first sync of a VaultDynamicSecret or VaultPKISecret issues new
+    credentials (and, being a first sync, restarts nothing: consumers that read them at start
+    keep VSO's, which then expire unrenewed). With them it finds a lease (or certificate) it
+    holds, for data it wrote (`secretMAC` over the live data, with the operator's key), and
+    renews or rotates on its usual schedule. None when VSO's status lacks what is needed; the
+    operator then issues as for a new object.
+    """
+    status = vso_status or {}
+    mac = compute_mac(hmac_key, live_data)
+    if kind == "VaultDynamicSecret":
+        last = _int(status.get("lastRenewalTime"))
+        lease = status.get("secretLease")
+        if not last or not isinstance(lease, Mapping):
+            return None
+        out: dict[str, Any] = {
+            "lastGeneration": generation,
+            "secretMAC": mac,
+            "lastRenewalTime": last,
+            "secretLease": {
+                "id": str(lease.get("id") or ""),
+                "duration": _int(lease.get("duration")) or 0,
+                "renewable": bool(lease.get("renewable")),
+                "requestID": str(lease.get("requestID") or ""),
+            },
+        }
+        static = status.get("staticCredsMetaData")
+        if isinstance(static, Mapping) and _int(static.get("ttl")) is not None:
+            out["staticCredsMetaData"] = {
+                "lastVaultRotation": _int(static.get("lastVaultRotation")) or 0,
+                "rotationPeriod": _int(static.get("rotationPeriod")) or 0,
+                "ttl": _int(static.get("ttl")) or 0,
+            }
+        return out
+    if kind == "VaultPKISecret":
+        serial = status.get("serialNumber")
+        expiration = _int(status.get("expiration"))
+        if not isinstance(serial, str) or not serial or not expiration:
+            return None
+        out = {
+            "lastGeneration": generation,
+            "secretMAC": mac,
+            "serialNumber": serial,
+            "expiration": expiration,
+        }
+        last_rotation = _int(status.get("lastRotation"))
+        if last_rotation:
+            out["lastRotation"] = last_rotation
+        return out
+    return None

@@ -77,6 +77,12 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
         "namespace move there [env VAULTBRIDGE_NAMESPACE]",
     )
     parser.add_argument(
+        "--hmac-key-secret",
+        default=os.environ.get("VAULTBRIDGE_HMAC_KEY_SECRET", "vaultbridge-hmac-key"),
+        help="with --adopt-secrets: the operator's HMAC key Secret (in --operator-namespace), "
+        "used to carry VSO's leases and certificates over [env VAULTBRIDGE_HMAC_KEY_SECRET]",
+    )
+    parser.add_argument(
         "--no-adopt",
         action="store_true",
         help="do not annotate converted secret objects with vaultbridge.dev/adopt-from "
@@ -189,14 +195,20 @@ def write_outputs(outcomes: list[Outcome], out_dir: str | None) -> None:
         (target / name).write_text(yaml.safe_dump(o.output, sort_keys=False), encoding="utf-8")
 
 
-async def _adopt(kubeconfig: str | None, context: str | None, namespaces: list[str]) -> Any:
+async def _adopt(args: argparse.Namespace) -> Any:
     from vaultbridge.kube.client import KubeClient
     from vaultbridge.kube.config import load_config
 
     from .takeover import adopt_secrets
 
-    async with await KubeClient.connect(load_config(kubeconfig, context), pool_size=4) as kube:
-        return await adopt_secrets(kube, namespaces)
+    config = load_config(args.kubeconfig, args.context)
+    async with await KubeClient.connect(config, pool_size=4) as kube:
+        return await adopt_secrets(
+            kube,
+            args.namespace,
+            operator_namespace=args.operator_namespace,
+            hmac_key_secret=args.hmac_key_secret,
+        )
 
 
 def _run_adopt(args: argparse.Namespace) -> int:
@@ -206,7 +218,7 @@ def _run_adopt(args: argparse.Namespace) -> int:
         print("error: --adopt-secrets takes no inputs and no --from-cluster", file=sys.stderr)
         return EXIT_CANNOT_RUN
     try:
-        outcomes: list[Outcome] = asyncio.run(_adopt(args.kubeconfig, args.context, args.namespace))
+        outcomes: list[Outcome] = asyncio.run(_adopt(args))
     except KubeConfigError as exc:
         print(f"error: no usable Kubernetes configuration: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
