@@ -28,6 +28,9 @@ is not ours raises `DestinationConflict`. Before raising, call `decide_adoption`
 apply `patch` (`kube.patch(SECRETS, name, patch, ns, patch_type="merge")`), continue with the
 patched Secret (so `plan` sees it owned and writes data only if `data_matches` is False) and
 skip the rollout restart for this sync; on `Refusal` raise `DestinationConflict` with its reason.
+For VaultDynamicSecret / VaultPKISecret the operator would also need `carried_status` (from the
+VSO object's status) before its held-lease check, or it issues new credentials. Until then,
+`vaultbridge migrate --adopt-secrets` (`takeover.py`) does all of it from outside.
 """
 
 from __future__ import annotations
