@@ -41,6 +41,7 @@ KINDS = (
     "VaultAuth",
     "VaultAuthGlobal",
     "VaultStaticSecret",
+    "VaultDynamicSecret",
     "VaultPKISecret",
     "CSISecrets",
 )
@@ -652,4 +653,113 @@ def test_pki_adoption_keeps_vso_certificate(
     after = app.secret("tls")
     assert after is not None
     assert after["metadata"]["resourceVersion"] == adopted_rv, "the operator rewrote the Secret"
+    assert pki.bao.must("LIST", f"{pki.mount}/certs")["data"]["keys"] == certs_before
+
+
+def test_dynamic_adoption_keeps_vso_lease(
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """VSO's lease carries over: the operator waits for its renewal point instead of issuing."""
+    ns, admin = app.ns, app.admin
+    pki = PKI(app)
+    pki.bao.must(
+        "POST",
+        f"{pki.mount}/roles/leased",
+        {"allow_any_name": True, "generate_lease": True, "ttl": "1h", "key_type": "ec"},
+    )
+    pki.bao.must(
+        "PUT",
+        f"sys/policies/acl/{app.vault.role}",
+        {"policy": f'path "{pki.mount}/issue/leased" {{ capabilities = ["update"] }}'},
+    )
+    resp = pki.bao.must("POST", f"{pki.mount}/issue/leased", {"common_name": "db.example.com"})
+    assert resp["lease_id"]
+    vds = _create_vso(
+        admin,
+        ns,
+        "VaultDynamicSecret",
+        "creds",
+        {
+            "vaultAuthRef": "default",
+            "mount": pki.mount,
+            "path": "issue/leased",
+            "params": {"common_name": "db.example.com"},
+            "destination": {"name": "creds", "create": True},
+        },
+    )
+    now = int(time.time())
+    status, _ = _merge_patch(
+        admin,
+        f"{VSO_PATH}/namespaces/{ns}/vaultdynamicsecrets/creds/status",
+        {
+            "status": {
+                "lastRenewalTime": now,
+                "lastGeneration": 1,
+                "secretLease": {
+                    "id": resp["lease_id"],
+                    "duration": resp["lease_duration"],
+                    "renewable": resp["renewable"],
+                    "requestID": resp["request_id"],
+                },
+            }
+        },
+        admin._ctx,
+    )
+    assert status == 200
+    status, secret = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "creds",
+                "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: vds["metadata"]["uid"]},
+                "ownerReferences": [
+                    {
+                        "apiVersion": vso.API_VERSION,
+                        "kind": "VaultDynamicSecret",
+                        "name": "creds",
+                        "uid": vds["metadata"]["uid"],
+                    }
+                ],
+            },
+            "data": {
+                "certificate": _b64(resp["data"]["certificate"].encode()),
+                "private_key": _b64(resp["data"]["private_key"].encode()),
+                "_raw": _b64(json.dumps(resp["data"]).encode()),
+            },
+        },
+    )
+    assert status == 201, dump(secret)
+    certs_before = pki.bao.must("LIST", f"{pki.mount}/certs")["data"]["keys"]
+
+    out_dir = tmp_path / "vb"
+    kubeconfig = str(devenv.kubeconfig)
+    args = ["--kubeconfig", kubeconfig, "-n", ns]
+    assert main(["migrate", "--from-cluster", *args, "--out", str(out_dir)]) == 0
+    capsys.readouterr()
+    (manifest,) = out_dir.iterdir()
+    status, created = admin.request(
+        "POST", crd_path("vaultdynamicsecrets", ns), yaml.safe_load(manifest.read_text())
+    )
+    assert status == 201, dump(created)
+    assert main(["migrate", "--adopt-secrets", *args, "--report-format", "json"]) == 0
+    (line,) = json.loads(capsys.readouterr().err)["objects"]
+    assert line["result"] == "adopted"
+    assert line["changes"][1] == "VSO's lease carried over: no new credentials at the switch"
+
+    adopted = app.secret("creds")
+    assert adopted is not None and adopted["data"] == secret["data"]
+    app.wait_condition("creds", "Ready", "True", plural="vaultdynamicsecrets")
+    time.sleep(3)
+    _, ours = admin.request("GET", crd_path("vaultdynamicsecrets", ns, "creds"))
+    assert ours["status"]["secretLease"]["id"] == resp["lease_id"]
+    after = app.secret("creds")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == adopted["metadata"]["resourceVersion"]
     assert pki.bao.must("LIST", f"{pki.mount}/certs")["data"]["keys"] == certs_before
