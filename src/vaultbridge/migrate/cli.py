@@ -68,7 +68,8 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vso-namespace",
         default="vault-secrets-operator-system",
-        help="namespace VSO ran in (where it looked up `default` VaultAuthGlobals)",
+        help="namespace VSO ran in: its VaultConnections and VaultAuths move to "
+        "--operator-namespace; `default` VaultAuthGlobals are also looked up there",
     )
     parser.add_argument(
         "--operator-namespace",
