@@ -455,6 +455,7 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
 
 
 def test_vault_auth_global_inlined_from_cluster_logs_in(
+    request: pytest.FixtureRequest,
     app: App,
     devenv: DevState,
     vso_crds: None,
@@ -462,14 +463,22 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A VaultAuth that leaves method, role, service account and connection to a
-    VaultAuthGlobal (found by allowDefault) converts into a complete VaultAuth that logs in."""
+    VaultAuthGlobal (found by allowDefault in VSO's namespace, outside the `-n` scope) converts
+    into a complete VaultAuth that logs in."""
     ns, admin = app.ns, app.admin
+    vso_ns = f"{ns}-vso"
+    admin.ensure(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": vso_ns}},
+    )
+    request.addfinalizer(lambda: admin.request("DELETE", f"/api/v1/namespaces/{vso_ns}"))
     _create_vso(
         admin,
-        ns,
+        vso_ns,
         "VaultAuthGlobal",
         "default",
         {
+            "allowedNamespaces": [ns],
             "defaultAuthMethod": "kubernetes",
             "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
             "headers": {"X-From-Global": "1"},
@@ -500,6 +509,8 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
             str(devenv.kubeconfig),
             "-n",
             ns,
+            "--vso-namespace",
+            vso_ns,
             "--out",
             str(out_dir),
             "--report-format",
@@ -508,11 +519,15 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
     )
     report = json.loads(capsys.readouterr().err)
     assert code == 0, report
-    results = {(o["kind"], o["name"]): o["result"] for o in report["objects"]}
-    assert results == {
-        ("VaultAuth", "inlined"): "converted with changes",
-        ("VaultAuthGlobal", "default"): "inlined",
-    }
+    (line,) = report["objects"]  # the global is outside the scope: looked up, not reported
+    assert (line["kind"], line["name"], line["result"]) == (
+        "VaultAuth",
+        "inlined",
+        "converted with changes",
+    )
+    assert line["changes"] == [
+        f"settings of VaultAuthGlobal {vso_ns}/default inlined (vaultAuthGlobalRef)"
+    ]
     (manifest,) = out_dir.iterdir()
     auth = yaml.safe_load(manifest.read_text())
     assert auth["spec"] == {

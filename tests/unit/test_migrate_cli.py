@@ -193,3 +193,15 @@ def test_table_shows_names_literally(capsys: pytest.CaptureFixture[str]) -> None
 def test_deeply_nested_yaml_is_a_report_line() -> None:
     (doc,) = list(parse_stream("a: " + "[" * 5000 + "]" * 5000 + "\n", "deep"))
     assert doc.error is not None and doc.error.startswith("broken YAML")
+
+
+def test_same_object_twice_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    one = GOOD.split("---", maxsplit=1)[0]
+    (tmp_path / "a.yaml").write_text(one)
+    (tmp_path / "b.yaml").write_text(one)
+    code, out, err = run([str(tmp_path), "--report-format", "json"], capsys)
+    assert code == 1
+    assert len(list(yaml.safe_load_all(out))) == 1
+    objects = json.loads(err)["objects"]
+    assert [o["result"] for o in objects] == ["converted", "not convertible"]
+    assert objects[1]["problems"] == [f"the same object as {tmp_path / 'a.yaml'}#1"]

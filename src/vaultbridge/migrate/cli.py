@@ -91,22 +91,47 @@ def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome]:
-    """Convert every document; VaultAuthGlobals among them are inlined into their VaultAuths."""
+def _global_entry(body: object) -> tuple[GlobalKey, Mapping[str, Any]] | None:
+    if (
+        isinstance(body, dict)
+        and body.get("kind") == "VaultAuthGlobal"
+        and body.get("apiVersion") == vso.API_VERSION
+        and isinstance(body.get("metadata"), dict)
+        and isinstance(body.get("spec") or {}, dict)
+    ):
+        meta = body["metadata"]
+        key = GlobalKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        return key, body.get("spec") or {}
+    return None
+
+
+def _identity(body: object) -> tuple[str, str, str] | None:
+    """(kind, namespace, name) of a VSO object, to spot the same object given twice."""
+    if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+        return None
+    if not str(body.get("apiVersion", "")).startswith(vso.GROUP + "/"):
+        return None
+    meta = body["metadata"]
+    if not meta.get("name"):
+        return None
+    return (str(body.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
+
+
+def convert_all(
+    documents: Iterable[Document],
+    options: Options,
+    extra_globals: Iterable[Document] = (),
+) -> list[Outcome]:
+    """Convert every document; VaultAuthGlobals among them (and in `extra_globals`, which are
+    looked up but not reported) are inlined into the VaultAuths that reference them. A VSO
+    object given twice (same kind, namespace and name) is converted once; the repeat is
+    reported as not convertible, since applying both would let the last one win silently."""
     docs = list(documents)
     globals_by_key: dict[GlobalKey, Mapping[str, Any]] = {}
-    for doc in docs:
-        body = doc.body
-        if (
-            isinstance(body, dict)
-            and body.get("kind") == "VaultAuthGlobal"
-            and body.get("apiVersion") == vso.API_VERSION
-            and isinstance(body.get("metadata"), dict)
-            and isinstance(body.get("spec") or {}, dict)
-        ):
-            meta = body["metadata"]
-            key = GlobalKey(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-            globals_by_key[key] = body.get("spec") or {}
+    for doc in [*extra_globals, *docs]:
+        entry = _global_entry(doc.body)
+        if entry is not None:
+            globals_by_key[entry[0]] = entry[1]
     opts = Options(
         operator_namespace=options.operator_namespace,
         target_namespace=options.target_namespace,
@@ -114,10 +139,20 @@ def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome
         adopt=options.adopt,
     )
     outcomes = []
+    seen: dict[tuple[str, str, str], str] = {}
     for doc in docs:
         if doc.error is not None:
             outcomes.append(failed(doc.source, "", "", "", doc.error))
             continue
+        identity = _identity(doc.body)
+        if identity is not None:
+            if identity in seen:
+                kind, ns, name = identity
+                outcomes.append(
+                    failed(doc.source, kind, ns, name, f"the same object as {seen[identity]}")
+                )
+                continue
+            seen[identity] = doc.source
         try:
             outcomes.append(convert_document(doc.body, doc.source, opts))
         except Exception as exc:  # one report line per document, never a traceback
@@ -136,8 +171,10 @@ def convert_all(documents: Iterable[Document], options: Options) -> list[Outcome
 
 async def read_cluster(
     kubeconfig: str | None, context: str | None, namespaces: list[str]
-) -> list[Document]:
-    """Every VSO object of the cluster (or of `namespaces`), as documents sourced `cluster`."""
+) -> tuple[list[Document], list[Document]]:
+    """Every VSO object of the cluster (or of `namespaces`), as documents sourced `cluster`;
+    and, when limited to `namespaces`, the VaultAuthGlobals of the other namespaces (a
+    VaultAuth may use one in VSO's namespace)."""
     from vaultbridge.kube.client import KubeClient
     from vaultbridge.kube.config import load_config
     from vaultbridge.kube.errors import NotFound
@@ -154,15 +191,29 @@ async def read_cluster(
                     listed = await kube.list(res, ns)
                 except NotFound:
                     break  # the CRD is not installed: nothing of this kind
-                for item in sorted(listed.items, key=_sort_key):
-                    meta = item.get("metadata") or {}
-                    docs.append(
-                        Document(
-                            f"cluster:{plural}/{meta.get('namespace')}/{meta.get('name')}",
-                            body=item,
-                        )
-                    )
-    return docs
+                docs.extend(_documents(plural, listed.items))
+        extra: list[Document] = []
+        if namespaces:
+            res = Resource(
+                vso.GROUP, vso.VERSION, vso.PLURALS["VaultAuthGlobal"], "VaultAuthGlobal"
+            )
+            try:
+                listed = await kube.list(res)
+            except NotFound:
+                pass
+            else:
+                extra = _documents(res.plural, listed.items)
+    return docs, extra
+
+
+def _documents(plural: str, items: list[dict[str, Any]]) -> list[Document]:
+    out = []
+    for item in sorted(items, key=_sort_key):
+        meta = item.get("metadata") or {}
+        out.append(
+            Document(f"cluster:{plural}/{meta.get('namespace')}/{meta.get('name')}", body=item)
+        )
+    return out
 
 
 def _sort_key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -244,11 +295,15 @@ def run_migrate(args: argparse.Namespace) -> int:
         print("error: give input files (or - for stdin), or --from-cluster", file=sys.stderr)
         return EXIT_CANNOT_RUN
     documents: list[Document] = list(read_inputs(args.inputs))
+    extra_globals: list[Document] = []
     if args.from_cluster:
         from vaultbridge.kube.errors import ApiError, KubeConfigError, KubeUnreachable
 
         try:
-            documents += asyncio.run(read_cluster(args.kubeconfig, args.context, args.namespace))
+            found, extra_globals = asyncio.run(
+                read_cluster(args.kubeconfig, args.context, args.namespace)
+            )
+            documents += found
         except KubeConfigError as exc:
             print(f"error: no usable Kubernetes configuration: {exc}", file=sys.stderr)
             return EXIT_CANNOT_RUN
@@ -260,7 +315,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         target_namespace=args.operator_namespace,
         adopt=not args.no_adopt,
     )
-    outcomes = convert_all(documents, options)
+    outcomes = convert_all(documents, options, extra_globals)
     try:
         write_outputs(outcomes, args.out)
     except OSError as exc:
