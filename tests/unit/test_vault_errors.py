@@ -23,8 +23,8 @@ PERM = {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
         (
             429,
             {"errors": ["request path x: rate limit quota exceeded"]},
-            e.RateLimited,
-            "VaultRateLimited",
+            e.VaultThrottled,
+            "VaultThrottled",
         ),
         (503, {"errors": ["Vault is sealed"]}, e.SealedOrUnavailable, "VaultSealedOrUnavailable"),
         (

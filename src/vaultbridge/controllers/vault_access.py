@@ -25,6 +25,7 @@ from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, KubeError, NotFound
 from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.observability import metrics
+from vaultbridge.vault.cache import TokenCheck
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultError
@@ -270,6 +271,13 @@ class VaultAccess:
 
     def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
         self.ctx.clients.invalidate(self.cache_key(resolved, consumer_namespace))
+
+    async def check_denied(
+        self, resolved: ResolvedAuth, consumer_namespace: str, client: VaultClient
+    ) -> TokenCheck:
+        """After a 403 to `client`: token gone (replaced, retry) or policy (see `TokenCheck`)."""
+        key = self.cache_key(resolved, consumer_namespace)
+        return await self.ctx.clients.check_denied(key, client)
 
     def _login_fn(
         self, resolved: ResolvedAuth, consumer_namespace: str

@@ -8,10 +8,20 @@ and a namespace. The ``ClientCache`` keeps one per (auth, connection, service ac
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from vaultbridge.vault.connection import ConnectionSettings, RawResponse, Transport
-from vaultbridge.vault.errors import BadResponse, InvalidRequest, SecretVersionDeleted, classify
+from vaultbridge.vault.errors import (
+    BadResponse,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    SecretVersionDeleted,
+    VaultError,
+    classify,
+)
 from vaultbridge.vault.models import (
     AuthToken,
     HealthStatus,
@@ -35,6 +45,42 @@ _HEALTH_PARAMS = {
     "sealedcode": "200",
     "uninitcode": "200",
 }
+
+
+class RevokeOutcome(StrEnum):
+    """What revoking a lease came to (see ``VaultClient.try_revoke_lease``)."""
+
+    REVOKED = "revoked"
+    """Vault revoked it (or had nothing left to revoke under that id)."""
+    PERMISSION_DENIED = "permission_denied"
+    """The token's policy lacks ``update`` on ``sys/leases/revoke/<lease id>``: waiting will not
+    help; the lease lives until its TTL ends."""
+    LEASE_UNKNOWN = "lease_unknown"
+    """Vault no longer knows the lease (expired, revoked, tidied): nothing to do."""
+    TRANSIENT = "transient"
+    """Vault unreachable, sealed, throttled or failing: retrying later may succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevocation:
+    outcome: RevokeOutcome
+    error: VaultError | None = None
+
+
+def revoke_outcome(error: BaseException | None) -> RevokeOutcome:
+    """The outcome a failed lease revocation stands for (``None``: it succeeded).
+
+    For callers that revoke through their own error handling (e.g. one that first tells a
+    revoked token from a missing policy) and hold the typed ``VaultError``.
+    """
+    if error is None:
+        return RevokeOutcome.REVOKED
+    if isinstance(error, PermissionDenied):
+        return RevokeOutcome.PERMISSION_DENIED
+    if isinstance(error, InvalidRequest | NotFound):
+        # Vault answers 400 "invalid lease ID" rather than 404 for a lease it does not know.
+        return RevokeOutcome.LEASE_UNKNOWN
+    return RevokeOutcome.TRANSIENT
 
 
 class VaultClient:
@@ -77,6 +123,14 @@ class VaultClient:
     def has_token(self) -> bool:
         return self._token is not None
 
+    def shares_token(self, other: VaultClient) -> bool:
+        """Whether ``other`` sends the same token (e.g. it is ``with_namespace`` of this one)."""
+        return self._token is not None and self._token == other._token
+
+    #: A 429 is retried this many times inside one call (each retry waits for the global rate
+    #: limiter, which a 429 slows down) before ``VaultThrottled`` is raised.
+    throttle_retries = 4
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _call(
@@ -92,23 +146,35 @@ class VaultClient:
         token: str | None = None,
     ) -> RawResponse:
         validate_path(path)
-        raw = await self.transport.request(
-            self.settings,
-            method,
-            path,
-            operation=operation,
-            token=(token or self._token) if send_token else None,
-            namespace=self.namespace if send_namespace else None,
-            params=params,
-            json_body=body,
-        )
+        for _attempt in range(self.throttle_retries + 1):
+            raw = await self.transport.request(
+                self.settings,
+                method,
+                path,
+                operation=operation,
+                token=(token or self._token) if send_token else None,
+                namespace=self.namespace if send_namespace else None,
+                params=params,
+                json_body=body,
+            )
+            # A quota's 429 rejects the request before Vault acts on it, so even a write is
+            # safe to send again.
+            if raw.status != 429:
+                break
         if 200 <= raw.status < 300:
             if not raw.json_ok:
                 raise BadResponse(
                     "response is not JSON", status=raw.status, path=path, operation=operation
                 )
             return raw
-        raise classify(raw.status, raw.body, path=path, operation=operation)
+        raise classify(
+            raw.status,
+            raw.body,
+            path=path,
+            operation=operation,
+            method=method,
+            retry_after=raw.retry_after,
+        )
 
     @staticmethod
     def _envelope(raw: RawResponse, path: str, operation: str) -> VaultResponse:
@@ -357,9 +423,21 @@ class VaultClient:
         return LeaseInfo.from_renew(raw.body)
 
     async def revoke_lease(self, lease_id: str) -> None:
-        await self._call(
-            "PUT", "sys/leases/revoke", operation="revoke_lease", body={"lease_id": lease_id}
-        )
+        """Revoke a lease with the path form ``sys/leases/revoke/<lease id>``, so a policy can
+        grant it per mount and role (``sys/leases/revoke/database/creds/app/*``, ``update``)
+        instead of the right to revoke any lease. Raises the typed error; see
+        ``try_revoke_lease`` / ``revoke_outcome`` for the outcome as a value."""
+        validate_path(lease_id, what="lease id")
+        await self._call("PUT", f"sys/leases/revoke/{lease_id}", operation="revoke_lease", body={})
+
+    async def try_revoke_lease(self, lease_id: str) -> LeaseRevocation:
+        """``revoke_lease`` with the outcome as a value: revoked, permission denied, lease
+        unknown or transient (the error is kept for messages)."""
+        try:
+            await self.revoke_lease(lease_id)
+        except VaultError as exc:
+            return LeaseRevocation(revoke_outcome(exc), exc)
+        return LeaseRevocation(RevokeOutcome.REVOKED)
 
     async def lookup_lease(self, lease_id: str) -> LeaseInfo:
         """Remaining TTL and times of a lease; ``InvalidRequest`` if Vault no longer knows it
