@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 
@@ -22,10 +23,11 @@ class TokenBucket:
     negative, and its depth below zero is exactly the queue length. A cancelled waiter hands its
     reservation back. ``rate <= 0`` disables limiting.
 
-    ``set_rate`` and ``pause`` change the schedule for everyone: a slower rate or a pause
-    forgives the reservations of sleeping waiters, which reserve again (in wake-up order, so
-    FIFO is kept) under the new schedule when they wake. Under FIFO a waiter's slot in a
-    slower schedule is never earlier than its old one, so waking at the old slot loses nothing.
+    ``set_rate``, ``pause`` and ``drain`` change the schedule for everyone (``AdaptiveRate``
+    drives them). A slower rate or a pause voids the reservations of sleeping waiters, which
+    reserve again under the new schedule when they wake — in wake-up order, so FIFO is kept,
+    and under FIFO a waiter's slot in a slower schedule is never earlier than its old one, so
+    waking at the old slot loses nothing.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class TokenBucket:
         self._clock = clock
         self._sleep = sleep
         self._tokens = float(self.burst)
+        # Tokens accrue from here on; in the future while paused.
         self._updated = clock()
         # Bumped whenever outstanding reservations become void (slower rate, pause).
         self._epoch = 0
@@ -49,22 +52,25 @@ class TokenBucket:
     def unlimited(self) -> bool:
         return self.rate <= 0
 
-    def _refill(self) -> None:
+    def _refill(self) -> float:
         now = self._clock()
-        if not self.unlimited:
-            elapsed = max(0.0, now - self._updated)
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
-        self._updated = now
+        if now > self._updated:
+            if not self.unlimited:
+                elapsed = now - self._updated
+                self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+            self._updated = now
+        return now
 
     def reserve(self) -> float:
         """Take one token now; return how many seconds the caller must wait before using it."""
         if self.unlimited:
             return 0.0
-        self._refill()
+        now = self._refill()
         self._tokens -= 1.0
+        paused = max(0.0, self._updated - now)
         if self._tokens >= 0:
-            return 0.0
-        return -self._tokens / self.rate
+            return paused
+        return paused + -self._tokens / self.rate
 
     def refund(self) -> None:
         """Give back a reservation that will not be used (the waiter was cancelled)."""
@@ -76,7 +82,8 @@ class TokenBucket:
 
         Tokens saved up so far are kept (up to the new burst). A slower rate voids the
         reservations of sleeping waiters (see the class docstring); a faster one lets them keep
-        theirs, so new arrivals cannot overtake them.
+        theirs (they may go a little later than the new rate would allow; AIMD raises the rate
+        in small steps) while the queue behind them drains at the new rate.
         """
         self._refill()
         slower = rate > 0 and (self.unlimited or rate < self.rate)
@@ -93,12 +100,14 @@ class TokenBucket:
         self._tokens = min(float(self.burst), self._tokens)
 
     def pause(self, seconds: float) -> None:
-        """No request before ``seconds`` from now (Vault's ``Retry-After``); then the rate."""
+        """No request before ``seconds`` from now (a longer pause already set stands), then
+        the rate without a saved-up burst."""
         if self.unlimited or seconds <= 0:
             return
-        self._refill()
+        now = self._refill()
         self._epoch += 1
-        self._tokens = min(0.0, self._tokens) - seconds * self.rate
+        self._tokens = 0.0
+        self._updated = max(self._updated, now + seconds)
 
     def drain(self) -> None:
         """Spend the saved-up burst: the next requests go at the rate, not all at once."""
@@ -127,21 +136,23 @@ class TokenBucket:
 class AdaptiveRate:
     """AIMD on a ``TokenBucket``'s rate, driven by the answers Vault gives.
 
-    - Decrease: a 429 answering a request sent at the current rate multiplies the rate by
-      ``decrease`` (down to ``floor``), drains the saved-up burst and shrinks the burst to one
-      second's worth; a ``Retry-After`` also pauses the bucket that long. 429s answering
-      requests sent before the last decrease are the same signal seen late (they were in
-      flight) and change nothing — so a burst of rejections is one decrease, not twenty,
-      while a quota that keeps rejecting at the lowered rate lowers it again at once.
-    - Increase: once no 429 came for ``holdoff`` seconds, the rate grows by ``increase``
-      requests/s per second of success (default: the ceiling over one minute), and at the
-      ceiling the configured burst returns.
+    - **Decrease**, on a 429: the rate drops to ``decrease`` times itself, and to no more than
+      ``knee_margin`` times what Vault accepted over the last second (a quota's rate, found
+      in one step instead of a cascade); the saved-up burst is dropped and the burst shrinks
+      to one second's worth; the bucket pauses for ``Retry-After``, or ``pause`` seconds
+      without one (a quota's window is spent: whatever is sent before it ends is rejected).
+      One decrease per round trip and per ``holdoff``: 429s answering requests sent before the
+      last decrease (``sent()`` tickets), or arriving within ``holdoff`` of it, are the same
+      signal seen late; they only pause.
+    - **Increase**, while no 429 came for ``holdoff`` seconds: ``increase`` requests/s per
+      second (default: the ceiling over one minute), slowed to a tenth of that within 10 % of
+      the knee (the accepted rate at the last 429), so the rate probes a quota gently instead
+      of hitting it every few seconds. At the ceiling the configured burst returns.
     - The ceiling is the configured rate (``--vault-qps``). With none (0 = unlimited), the
-      first 429 starts from the response rate observed over the last second, and climbing
-      back to that rate ends limiting.
+      first 429 starts from the accepted rate, and climbing back to the rate observed before
+      it ends limiting.
 
-    ``sent()`` is called before each request and returns a ticket that ``observe`` gets with
-    the answer; the clock is injectable for tests.
+    The clock is injectable for tests.
     """
 
     def __init__(
@@ -152,28 +163,35 @@ class AdaptiveRate:
         decrease: float = 0.7,
         increase: float | None = None,
         holdoff: float = 1.0,
+        pause: float = 0.5,
+        knee_margin: float = 0.9,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < decrease < 1:
             raise ValueError("decrease must be between 0 and 1")
+        if not 0 < knee_margin <= 1:
+            raise ValueError("knee_margin must be in (0, 1]")
         self.bucket = bucket
         self.ceiling: float | None = bucket.rate if bucket.rate > 0 else None
         self.ceiling_burst = bucket.burst
         self.floor = max(0.001, floor)
         self.decrease = decrease
+        self.knee_margin = knee_margin
         self._increase = increase
         self.holdoff = holdoff
+        self.pause = pause
         self._clock = clock
         self._generation = 0
+        self._last_decrease = float("-inf")
         self._last_throttle = float("-inf")
         self._last_change = clock()
         self._target: float | None = None  # where recovery ends (ceiling, or observed rate)
+        self._knee: float | None = None
+        # Times of the answers of the last second: accepted ones, and all of them.
+        self._accepted: deque[float] = deque()
+        self._answered: deque[float] = deque()
         self.throttled = 0
         self.decreases = 0
-        # Responses per second over the last whole second (for an unlimited ceiling).
-        self._window_start = clock()
-        self._window_count = 0
-        self._observed = 0.0
 
     @property
     def rate(self) -> float:
@@ -186,6 +204,7 @@ class AdaptiveRate:
         return self._target is not None
 
     def sent(self) -> int:
+        """A ticket for a request about to be sent; give it back to ``observe``."""
         return self._generation
 
     def observe(
@@ -193,40 +212,40 @@ class AdaptiveRate:
     ) -> None:
         """Feed one answer: a 429 slows down, anything else may speed up again."""
         now = self._clock()
-        self._count(now)
+        self._window(now, accepted=status != 429)
         if status == 429:
             self._throttled(now, retry_after, self._generation if ticket is None else ticket)
         else:
             self._recover(now)
 
-    def _count(self, now: float) -> None:
-        self._window_count += 1
-        span = now - self._window_start
-        if span >= 1.0:
-            self._observed = self._window_count / span
-            self._window_start = now
-            self._window_count = 0
-
-    def _observed_rate(self, now: float) -> float:
-        span = now - self._window_start
-        current = self._window_count / span if span > 0.05 else 0.0
-        return max(self._observed, current)
+    def _window(self, now: float, *, accepted: bool) -> None:
+        self._answered.append(now)
+        if accepted:
+            self._accepted.append(now)
+        for q in (self._answered, self._accepted):
+            while q and q[0] <= now - 1.0:
+                q.popleft()
 
     def _throttled(self, now: float, retry_after: float | None, ticket: int) -> None:
         self.throttled += 1
         self._last_throttle = now
-        if ticket == self._generation:  # else: sent before the last decrease, seen late
+        if ticket == self._generation and now - self._last_decrease >= self.holdoff:
             self._generation += 1
             self.decreases += 1
+            self._last_decrease = now
+            accepted = float(len(self._accepted))  # over the last second
             if self._target is None:
-                self._target = self.ceiling or max(self.floor, self._observed_rate(now))
+                self._target = self.ceiling or max(self.floor, float(len(self._answered)))
             current = self.bucket.rate if self.bucket.rate > 0 else self._target
-            new = max(self.floor, current * self.decrease)
+            new = current * self.decrease
+            if accepted > 0:
+                new = min(new, accepted * self.knee_margin)
+                self._knee = accepted
+            new = max(self.floor, new)
             self.bucket.set_rate(new, burst=max(1, int(new)))
             self.bucket.drain()
             self._last_change = now
-        if retry_after is not None and retry_after > 0:
-            self.bucket.pause(retry_after)
+        self.bucket.pause(retry_after if retry_after is not None else self.pause)
 
     def _recover(self, now: float) -> None:
         if self._target is None:
@@ -235,11 +254,15 @@ class AdaptiveRate:
             self._last_change = now
             return
         step = self._increase if self._increase is not None else max(1.0, self._target / 60.0)
-        new = self.bucket.rate + step * max(0.0, now - self._last_change)
+        rate = self.bucket.rate
+        if self._knee is not None and rate >= self._knee * self.knee_margin:
+            step /= 10.0  # near the rate Vault last refused: probe gently
+        new = rate + step * max(0.0, now - self._last_change)
         self._last_change = now
         if new >= self._target:
             self.bucket.set_rate(self.ceiling or 0.0, burst=self.ceiling_burst)
             self._target = None
+            self._knee = None
             self._generation += 1
             return
         self.bucket.set_rate(new, burst=max(1, int(new)))
