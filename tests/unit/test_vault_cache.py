@@ -645,3 +645,25 @@ async def test_key_events_name_the_key(transport: Transport) -> None:
         await cache.get("j", login, SETTINGS, None)
     assert events == [("login", "k"), ("token_alive", "k"), ("login_failed", "j")]
     await cache.close()
+
+
+async def test_token_of_a_login_purged_in_flight_is_revoked_after_its_waiters(
+    transport: Transport,
+) -> None:
+    login, revoke = FakeLogin(), FakeRevoke()
+    login.gate = asyncio.Event()
+    cache = make_cache(transport, Clock(), revoke=revoke)
+    cache.orphan_grace = 0.01
+    waiter = asyncio.create_task(cache.get("k", login, SETTINGS, None))
+    await settle()
+    cache.purge(lambda k: k == "k")  # its VaultAuth was deleted meanwhile
+    login.gate.set()
+    client = await waiter  # the waiter still gets its client...
+    assert client.has_token
+    assert "k" not in cache
+    for _ in range(100):
+        if revoke.tokens:
+            break
+        await asyncio.sleep(0.01)
+    assert revoke.tokens == ["tok-1"]  # ...and the token is revoked after the grace
+    await cache.close()

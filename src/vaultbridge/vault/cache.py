@@ -190,6 +190,8 @@ class ClientCache:
         self.login_backoff = login_backoff
         self.login_backoff_max = login_backoff_max
         self.close_timeout = close_timeout
+        # How long the waiters of a login whose key was purged meanwhile may use its token.
+        self.orphan_grace = 30.0
         self._identities: dict[Hashable, _Identity] = {}
         self._revocations: set[asyncio.Task[None]] = set()
         # Keys whose persisted token was already looked at: after that the store's entry is
@@ -423,7 +425,7 @@ class ClientCache:
         else:
             ident.retired = entry if expires > now else None
 
-    def _revoke_later(self, entry: _Entry) -> None:
+    def _revoke_later(self, entry: _Entry, delay: float = 0.0) -> None:
         """Revoke ``entry``'s token in the background (never a token adopted as given)."""
         if not entry.token.revocable:
             return
@@ -433,12 +435,14 @@ class ClientCache:
             token=entry.token.client_token,
             namespace=entry.namespace,
         )
-        task = asyncio.create_task(self._revoke_token(client), name="vault-revoke-token")
+        task = asyncio.create_task(self._revoke_token(client, delay), name="vault-revoke-token")
         self._revocations.add(task)
         task.add_done_callback(self._revocations.discard)
 
-    async def _revoke_token(self, client: VaultClient) -> None:
+    async def _revoke_token(self, client: VaultClient, delay: float = 0.0) -> None:
         try:
+            if delay > 0:
+                await asyncio.sleep(delay)
             await self._revoke(client)
         except asyncio.CancelledError:
             raise
@@ -568,6 +572,10 @@ class ClientCache:
                 # An entry still here was past its hard limit: still valid, so retired.
                 self._drop(key, retire=True)
                 self._entries[key] = entry
+            elif not entry.persisted:
+                # Purged while logging in: the waiters use the token for the request at hand,
+                # nobody after them; revoke it once they are done.
+                self._revoke_later(entry, delay=self.orphan_grace)
             return entry
         finally:
             if self._pending.get(key) is me:
