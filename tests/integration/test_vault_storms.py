@@ -293,20 +293,23 @@ async def test_rate_limit_quota_lowers_the_rate_instead_of_failing(
 async def test_revoke_lease_by_path_has_a_typed_outcome(
     root: VaultClient, transport: Transport, settings: ConnectionSettings
 ) -> None:
-    """Login tokens are leases too (`auth/<mount>/login/<id>`): real leases without a database."""
+    """Login tokens are leases too (`auth/<mount>/login/<id>`): real leases without a database.
+
+    The victims log in through their own AppRole mount, the worker (the operator's token)
+    through another, so the worker never revokes its own lease.
+    """
     policy = uid("pol")
-    ar = await make_approle(root, policies=[policy], token_ttl="1h")
     await root.write(f"sys/policies/acl/{policy}", {"policy": 'path "sys/nothing" {}'})
+    worker_role = await make_approle(root, policies=[policy], token_ttl="1h")
+    victims_role = await make_approle(root, token_ttl="1h")
     try:
-        victim = await approle_login(transport, settings, ar)()
-        listed = await root.read(
-            f"sys/leases/lookup/auth/{ar.mount}/login", params={"list": "true"}
-        )
-        keys = (listed.data or {}).get("keys") or []
-        assert keys
-        lease_ids = [f"auth/{ar.mount}/login/{k}" for k in keys]
+        victims = [await approle_login(transport, settings, victims_role)() for _ in range(2)]
+        prefix = f"auth/{victims_role.mount}/login"
+        listed = await root.read(f"sys/leases/lookup/{prefix}", params={"list": "true"})
+        lease_ids = [f"{prefix}/{k}" for k in (listed.data or {}).get("keys") or []]
+        assert len(lease_ids) == 2
         worker = VaultClient(transport, settings)
-        await worker.login_approle(ar.mount, ar.role_id, ar.secret_id)
+        await worker.login_approle(worker_role.mount, worker_role.role_id, worker_role.secret_id)
 
         # The default policy grants renew and lookup, not revoke: denied, naming the path.
         denied = await worker.try_revoke_lease(lease_ids[0])
@@ -315,24 +318,26 @@ async def test_revoke_lease_by_path_has_a_typed_outcome(
         assert denied.error.capability == "update"
         assert denied.error.path == f"sys/leases/revoke/{lease_ids[0]}"
 
+        # A policy written for the body form (revoke any lease) still works.
+        await root.write(
+            f"sys/policies/acl/{policy}",
+            {"policy": 'path "sys/leases/revoke" { capabilities = ["update"] }'},
+        )
+        assert (await worker.try_revoke_lease(lease_ids[0])).outcome is RevokeOutcome.REVOKED
+
         # The least-privilege grant of docs/operations.md: revoke under one mount and role.
         await root.write(
             f"sys/policies/acl/{policy}",
-            {
-                "policy": f'path "sys/leases/revoke/auth/{ar.mount}/login/*" '
-                '{ capabilities = ["update"] }'
-            },
+            {"policy": f'path "sys/leases/revoke/{prefix}/*" {{ capabilities = ["update"] }}'},
         )
-        outcomes = {lid: await worker.try_revoke_lease(lid) for lid in lease_ids}
-        # The worker's own lease is among them; revoking it revokes the worker's token too.
-        assert RevokeOutcome.REVOKED in {o.outcome for o in outcomes.values()}
-        victim_client = VaultClient(transport, settings, token=victim.client_token)
-        with pytest.raises(PermissionDenied):
-            await victim_client.lookup_self()
+        assert (await worker.try_revoke_lease(lease_ids[1])).outcome is RevokeOutcome.REVOKED
+        for victim in victims:
+            with pytest.raises(PermissionDenied):
+                await VaultClient(transport, settings, token=victim.client_token).lookup_self()
 
-        # Vault no longer knows it: gone, not an error worth waiting for.
+        # Gone leases: OpenBao answers success for a lease it no longer knows.
         again = await root.try_revoke_lease(lease_ids[0])
-        unknown = await root.try_revoke_lease(f"auth/{ar.mount}/login/nope")
+        unknown = await root.try_revoke_lease(f"{prefix}/nope")
         print(f"\nrevoke again: {again.outcome}, unknown lease: {unknown.outcome}")
         assert again.outcome in (RevokeOutcome.REVOKED, RevokeOutcome.LEASE_UNKNOWN)
         assert unknown.outcome in (RevokeOutcome.REVOKED, RevokeOutcome.LEASE_UNKNOWN)
@@ -343,5 +348,6 @@ async def test_revoke_lease_by_path_has_a_typed_outcome(
         )
         assert (await gone.try_revoke_lease(lease_ids[0])).outcome is RevokeOutcome.TRANSIENT
     finally:
-        await root.delete(f"sys/auth/{ar.mount}")
+        await root.delete(f"sys/auth/{worker_role.mount}")
+        await root.delete(f"sys/auth/{victims_role.mount}")
         await root.delete(f"sys/policies/acl/{policy}")

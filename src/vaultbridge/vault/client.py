@@ -433,10 +433,26 @@ class VaultClient:
     async def revoke_lease(self, lease_id: str) -> None:
         """Revoke a lease with the path form ``sys/leases/revoke/<lease id>``, so a policy can
         grant it per mount and role (``sys/leases/revoke/database/creds/app/*``, ``update``)
-        instead of the right to revoke any lease. Raises the typed error; see
+        instead of the right to revoke any lease; when that is refused, the body form once
+        (policies that grant ``sys/leases/revoke``). Raises the typed error; see
         ``try_revoke_lease`` / ``revoke_outcome`` for the outcome as a value."""
         validate_path(lease_id, what="lease id")
-        await self._call("PUT", f"sys/leases/revoke/{lease_id}", operation="revoke_lease", body={})
+        try:
+            await self._call(
+                "PUT", f"sys/leases/revoke/{lease_id}", operation="revoke_lease", body={}
+            )
+        except PermissionDenied as denied:
+            # Policies written for the body form (`sys/leases/revoke`, any lease) keep working;
+            # if that is refused too, the error names the least-privilege path.
+            try:
+                await self._call(
+                    "PUT",
+                    "sys/leases/revoke",
+                    operation="revoke_lease",
+                    body={"lease_id": lease_id},
+                )
+            except PermissionDenied:
+                raise denied from None
 
     async def try_revoke_lease(self, lease_id: str) -> LeaseRevocation:
         """``revoke_lease`` with the outcome as a value: revoked, permission denied, lease
