@@ -25,7 +25,6 @@ from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, KubeError, NotFound
 from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.observability import metrics
-from vaultbridge.vault.cache import TokenCheck
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultError
@@ -272,12 +271,13 @@ class VaultAccess:
     def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
         self.ctx.clients.invalidate(self.cache_key(resolved, consumer_namespace))
 
-    async def check_denied(
+    async def token_replaced(
         self, resolved: ResolvedAuth, consumer_namespace: str, client: VaultClient
-    ) -> TokenCheck:
-        """After a 403 to `client`: token gone (replaced, retry) or policy (see `TokenCheck`)."""
+    ) -> bool:
+        """After a 403 to `client`: True when its token was gone and is being replaced (retry
+        once); False when a policy denies the request (report it; the token stays)."""
         key = self.cache_key(resolved, consumer_namespace)
-        return await self.ctx.clients.check_denied(key, client)
+        return (await self.ctx.clients.check_denied(key, client)).retry
 
     def _login_fn(
         self, resolved: ResolvedAuth, consumer_namespace: str

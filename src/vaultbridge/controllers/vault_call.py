@@ -73,10 +73,10 @@ async def call_vault(
             return await fn(client)
         except PermissionDenied as exc:
             try:
-                verdict = await access.check_denied(resolved, consumer_namespace, client)
+                replaced = await access.token_replaced(resolved, consumer_namespace, client)
             except VaultError as err:
                 raise ReconcileProblem(err.reason, f"Vault request failed: {err}") from err
-            if verdict.retry and attempt == 0:
+            if replaced and attempt == 0:
                 attempt += 1
                 continue
             raise ReconcileProblem(
