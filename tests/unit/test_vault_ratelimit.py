@@ -147,7 +147,9 @@ def test_decrease_goes_straight_below_what_vault_accepted() -> None:
 
 
 def test_recovery_slows_down_near_the_rate_vault_refused() -> None:
-    _bucket, aimd, clock = adaptive(100.0, 200, increase=2.0, knee_margin=0.9, holdoff=1.0)
+    _bucket, aimd, clock = adaptive(
+        100.0, 200, increase=2.0, knee_margin=0.9, holdoff=1.0, probe=0.01
+    )
     for _ in range(20):
         clock.now += 0.01
         aimd.observe(200)
@@ -157,7 +159,13 @@ def test_recovery_slows_down_near_the_rate_vault_refused() -> None:
     aimd.observe(200)  # within the holdoff: nothing
     clock.now += 10.5
     aimd.observe(200)
-    assert aimd.rate == pytest.approx(18.0 + 0.2 * 10.5)  # a tenth of the step near the knee
+    assert aimd.rate == pytest.approx(18.0 + 0.2 * 10.5)  # 1 % of the knee per second
+    clock.now += 10.0
+    aimd.observe(200)
+    assert aimd.rate == pytest.approx(22.1)
+    clock.now += 5.0
+    aimd.observe(200)  # past 110 % of the knee without a 429: the full step again
+    assert aimd.rate == pytest.approx(22.1 + 2.0 * 5.0)
 
 
 def test_success_recovers_additively_after_the_holdoff_up_to_the_ceiling() -> None:

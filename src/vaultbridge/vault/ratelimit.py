@@ -145,9 +145,10 @@ class AdaptiveRate:
       last decrease (``sent()`` tickets), or arriving within ``holdoff`` of it, are the same
       signal seen late; they only pause.
     - **Increase**, while no 429 came for ``holdoff`` seconds: ``increase`` requests/s per
-      second (default: the ceiling over one minute), slowed to a tenth of that within 10 % of
-      the knee (the accepted rate at the last 429), so the rate probes a quota gently instead
-      of hitting it every few seconds. At the ceiling the configured burst returns.
+      second (default: the ceiling over one minute), but only ``probe`` times the knee (the
+      rate Vault accepted at the last 429) per second within ±10 % of the knee, so the rate
+      probes a quota gently instead of hitting it every few seconds. At the ceiling the
+      configured burst returns.
     - The ceiling is the configured rate (``--vault-qps``). With none (0 = unlimited), the
       first 429 starts from the accepted rate, and climbing back to the rate observed before
       it ends limiting.
@@ -165,6 +166,7 @@ class AdaptiveRate:
         holdoff: float = 1.0,
         pause: float = 0.5,
         knee_margin: float = 0.9,
+        probe: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < decrease < 1:
@@ -178,6 +180,7 @@ class AdaptiveRate:
         self.decrease = decrease
         self.knee_margin = knee_margin
         self._increase = increase
+        self.probe = probe
         self.holdoff = holdoff
         self.pause = pause
         self._clock = clock
@@ -255,8 +258,11 @@ class AdaptiveRate:
             return
         step = self._increase if self._increase is not None else max(1.0, self._target / 60.0)
         rate = self.bucket.rate
-        if self._knee is not None and rate >= self._knee * self.knee_margin:
-            step /= 10.0  # near the rate Vault last refused: probe gently
+        knee = self._knee
+        if knee is not None and knee * self.knee_margin <= rate < knee * (2 - self.knee_margin):
+            # Near the rate Vault last refused: probe it gently, in proportion to it (a quota
+            # of 2/s and one of 2,000/s alike take ~20 s to cross the band).
+            step = min(step, knee * self.probe)
         new = rate + step * max(0.0, now - self._last_change)
         self._last_change = now
         if new >= self._target:
