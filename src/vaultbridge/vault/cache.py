@@ -374,8 +374,9 @@ class ClientCache:
         for entry in self._entries.values():
             if not entry.persisted:
                 self._revoke_later(entry)
+        now = self._clock()
         for ident in self._identities.values():
-            if ident.retired is not None:
+            if ident.retired is not None and (ident.retired.expires or now) > now:
                 self._revoke_later(ident.retired)
         if self._revocations:
             _done, late = await asyncio.wait(set(self._revocations), timeout=self.close_timeout)
