@@ -302,3 +302,14 @@ def test_retry_after_header_is_parsed_and_capped(header: str | None, seconds: fl
     from vaultbridge.vault.connection import _retry_after
 
     assert _retry_after(header) == seconds
+
+
+def test_epoch_tells_pumps_that_their_reservation_is_void() -> None:
+    bucket, _clock = make(rate=10.0, burst=1)
+    epoch = bucket.epoch
+    bucket.set_rate(20.0)  # faster: reservations stand
+    assert bucket.epoch == epoch
+    bucket.set_rate(5.0)
+    assert bucket.epoch == epoch + 1
+    bucket.pause(1.0)
+    assert bucket.epoch == epoch + 2

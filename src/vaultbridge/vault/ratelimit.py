@@ -52,6 +52,14 @@ class TokenBucket:
     def unlimited(self) -> bool:
         return self.rate <= 0
 
+    @property
+    def epoch(self) -> int:
+        """Changes whenever outstanding reservations become void (slower rate, pause). A
+        caller that ``reserve``s and sleeps itself (e.g. a fair-share pump in front of the
+        bucket) reserves again when it changed during the sleep, and refunds only when it did
+        not — exactly what ``acquire`` does."""
+        return self._epoch
+
     def _refill(self) -> float:
         now = self._clock()
         if now > self._updated:
