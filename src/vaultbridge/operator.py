@@ -51,7 +51,7 @@ from vaultbridge.observability.server import ObservabilityServer
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
-from vaultbridge.vault.ratelimit import TokenBucket
+from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger("vaultbridge")
 
@@ -97,19 +97,23 @@ def _refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[Ob
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     hmac_key = await load_or_create_hmac_key(kube, settings.namespace, settings.hmac_key_secret)
 
-    def on_vault_request(operation: str, status: str | int, seconds: float) -> None:
-        metrics.VAULT_REQUESTS.labels(operation, str(status)).inc()
-        metrics.VAULT_REQUEST_SECONDS.labels(operation).observe(seconds)
-
+    bucket = TokenBucket(settings.vault_qps, settings.vault_burst)
+    # Vault's 429s lower the bucket's rate (AIMD) instead of failing objects one by one.
+    adapter = AdaptiveRate(bucket)
     transport = Transport(
-        rate_limiter=TokenBucket(settings.vault_qps, settings.vault_burst),
-        on_request=on_vault_request,
+        rate_limiter=bucket, rate_adapter=adapter, on_request=metrics.observe_vault_request
     )
     # Persisted tokens keep the leases they created alive across restarts (token_store.py).
     token_store = (
         KubeTokenStore(kube, settings.namespace, hmac_key) if settings.persist_tokens else None
     )
-    clients = ClientCache(transport, on_event=metrics.observe_client_cache_event, store=token_store)
+    clients = ClientCache(
+        transport,
+        on_event=metrics.observe_client_cache_event,
+        on_key_event=metrics.observe_client_key_event,
+        store=token_store,
+    )
+    metrics.watch_vault(lambda: adapter.rate, lambda: clients.live_tokens)
     events = EventRecorder(kube, namespace_default=settings.namespace)
     ctx = OperatorContext(
         settings=settings,

@@ -271,6 +271,14 @@ class VaultAccess:
     def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
         self.ctx.clients.invalidate(self.cache_key(resolved, consumer_namespace))
 
+    async def token_replaced(
+        self, resolved: ResolvedAuth, consumer_namespace: str, client: VaultClient
+    ) -> bool:
+        """After a 403 to `client`: True when its token was gone and is being replaced (retry
+        once); False when a policy denies the request (report it; the token stays)."""
+        key = self.cache_key(resolved, consumer_namespace)
+        return (await self.ctx.clients.check_denied(key, client)).retry
+
     def _login_fn(
         self, resolved: ResolvedAuth, consumer_namespace: str
     ) -> Callable[[], Awaitable[AuthToken]]:
