@@ -124,6 +124,7 @@ def test_manifest_is_explicit_about_failure_and_timeout() -> None:
         "vaultstaticsecrets",
         "vaultdynamicsecrets",
         "vaultpkisecrets",
+        "vaultconnections",
     }
 
 

@@ -27,6 +27,13 @@ WEBHOOK_NAME = "vaultpaths.vaultbridge.dev"
 FAILURE_POLICY = "Fail"
 """Fail closed: a webhook that cannot answer must not let an unchecked path through. The
 reconcile check would still stop the sync, but the object would be stored."""
+WEBHOOK_RESOURCES = [
+    "vaultstaticsecrets",
+    "vaultdynamicsecrets",
+    "vaultpkisecrets",
+    # The address of a VaultConnection is checked against --allowed-vault-addresses.
+    "vaultconnections",
+]
 TIMEOUT_SECONDS = 5
 """The API server waits this long; answers take milliseconds, so only an outage hits it."""
 
@@ -41,7 +48,8 @@ def webhook_manifest(
     failure_policy: str = FAILURE_POLICY,
     timeout_seconds: int = TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
-    """A ValidatingWebhookConfiguration for the secret kinds (CREATE and UPDATE).
+    """A ValidatingWebhookConfiguration for the secret kinds and VaultConnections (CREATE and
+    UPDATE).
 
     `service` is (namespace, name, port) in a cluster; `url` for an out-of-cluster operator.
     """
@@ -67,7 +75,7 @@ def webhook_manifest(
                 "apiGroups": [GROUP],
                 "apiVersions": [VERSION],
                 "operations": ["CREATE", "UPDATE"],
-                "resources": ["vaultstaticsecrets", "vaultdynamicsecrets", "vaultpkisecrets"],
+                "resources": WEBHOOK_RESOURCES,
                 "scope": "Namespaced",
             }
         ],

@@ -1,0 +1,144 @@
+"""The pure parts of the credential guard: the Vault address allow-list, its admission answer,
+and the spec rules that refuse credential-injecting destinations and unsafe defaults.
+
+(What the guard does against the real API server — TokenReview, opt-in, no TokenRequest — is in
+tests/integration/test_credential_guard.py.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.connection import VaultConnectionSpec
+from vaultbridge.api.destination import Destination
+from vaultbridge.guard.addresses import AddressAllowList
+from vaultbridge.guard.webhook import review_response
+
+
+@pytest.mark.parametrize(
+    ("entry", "address", "allowed"),
+    [
+        ("https://vault.example:8200", "https://vault.example:8200", True),
+        ("https://vault.example:8200", "https://VAULT.example:8200/", True),
+        ("https://vault.example", "https://vault.example:443", True),
+        ("https://vault.example", "http://vault.example", False),  # scheme matters
+        ("https://vault.example:8200", "https://vault.example:8201", False),
+        ("https://vault.example:8200", "https://vault.example.evil.test:8200", False),
+        ("https://vault.example:8200", "https://evil.test:8200/vault.example:8200", False),
+        ("https://*.vault.svc:8200", "https://a.vault.svc:8200", True),
+        ("https://*.vault.svc:8200", "https://vault.svc:8200", False),
+        ("https://*.vault.svc:8200", "https://a.b.vault.svc:8200", False),
+        ("https://proxy.example/vault", "https://proxy.example/vault/v1", True),
+        ("https://proxy.example/vault", "https://proxy.example/vaultx", False),
+        ("https://proxy.example/vault", "https://proxy.example/", False),
+        ("https://vault.example", "https://user@vault.example", False),
+        ("https://vault.example", "not a url", False),
+    ],
+)
+def test_address_allow_list(entry: str, address: str, allowed: bool) -> None:
+    assert AddressAllowList.parse(entry).allows(address) is allowed
+
+
+def test_empty_list_allows_everything_and_bad_entries_are_refused() -> None:
+    empty = AddressAllowList.parse(" , ")
+    assert not empty.restricted and empty.allows("http://anything:1")
+    both = AddressAllowList.parse("https://a.example, https://b.example:8200")
+    assert both.allows("https://b.example:8200") and not both.allows("https://c.example")
+    refusal = both.refusal("https://c.example")
+    assert refusal is not None and "https://a.example" in refusal
+    for bad in ("ftp://x", "https://", "https://u:p@x"):
+        with pytest.raises(ValueError, match="scheme|host|user"):
+            AddressAllowList.parse(bad)
+
+
+def _connection_review(address: str, operation: str = "CREATE", **extra: Any) -> dict[str, Any]:
+    obj = {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultConnection",
+        "metadata": {"name": "evil", "namespace": "team-a"},
+        "spec": {"address": address},
+    }
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-2",
+            "kind": {"group": "vaultbridge.dev", "version": "v1beta1", "kind": "VaultConnection"},
+            "namespace": "team-a",
+            "operation": operation,
+            "object": obj,
+            **extra,
+        },
+    }
+
+
+def test_webhook_refuses_connections_outside_the_allow_list() -> None:
+    allow = AddressAllowList.parse("https://vault.example:8200")
+    ok = review_response(_connection_review("https://vault.example:8200"), None, addresses=allow)
+    assert ok["response"]["allowed"] is True
+    bad = review_response(_connection_review("http://127.0.0.1:9"), None, addresses=allow)
+    response = bad["response"]
+    assert response["allowed"] is False
+    assert response["status"]["details"]["causes"][0]["reason"] == "VaultAddressNotAllowed"
+    assert "VaultConnection team-a/evil" in response["status"]["message"]
+    # No list: every address is admitted (the documented default).
+    assert review_response(_connection_review("http://127.0.0.1:9"), None)["response"]["allowed"]
+    # An object stored before the list was tightened can still get metadata edits.
+    old = _connection_review("http://127.0.0.1:9")["request"]["object"]
+    same = _connection_review("http://127.0.0.1:9", "UPDATE", oldObject=old)
+    assert review_response(same, None, addresses=allow)["response"]["allowed"]
+
+
+@pytest.mark.parametrize(
+    "dest",
+    [
+        {"type": "kubernetes.io/service-account-token"},
+        {"type": "bootstrap.kubernetes.io/token"},
+        {"annotations": {"kubernetes.io/service-account.name": "deployer"}},
+        {"annotations": {"kubernetes.io/service-account.uid": "x"}},
+    ],
+)
+def test_destinations_kubernetes_fills_with_credentials_are_refused(dest: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="ServiceAccount token|credentials"):
+        Destination.model_validate({"name": "d", "create": True, **dest})
+    Destination.model_validate({"name": "d", "type": "kubernetes.io/tls"})
+
+
+def test_service_account_tokens_default_to_the_vault_audience() -> None:
+    spec = VaultAuthSpec.model_validate(
+        {"method": "kubernetes", "kubernetes": {"role": "r", "serviceAccount": "default"}}
+    )
+    assert spec.kubernetes is not None and spec.kubernetes.audiences == ["vault"]
+    other = VaultAuthSpec.model_validate(
+        {"method": "jwt", "jwt": {"role": "r", "serviceAccount": "default"}}
+    )
+    assert other.jwt is not None and other.jwt.audiences == ["vault"]
+    # The default list is a fresh copy per object.
+    spec.kubernetes.audiences.append("x")
+    again = VaultAuthSpec.model_validate(
+        {"method": "kubernetes", "kubernetes": {"role": "r", "serviceAccount": "default"}}
+    )
+    assert again.kubernetes is not None and again.kubernetes.audiences == ["vault"]
+
+
+def test_connections_are_usable_from_their_own_namespace_unless_they_say_otherwise() -> None:
+    own = VaultConnectionSpec.model_validate({"address": "https://v:8200"})
+    assert own.allows_namespace("a", own_namespace="a")
+    assert not own.allows_namespace("b", own_namespace="a")
+    listed = VaultConnectionSpec.model_validate(
+        {"address": "https://v:8200", "allowedNamespaces": ["b"]}
+    )
+    assert listed.allows_namespace("b", own_namespace="a")
+    assert not listed.allows_namespace("c", own_namespace="a")
+    star = VaultConnectionSpec.model_validate(
+        {"address": "https://v:8200", "allowedNamespaces": ["*"]}
+    )
+    assert star.allows_namespace("c", own_namespace="a")
+    with pytest.raises(ValidationError, match="only entry"):
+        VaultConnectionSpec.model_validate(
+            {"address": "https://v:8200", "allowedNamespaces": ["*", "b"]}
+        )
