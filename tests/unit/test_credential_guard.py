@@ -51,7 +51,7 @@ def test_empty_list_allows_everything_and_bad_entries_are_refused() -> None:
     refusal = both.refusal("https://c.example")
     assert refusal is not None and "https://a.example" in refusal
     for bad in ("ftp://x", "https://", "https://u:p@x"):
-        with pytest.raises(ValueError, match="scheme|host|user"):
+        with pytest.raises(ValueError, match=r"scheme|host|user"):
             AddressAllowList.parse(bad)
 
 
@@ -103,7 +103,7 @@ def test_webhook_refuses_connections_outside_the_allow_list() -> None:
     ],
 )
 def test_destinations_kubernetes_fills_with_credentials_are_refused(dest: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="ServiceAccount token|credentials"):
+    with pytest.raises(ValidationError, match=r"ServiceAccount token|credentials"):
         Destination.model_validate({"name": "d", "create": True, **dest})
     Destination.model_validate({"name": "d", "type": "kubernetes.io/tls"})
 
