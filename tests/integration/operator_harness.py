@@ -149,7 +149,7 @@ def ensure_operator_namespace(admin: KubeAdmin, devenv: DevState) -> None:
         "/api/v1/namespaces",
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
     )
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "vaultbridge.dev/v1beta1",
         "kind": "VaultConnection",
         "metadata": {"name": "default", "namespace": OPERATOR_NAMESPACE},
