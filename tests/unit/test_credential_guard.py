@@ -16,6 +16,9 @@ from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.api.destination import Destination
 from vaultbridge.guard.addresses import AddressAllowList
+from vaultbridge.guard.audit.analyse import analyse
+from vaultbridge.guard.audit.collect import cluster_grants
+from vaultbridge.guard.audit.model import Inventory, NamespaceInfo, VaultConnectionInfo
 from vaultbridge.guard.webhook import review_response
 
 
@@ -142,3 +145,44 @@ def test_connections_are_usable_from_their_own_namespace_unless_they_say_otherwi
         VaultConnectionSpec.model_validate(
             {"address": "https://v:8200", "allowedNamespaces": ["*", "b"]}
         )
+
+
+def test_audit_reports_connections_outside_the_list_and_privileged_vault_logins() -> None:
+    cluster_roles = [
+        {"metadata": {"name": "cluster-admin"}, "rules": [{"verbs": ["*"], "resources": ["*"]}]},
+        {"metadata": {"name": "viewer"}, "rules": [{"verbs": ["get"], "resources": ["pods"]}]},
+    ]
+
+    def binding(name: str, role: str, sa: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "roleRef": {"kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "namespace": "team-a", "name": sa}],
+        }
+
+    inv = Inventory(
+        namespaces=[NamespaceInfo("team-a")],
+        connections=[
+            VaultConnectionInfo("team-a", "evil", "http://attacker.example:8200"),
+            VaultConnectionInfo("team-a", "ok", "https://vault.example:8200"),
+        ],
+        vault_login_accounts=["team-a/deployer", "team-a/app"],
+        cluster_grants=cluster_grants(
+            cluster_roles,
+            [
+                binding("ci", "cluster-admin", "deployer"),
+                binding("view", "viewer", "app"),
+                binding("other", "cluster-admin", "not-opted-in"),
+            ],
+        ),
+    )
+    report = analyse(inv, allowed_addresses=AddressAllowList.parse("https://vault.example:8200"))
+    found = {(f.code, f.subject, f.severity) for f in report.findings}
+    assert found == {
+        ("CONNECTION_OUTSIDE_ALLOW_LIST", "VaultConnection team-a/evil", "high"),
+        ("VAULT_LOGIN_SA_CLUSTER_RIGHTS", "ServiceAccount team-a/deployer", "critical"),
+        ("VAULT_LOGIN_SA_CLUSTER_RIGHTS", "ServiceAccount team-a/app", "high"),
+    }
+    # Without a list, no connection is reported (the audit cannot know the operator's flag).
+    report = analyse(inv)
+    assert not [f for f in report.findings if f.code == "CONNECTION_OUTSIDE_ALLOW_LIST"]

@@ -37,6 +37,9 @@ APPROLE_SECRET_KEY = "id"  # noqa: S105
 TOKEN_SECRET_KEY = "token"  # noqa: S105
 """The key read from the Secret named by token.secretRef."""
 
+VAULT_LOGIN_ANNOTATION = "vaultbridge.dev/vault-login"
+"""A ServiceAccount whose token the operator may request for Vault logins carries this
+annotation with the value "true" (docs/security.md, "Tokens the operator mints")."""
 MIN_TOKEN_EXPIRATION = 600
 DEFAULT_AUDIENCE = "vault"
 """The audience a ServiceAccount token for Vault carries unless a VaultAuth names others. Never

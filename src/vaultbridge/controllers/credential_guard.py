@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION
 from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.guard.addresses import AddressAllowList
@@ -54,9 +55,6 @@ from .errors import ReconcileProblem
 
 log = logging.getLogger(__name__)
 
-VAULT_LOGIN_ANNOTATION = "vaultbridge.dev/vault-login"
-"""A ServiceAccount whose token the operator may request for Vault logins carries this
-annotation with the value "true"."""
 AUDIENCE_VERDICT_SECONDS = 600.0
 """How long an answer of the API server about an audience set (and its issuer) is reused. The
 API server's audiences change only with its flags, i.e. on a restart of the control plane."""
