@@ -1,5 +1,6 @@
 """The pure parts of the credential guard: the Vault address allow-list, its admission answer,
-and the spec rules that refuse credential-injecting destinations and unsafe defaults.
+the spec rules that refuse credential-injecting destinations and unsafe defaults, the audit
+findings, and the guard's decisions given what an API server answers.
 
 (What the guard does against the real API server — TokenReview, opt-in, no TokenRequest — is in
 tests/integration/test_credential_guard.py.)
@@ -12,14 +13,23 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION, VaultAuthSpec
 from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.api.destination import Destination
+from vaultbridge.controllers.credential_guard import (
+    AUDIENCE_VERDICT_SECONDS,
+    CredentialGuard,
+    TokenGrant,
+)
+from vaultbridge.controllers.errors import ReconcileProblem
+from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.audit.analyse import analyse
 from vaultbridge.guard.audit.collect import cluster_grants
 from vaultbridge.guard.audit.model import Inventory, NamespaceInfo, VaultConnectionInfo
 from vaultbridge.guard.webhook import review_response
+from vaultbridge.kube.errors import Forbidden, KubeUnreachable
+from vaultbridge.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -186,3 +196,122 @@ def test_audit_reports_connections_outside_the_list_and_privileged_vault_logins(
     # Without a list, no connection is reported (the audit cannot know the operator's flag).
     report = analyse(inv)
     assert not [f for f in report.findings if f.code == "CONNECTION_OUTSIDE_ALLOW_LIST"]
+
+
+class _FakeKube:
+    """The four API calls the guard makes, answered like an API server whose audiences are
+    `api_audiences` (a pure-logic double: the real one is in the integration test)."""
+
+    def __init__(self, api_audiences: set[str], issuer: str | None = None) -> None:
+        self.api_audiences = api_audiences
+        self.issuer = issuer
+        self.annotations: dict[str, str] = {VAULT_LOGIN_ANNOTATION: "true"}
+        self.token_requests: list[list[str]] = []
+        self.reviews = 0
+        self.review_error: Exception | None = None
+
+    async def get(self, _res: Any, name: str, namespace: str) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace, "annotations": self.annotations}}
+
+    async def openid_configuration(self) -> dict[str, Any]:
+        if self.issuer is None:
+            raise KubeUnreachable("no discovery")
+        return {"issuer": self.issuer}
+
+    async def create_token(
+        self, _ns: str, _sa: str, audiences: list[str], expiration_seconds: int
+    ) -> str:
+        self.token_requests.append(list(audiences))
+        return "aud=" + ",".join(audiences)
+
+    async def create_object(self, _res: Any, body: dict[str, Any]) -> dict[str, Any]:
+        self.reviews += 1
+        if self.review_error is not None:
+            raise self.review_error
+        token_audiences = set(body["spec"]["token"].removeprefix("aud=").split(","))
+        return {"status": {"authenticated": bool(token_audiences & self.api_audiences)}}
+
+
+def _grant(*audiences: str) -> TokenGrant:
+    return TokenGrant(
+        auth_key=ObjectKey("team-a", "auth"),
+        connection_key=ObjectKey("team-a", "conn"),
+        connection=VaultConnectionSpec.model_validate({"address": "https://vault.example"}),
+        namespace="team-a",
+        service_account="deployer",
+        audiences=audiences,
+        expiration_seconds=600,
+    )
+
+
+def _guard(kube: _FakeKube, audiences: str, now: list[float]) -> CredentialGuard:
+    settings = Settings(allowed_token_audiences=audiences)
+    return CredentialGuard(kube, settings, clock=lambda: now[0])  # type: ignore[arg-type]
+
+
+async def test_guard_drops_a_token_the_api_server_accepts_and_remembers() -> None:
+    # The API server accepts `api` (an --api-audiences entry that is not its issuer), and the
+    # flag lists it by mistake: the TokenReview finds out, the token is never returned.
+    kube = _FakeKube({"api"}, issuer=None)
+    now = [0.0]
+    guard = _guard(kube, "vault,api", now)
+    with pytest.raises(ReconcileProblem) as refused:
+        await guard.service_account_token(_grant("api"))
+    assert refused.value.reason == "AudienceNotAllowed" and not refused.value.retry
+    assert "aud=" not in refused.value.message  # the token is in no message
+    assert kube.token_requests == [["api"]] and kube.reviews == 1
+    # Remembered: the next attempt is refused before any TokenRequest...
+    with pytest.raises(ReconcileProblem):
+        await guard.service_account_token(_grant("api"))
+    assert kube.token_requests == [["api"]] and kube.reviews == 1
+    # ...until the verdict expires, when the API server is asked again.
+    now[0] += AUDIENCE_VERDICT_SECONDS
+    with pytest.raises(ReconcileProblem):
+        await guard.service_account_token(_grant("api"))
+    assert len(kube.token_requests) == 2 and kube.reviews == 2
+
+    # The Vault audience: reviewed once (refused by the API server), then trusted from cache.
+    assert await guard.service_account_token(_grant("vault")) == "aud=vault"
+    assert await guard.service_account_token(_grant("vault")) == "aud=vault"
+    assert kube.reviews == 3
+
+
+async def test_guard_refuses_before_any_token_request() -> None:
+    kube = _FakeKube({"https://issuer.example"}, issuer="https://issuer.example")
+    now = [0.0]
+    guard = _guard(kube, "vault,https://issuer.example", now)
+    for audiences, words in [
+        (("https://issuer.example",), "issuer"),
+        ((), "no audience"),
+        (("other",), "other not allowed"),
+        (("vault", "other"), "other not allowed"),
+    ]:
+        with pytest.raises(ReconcileProblem, match=words) as refused:
+            await guard.service_account_token(_grant(*audiences))
+        assert refused.value.reason == "AudienceNotAllowed"
+    kube.annotations = {}
+    with pytest.raises(ReconcileProblem) as refused:
+        await guard.service_account_token(_grant("vault"))
+    assert refused.value.reason == "ServiceAccountNotAllowed"
+    kube.annotations = {VAULT_LOGIN_ANNOTATION: "yes"}  # only "true" opts in
+    with pytest.raises(ReconcileProblem):
+        await guard.service_account_token(_grant("vault"))
+    assert kube.token_requests == [] and kube.reviews == 0
+
+    outside = _guard(kube, "vault", now)
+    outside.addresses = AddressAllowList.parse("https://other.example")
+    kube.annotations = {VAULT_LOGIN_ANNOTATION: "true"}
+    with pytest.raises(ReconcileProblem) as refused:
+        await outside.service_account_token(_grant("vault"))
+    assert refused.value.reason == "VaultAddressNotAllowed"
+    assert kube.token_requests == []
+
+
+async def test_guard_fails_closed_when_the_review_fails() -> None:
+    kube = _FakeKube(set())
+    kube.review_error = Forbidden(403, "Forbidden", "tokenreviews is forbidden")
+    guard = _guard(kube, "vault", [0.0])
+    with pytest.raises(ReconcileProblem) as refused:
+        await guard.service_account_token(_grant("vault"))
+    assert refused.value.reason == "AudienceCheckFailed" and refused.value.retry
+    assert "aud=" not in refused.value.message
