@@ -37,6 +37,7 @@ from .operator_harness import (
     OperatorProcess,
     crd_path,
     dump,
+    ensure_operator_namespace,
     start_operator,
 )
 from .test_static_secret import App, wait_for
@@ -174,7 +175,10 @@ class Scene:
 
 
 @pytest.fixture
-def scene(devenv: DevState, kube_admin: KubeAdmin, namespace: str) -> Iterator[Scene]:
+def scene(
+    devenv: DevState, kube_admin: KubeAdmin, namespace: str, crds_installed: None
+) -> Iterator[Scene]:
+    ensure_operator_namespace(kube_admin, devenv)
     reachable, outside = Attacker(), Attacker()
     reachable.start()
     outside.start()
