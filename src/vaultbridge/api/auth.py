@@ -61,8 +61,8 @@ class KubernetesAuth(ApiModel):
     """Service account, in the namespace of the object being synced, whose token is presented
     to Vault."""
     audiences: Audiences = [DEFAULT_AUDIENCE]
-    """Audiences requested for the service account token (default `vault`; the Vault role must
-    name the same audience). An audience the Kubernetes API server accepts is always refused,
+    """Audiences requested for the service account token (default `vault`; give the Vault role
+    the same `audience`). An audience the Kubernetes API server accepts is always refused,
     and only the audiences allowed by --allowed-token-audiences may be asked for."""
     token_expiration_seconds: TokenExpiration = MIN_TOKEN_EXPIRATION
     """Lifetime requested for the service account token, in seconds."""
