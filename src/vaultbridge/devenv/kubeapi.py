@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -68,10 +69,12 @@ class KubeAdmin:
     def opt_in_vault_login(self, namespace: str, service_account: str = "default") -> None:
         """Let the operator request tokens of this ServiceAccount for Vault logins (the
         `vaultbridge.dev/vault-login: "true"` annotation, docs/security.md)."""
-        self.annotate(
-            f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}",
-            {"vaultbridge.dev/vault-login": "true"},
-        )
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}"
+        # `default` appears a moment after its namespace (kube-controller-manager creates it).
+        deadline = time.monotonic() + 30
+        while self.request("GET", path)[0] == 404 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.annotate(path, {"vaultbridge.dev/vault-login": "true"})
 
     def ensure(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create the object at `path` (collection URL) unless it already exists."""
