@@ -26,6 +26,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.queue import Priority
+from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
 from vaultbridge.guard.source import VAULT_PATH_POLICIES
@@ -303,6 +304,11 @@ async def _main(settings: Settings) -> int:
         )
         return 2
     try:
+        AddressAllowList.parse(settings.allowed_vault_addresses)
+    except ValueError as exc:
+        log.error("--allowed-vault-addresses: %s", exc)
+        return 2
+    try:
         config = load_config(settings.kubeconfig, settings.context)
     except KubeError as exc:
         log.error("cannot load Kubernetes configuration: %s", exc)
@@ -366,6 +372,7 @@ async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> 
         cert_dir=settings.webhook_cert_dir,
         webhook_config=settings.webhook_config_name,
         default=settings.path_policy_default,
+        addresses=AddressAllowList.parse(settings.allowed_vault_addresses),
     )
 
 

@@ -47,6 +47,11 @@ GIVE_UP_ON_DELETE_REASONS = frozenset(
         "AuthSecretNotFound",
         "AuthSecretInvalid",
         "CACertSecretNotFound",
+        # The credential guard refuses the login: no waiting changes that either.
+        "ServiceAccountNotAllowed",
+        "AudienceNotAllowed",
+        "VaultAddressNotAllowed",
+        "ConnectionNamespaceNotAllowed",
     }
 )
 """Reasons meaning the VaultAuth side is gone or broken. While deleting, waiting will not bring
