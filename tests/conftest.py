@@ -21,8 +21,7 @@ import pytest
 
 from vaultbridge.devenv import environment
 from vaultbridge.devenv.certs import ensure_pki
-from vaultbridge.devenv.demo import stop_operator
-from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.environment import DevState, stop_operator
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.paths import cache_root
 

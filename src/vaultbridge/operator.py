@@ -9,6 +9,17 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vaultbridge.api.common import GROUP
+from vaultbridge.api.kinds import (
+    SECRET_TRANSFORMATIONS,
+    VAULT_AUTHS,
+    VAULT_CONNECTIONS,
+    VAULT_DYNAMIC_SECRETS,
+    VAULT_PATH_POLICIES,
+    VAULT_PKI_SECRETS,
+    VAULT_STATIC_SECRETS,
+)
+from vaultbridge.api.labels import managed_by_selector, owner_from_labels
 from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
@@ -29,23 +40,12 @@ from vaultbridge.engine.queue import Priority
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
-from vaultbridge.guard.source import VAULT_PATH_POLICIES
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
 from vaultbridge.kube.events import EventRecorder
-from vaultbridge.kube.resources import (
-    NAMESPACES,
-    SECRET_TRANSFORMATIONS,
-    SECRETS,
-    VAULT_AUTHS,
-    VAULT_CONNECTIONS,
-    VAULT_DYNAMIC_SECRETS,
-    VAULT_PKI_SECRETS,
-    VAULT_STATIC_SECRETS,
-    Resource,
-)
+from vaultbridge.kube.resources import NAMESPACES, SECRETS, Resource
 from vaultbridge.observability import metrics
 from vaultbridge.observability.logs import configure_logging, current_resource
 from vaultbridge.observability.server import ObservabilityServer
@@ -145,7 +145,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     pki_secrets = informer(VAULT_PKI_SECRETS, label_selector=selector)
     transformations = informer(SECRET_TRANSFORMATIONS, label_selector=selector)
     # Only the Secrets we created: a cluster's other Secrets never enter our memory.
-    owned_secrets = informer(SECRETS, label_selector=objects.managed_by_selector())
+    owned_secrets = informer(SECRETS, label_selector=managed_by_selector())
     # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read by
     # every secret reconcile (controllers/path_policy.py) and by the admission webhook.
     path_policies = informer(VAULT_PATH_POLICIES)
@@ -193,11 +193,15 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
             # these). Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
             ctl.watch(
                 owned_secrets,
-                mapper=lambda secret: owner_keys(secret, kind),
+                mapper=lambda secret: owner_keys(
+                    secret, kind, GROUP, lambda s: owner_from_labels(s, kind)
+                ),
                 priority_fn=_changes_and_deletes,
             )
         else:
-            ctl.watch_owned(owned_secrets, kind)
+            ctl.watch_owned(
+                owned_secrets, kind, GROUP, fallback=lambda s: owner_from_labels(s, kind)
+            )
         ctl.watch(
             auths,
             mapper=lambda auth: _refs_to(own.store.list(), lambda s: _uses_auth(s, auth, access)),

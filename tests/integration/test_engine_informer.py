@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from vaultbridge.api.labels import managed_by_selector, owner_labels
 from vaultbridge.engine.backoff import Backoff
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.informer import Informer
@@ -168,7 +169,7 @@ class GadgetSecrets:
             "metadata": {
                 "name": key.name,
                 "namespace": key.namespace,
-                "labels": objects.owner_labels(self.kind, key.name),
+                "labels": owner_labels(self.kind, key.name),
                 "ownerReferences": [objects.owner_reference(gadget)],
             },
             "data": {"value": b64(str(gadget["spec"]["value"]))},
@@ -192,9 +193,7 @@ async def test_manager_runs_a_controller_that_repairs_drift(
     kube: KubeClient, namespace: str, gadgets: Resource
 ) -> None:
     gadget_informer = Informer(kube, gadgets, namespace)
-    secret_informer = Informer(
-        kube, SECRETS, namespace, label_selector=objects.managed_by_selector()
-    )
+    secret_informer = Informer(kube, SECRETS, namespace, label_selector=managed_by_selector())
     reconciler = GadgetSecrets(kube, gadget_informer)
     ctrl = Controller("gadgets", reconciler, workers=2)
     ctrl.watch(gadget_informer, priority_fn=ignore_status_only)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from vaultbridge.api.labels import OWNER_NAME_LABEL, owner_from_labels, owner_labels
 from vaultbridge.engine.backoff import Backoff
 from vaultbridge.engine.controller import (
     Controller,
@@ -309,22 +310,31 @@ def test_owner_keys_from_owner_references() -> None:
     other = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d", "uid": "u2"}
     wrong_group = {**ref, "apiVersion": "example.com/v1", "name": "imposter"}
     s = secret([other, wrong_group, ref])
-    assert owner_keys(s, "VaultStaticSecret") == [ObjectKey("app", "a")]
-    assert owner_keys(s, "VaultDynamicSecret") == []
+    assert owner_keys(s, "VaultStaticSecret", "vaultbridge.dev") == [ObjectKey("app", "a")]
+    assert owner_keys(s, "VaultDynamicSecret", "vaultbridge.dev") == []
     assert owner_keys(s, "Deployment", "apps") == [ObjectKey("app", "d")]
 
 
 def test_owner_keys_fall_back_to_labels() -> None:
-    labels = objects.owner_labels("VaultPKISecret", "cert")
+    labels = owner_labels("VaultPKISecret", "cert")
     assert labels == {
         "app.kubernetes.io/managed-by": "vaultbridge",
         "vaultbridge.dev/owner-kind": "VaultPKISecret",
         "vaultbridge.dev/owner-name": "cert",
     }
-    assert owner_keys(secret(labels=labels), "VaultPKISecret") == [ObjectKey("app", "cert")]
-    assert owner_keys(secret(labels=labels), "VaultStaticSecret") == []
+
+    def by_labels(kind: str) -> Callable[[dict[str, Any]], list[ObjectKey]]:
+        return lambda o: owner_from_labels(o, kind)
+
+    pki, static = by_labels("VaultPKISecret"), by_labels("VaultStaticSecret")
+    group = "vaultbridge.dev"
+    assert owner_keys(secret(labels=labels), "VaultPKISecret", group, pki) == [
+        ObjectKey("app", "cert")
+    ]
+    assert owner_keys(secret(labels=labels), "VaultPKISecret", group) == []
+    assert owner_keys(secret(labels=labels), "VaultStaticSecret", group, static) == []
     foreign = {**labels, "app.kubernetes.io/managed-by": "helm"}
-    assert owner_keys(secret(labels=foreign), "VaultPKISecret") == []
+    assert owner_keys(secret(labels=foreign), "VaultPKISecret", group, pki) == []
     # A name too long for a label value is left out: only the ownerReference can carry it.
     long_name = "n" * 64
-    assert objects.OWNER_NAME_LABEL not in objects.owner_labels("VaultPKISecret", long_name)
+    assert OWNER_NAME_LABEL not in owner_labels("VaultPKISecret", long_name)

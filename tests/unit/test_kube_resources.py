@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from vaultbridge.api.kinds import (
+    SECRET_TRANSFORMATIONS,
+    VAULT_AUTHS,
+    VAULT_CONNECTIONS,
+    VAULT_DYNAMIC_SECRETS,
+    VAULT_PKI_SECRETS,
+    VAULT_STATIC_SECRETS,
+)
+from vaultbridge.api.labels import managed_by_selector
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import (
     ApiError,
@@ -20,14 +29,8 @@ from vaultbridge.kube.resources import (
     DEPLOYMENTS,
     LEASES,
     NAMESPACES,
-    SECRET_TRANSFORMATIONS,
     SECRETS,
     SERVICE_ACCOUNTS,
-    VAULT_AUTHS,
-    VAULT_CONNECTIONS,
-    VAULT_DYNAMIC_SECRETS,
-    VAULT_PKI_SECRETS,
-    VAULT_STATIC_SECRETS,
 )
 
 
@@ -144,6 +147,6 @@ def test_object_accessors() -> None:
     assert objects.name(empty) == "" and objects.labels(empty) == {}
     assert objects.generation(empty) == 0 and objects.controller_owner(empty) is None
     assert objects.api_group("apps/v1") == "apps" and objects.api_group("v1") == ""
-    assert objects.managed_by_selector() == "app.kubernetes.io/managed-by=vaultbridge"
+    assert managed_by_selector() == "app.kubernetes.io/managed-by=vaultbridge"
     assert objects.is_label_value("a" * 63) and not objects.is_label_value("a" * 64)
     assert not objects.is_label_value("-bad")

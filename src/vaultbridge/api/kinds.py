@@ -19,6 +19,7 @@ from vaultbridge.api.path_policy import VaultPathPolicySpec, VaultPathPolicyStat
 from vaultbridge.api.pki_secret import VaultPKISecretSpec, VaultPKISecretStatus
 from vaultbridge.api.static_secret import VaultStaticSecretSpec, VaultStaticSecretStatus
 from vaultbridge.api.transformation import SecretTransformationSpec, SecretTransformationStatus
+from vaultbridge.kube.resources import Resource
 
 SpecT = TypeVar("SpecT", bound=ApiModel)
 StatusT = TypeVar("StatusT", bound=ApiModel)
@@ -87,6 +88,11 @@ class KindInfo(Generic[SpecT, StatusT]):
     categories: tuple[str, ...] = field(default=(CATEGORY,))
     namespaced: bool = True
     """False for cluster-scoped kinds (VaultPathPolicy): CRD scope `Cluster`."""
+
+    @property
+    def resource(self) -> Resource:
+        """The REST resource of this kind: what informers watch and the client writes."""
+        return Resource(self.group, self.version, self.plural, self.kind, self.namespaced)
 
     @property
     def singular(self) -> str:
@@ -212,6 +218,22 @@ ALL_KINDS: tuple[KindInfo[Any, Any], ...] = KINDS + CLUSTER_KINDS
 
 _BY_KIND = {k.kind: k for k in ALL_KINDS}
 
+# The REST resources of our kinds, derived from the table above (never declared elsewhere).
+VAULT_CONNECTIONS = VAULT_CONNECTION.resource
+VAULT_AUTHS = VAULT_AUTH.resource
+VAULT_STATIC_SECRETS = VAULT_STATIC_SECRET.resource
+VAULT_DYNAMIC_SECRETS = VAULT_DYNAMIC_SECRET.resource
+VAULT_PKI_SECRETS = VAULT_PKI_SECRET.resource
+SECRET_TRANSFORMATIONS = SECRET_TRANSFORMATION.resource
+VAULT_PATH_POLICIES = VAULT_PATH_POLICY.resource
+
+SECRET_KINDS: tuple[KindInfo[Any, Any], ...] = (
+    VAULT_STATIC_SECRET,
+    VAULT_DYNAMIC_SECRET,
+    VAULT_PKI_SECRET,
+)
+"""The kinds that deliver Vault data into a Kubernetes Secret (one delivery flow)."""
+
 
 def kind_info(kind: str) -> KindInfo[Any, Any]:
     """Look a kind up by its name (`VaultStaticSecret`); KeyError if it is not ours."""
@@ -224,7 +246,21 @@ __all__ = [
     "CATEGORY",
     "CLUSTER_KINDS",
     "KINDS",
+    "SECRET_KINDS",
+    "SECRET_TRANSFORMATION",
+    "SECRET_TRANSFORMATIONS",
+    "VAULT_AUTH",
+    "VAULT_AUTHS",
+    "VAULT_CONNECTION",
+    "VAULT_CONNECTIONS",
+    "VAULT_DYNAMIC_SECRET",
+    "VAULT_DYNAMIC_SECRETS",
+    "VAULT_PATH_POLICIES",
     "VAULT_PATH_POLICY",
+    "VAULT_PKI_SECRET",
+    "VAULT_PKI_SECRETS",
+    "VAULT_STATIC_SECRET",
+    "VAULT_STATIC_SECRETS",
     "KindInfo",
     "PrinterColumn",
     "kind_info",

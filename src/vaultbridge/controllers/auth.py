@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from vaultbridge.api.kinds import VAULT_AUTHS
 from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
-from vaultbridge.kube.resources import VAULT_AUTHS
 
 from .context import OperatorContext
 from .errors import ReconcileProblem

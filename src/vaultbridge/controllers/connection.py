@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from vaultbridge.api.kinds import VAULT_CONNECTIONS
 from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import VAULT_CONNECTIONS
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import VaultError, VaultTLSError, VaultUnreachable
 

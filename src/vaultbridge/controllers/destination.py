@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.api.destination import Destination
+from vaultbridge.api.labels import owner_labels
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Invalid, NotFound
@@ -64,7 +65,7 @@ async def read_live(ctx: OperatorContext, namespace: str, name: str) -> dict[str
 
 def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str]:
     labels = dict(dest.labels)
-    labels.update(objects.owner_labels(str(owner["kind"]), objects.name(dict(owner))))
+    labels.update(owner_labels(str(owner["kind"]), objects.name(dict(owner))))
     return labels
 
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec
+from vaultbridge.api.kinds import VAULT_DYNAMIC_SECRETS
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import VAULT_DYNAMIC_SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError

@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vaultbridge.api.kinds import VAULT_PATH_POLICIES
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.guard.matching import DEFAULT_ALLOW_ALL
 from vaultbridge.guard.paths import SpecModel, effective_paths, spec_paths
-from vaultbridge.guard.source import VAULT_PATH_POLICIES, InformerPolicySource, PolicySource, check
+from vaultbridge.guard.source import InformerPolicySource, PolicySource, check
 from vaultbridge.kube import objects
 from vaultbridge.kube.resources import NAMESPACES
 

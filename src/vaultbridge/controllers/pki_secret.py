@@ -17,12 +17,13 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from vaultbridge.api.kinds import VAULT_PKI_SECRETS
 from vaultbridge.api.pki_secret import VaultPKISecretSpec
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, NotFound
-from vaultbridge.kube.resources import SECRETS, VAULT_PKI_SECRETS
+from vaultbridge.kube.resources import SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api.common import describe_validation_error
+from vaultbridge.api.kinds import VAULT_STATIC_SECRETS
 from vaultbridge.api.static_secret import VaultStaticSecretSpec
 from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import VAULT_STATIC_SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac

@@ -43,10 +43,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from vaultbridge.api.kinds import VAULT_AUTHS
+from vaultbridge.api.labels import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.errors import Conflict, Forbidden, KubeError, NotFound
-from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS
+from vaultbridge.kube.resources import SECRETS
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import BadResponse, PermissionDenied, VaultError
 from vaultbridge.vault.models import AuthToken
@@ -340,7 +342,7 @@ class KubeTokenStore:
                 "name": key.secret_name(),
                 "namespace": self.namespace,
                 "labels": {
-                    objects.MANAGED_BY_LABEL: objects.MANAGED_BY_VALUE,
+                    MANAGED_BY_LABEL: MANAGED_BY_VALUE,
                     COMPONENT_LABEL: COMPONENT_VALUE,
                     AUTH_LABEL: auth_label_value(key.auth_namespace, key.auth_name),
                     AUTH_UID_LABEL: key.auth_uid,

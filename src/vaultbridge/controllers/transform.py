@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination
+from vaultbridge.api.kinds import SECRET_TRANSFORMATIONS
 from vaultbridge.api.transformation import SecretTransformationSpec
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import SECRET_TRANSFORMATIONS
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData

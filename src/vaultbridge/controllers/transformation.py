@@ -12,10 +12,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api.common import describe_validation_error
+from vaultbridge.api.kinds import SECRET_TRANSFORMATIONS
 from vaultbridge.api.transformation import SecretTransformationSpec
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
-from vaultbridge.kube.resources import SECRET_TRANSFORMATIONS
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.pipeline import validate_transformation
 

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.connection import VaultConnectionSpec
+from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import KubeError, NotFound
-from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS, VAULT_CONNECTIONS
+from vaultbridge.kube.resources import SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings

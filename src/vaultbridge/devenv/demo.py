@@ -23,7 +23,7 @@ from typing import Any
 from . import environment, processes
 from .certs import ensure_pki
 from .crds import install_crds
-from .environment import DevState
+from .environment import DevState, operator_pid_file
 from .errors import DevEnvError
 from .kubeapi import KubeAdmin
 from .openbao import BaoAdmin
@@ -49,13 +49,9 @@ def _mask(value: bytes) -> str:
     return f"{text[:2]}{'*' * min(8, len(text) - 2)} ({len(text)} chars)"
 
 
-def _operator_pid_file(state: DevState) -> Path:
-    return Path(state.home) / "operator.pid"
-
-
 def start_operator(state: DevState) -> int:
     """Start (or reuse) the demo operator as a detached process."""
-    pid_file = _operator_pid_file(state)
+    pid_file = operator_pid_file(state)
     if pid_file.exists():
         pid = int(pid_file.read_text().split()[0])
         if processes.alive(pid):
@@ -79,17 +75,6 @@ def start_operator(state: DevState) -> int:
 
     processes.wait_until("operator", ready, pid=pid, log_file=log, timeout=60, what="ready")
     return pid
-
-
-def stop_operator(state: DevState) -> bool:
-    pid_file = _operator_pid_file(state)
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().split()[0])
-    was_running = processes.alive(pid)
-    processes.stop(pid)
-    pid_file.unlink(missing_ok=True)
-    return was_running
 
 
 def _prepare_vault(state: DevState) -> BaoAdmin:

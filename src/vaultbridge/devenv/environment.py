@@ -414,13 +414,27 @@ def _start_openbao(state: DevState, certs: CertPaths) -> None:
     )
 
 
+def operator_pid_file(state: DevState) -> Path:
+    """Where the demo operator (`make demo`) records its pid; `down` stops it too."""
+    return Path(state.home) / "operator.pid"
+
+
+def stop_operator(state: DevState) -> bool:
+    pid_file = operator_pid_file(state)
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text().split()[0])
+    was_running = processes.alive(pid)
+    processes.stop(pid)
+    pid_file.unlink(missing_ok=True)
+    return was_running
+
+
 def down(state: DevState | None = None) -> list[str]:
     state = state or load_state()
     if state is None:
         return []
     stopped = []
-    from .demo import stop_operator
-
     if stop_operator(state):
         stopped.append("operator (demo)")
     # Reverse order: nothing talks to a server that is already gone for long.

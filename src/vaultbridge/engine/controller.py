@@ -19,7 +19,6 @@ from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.queue import Priority, QueueShutDown, WorkQueue
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import GROUP
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +85,16 @@ def ignore_status_only(event: str, old: Obj | None, new: Obj) -> Priority | None
     return default_priority(event, old, new)
 
 
-def owner_keys(obj: Obj, owner_kind: str, owner_group: str = GROUP) -> list[ObjectKey]:
+def owner_keys(
+    obj: Obj,
+    owner_kind: str,
+    owner_group: str,
+    fallback: Callable[[Obj], list[ObjectKey]] | None = None,
+) -> list[ObjectKey]:
     """Keys of the ``owner_kind`` objects that own ``obj`` (same namespace).
 
-    ownerReferences decide; the vaultbridge owner labels are the fallback for objects whose
-    ownerReference was removed (see ``vaultbridge.kube.objects.owner_labels``).
+    ownerReferences decide; ``fallback`` (e.g. owner labels) maps objects whose
+    ownerReference was removed.
     """
     ns = objects.namespace(obj)
     keys: list[ObjectKey] = []
@@ -101,16 +105,9 @@ def owner_keys(obj: Obj, owner_kind: str, owner_group: str = GROUP) -> list[Obje
             key = ObjectKey(ns, str(ref.get("name", "")))
             if key.name and key not in keys:
                 keys.append(key)
-    if keys:
+    if keys or fallback is None:
         return keys
-    labels = objects.labels(obj)
-    if (
-        labels.get(objects.MANAGED_BY_LABEL) == objects.MANAGED_BY_VALUE
-        and labels.get(objects.OWNER_KIND_LABEL) == owner_kind
-        and labels.get(objects.OWNER_NAME_LABEL)
-    ):
-        return [ObjectKey(ns, labels[objects.OWNER_NAME_LABEL])]
-    return []
+    return fallback(obj)
 
 
 class Controller:
@@ -186,13 +183,14 @@ class Controller:
         self,
         informer: Informer,
         owner_kind: str,
-        owner_group: str = GROUP,
+        owner_group: str,
         priority: Priority = Priority.NORMAL,
+        fallback: Callable[[Obj], list[ObjectKey]] | None = None,
     ) -> None:
         """Reconcile the owner when an object it owns (a Secret) changes or disappears."""
         self.watch(
             informer,
-            mapper=lambda obj: owner_keys(obj, owner_kind, owner_group),
+            mapper=lambda obj: owner_keys(obj, owner_kind, owner_group, fallback),
             priority_fn=lambda _event, _old, _new: priority,
         )
 

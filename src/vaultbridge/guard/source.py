@@ -10,18 +10,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from vaultbridge.api.common import GROUP, VERSION
+from vaultbridge.api.kinds import VAULT_PATH_POLICIES
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
-from vaultbridge.kube.resources import NAMESPACES, Resource
+from vaultbridge.kube.resources import NAMESPACES
 
 from .matching import DEFAULT_ALLOW_ALL, PathPolicy, Verdict, evaluate, policy_from_object
 
 log = logging.getLogger(__name__)
-
-VAULT_PATH_POLICIES = Resource(GROUP, VERSION, "vaultpathpolicies", "VaultPathPolicy", False)
 
 
 class PolicySource(Protocol):

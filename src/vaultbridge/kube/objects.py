@@ -1,4 +1,4 @@
-"""Small typed accessors for Kubernetes objects kept as plain dicts, and ownership labels.
+"""Small typed accessors for Kubernetes objects kept as plain dicts.
 
 Objects from the API stay plain ``dict`` (no model layer on the hot path); these helpers
 give the few fields we read a name and a type.
@@ -6,17 +6,6 @@ give the few fields we read a name and a type.
 
 import re
 from typing import Any
-
-# Labels put on every Secret the operator creates. The ownerReference is the authority for
-# ownership (the garbage collector follows it); the labels let a Secret informer select only
-# our Secrets (``managed_by_selector()``) and map a Secret back to its owner even when the
-# ownerReference was removed by hand.
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY_VALUE = "vaultbridge"
-OWNER_KIND_LABEL = "vaultbridge.dev/owner-kind"
-# Label values hold at most 63 characters; a longer owner name is left out of the labels
-# (the ownerReference still carries it).
-OWNER_NAME_LABEL = "vaultbridge.dev/owner-name"
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _MAX_LABEL_VALUE = 63
@@ -96,19 +85,6 @@ def controller_owner(obj: dict[str, Any]) -> dict[str, Any] | None:
 
 def is_label_value(value: str) -> bool:
     return len(value) <= _MAX_LABEL_VALUE and bool(_LABEL_VALUE.match(value))
-
-
-def owner_labels(owner_kind: str, owner_name: str) -> dict[str, str]:
-    """Labels marking an object as created by the operator for ``owner_kind/owner_name``."""
-    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, OWNER_KIND_LABEL: owner_kind}
-    if is_label_value(owner_name):
-        out[OWNER_NAME_LABEL] = owner_name
-    return out
-
-
-def managed_by_selector() -> str:
-    """Label selector for the objects the operator manages."""
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 
 
 def api_group(api_version: str) -> str:

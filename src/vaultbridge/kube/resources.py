@@ -1,12 +1,13 @@
-"""Resource types the operator talks to, and how their REST paths are spelled."""
+"""Kubernetes resource types, and how their REST paths are spelled.
+
+Only built-in resources are declared here; the operator's own kinds are declared once, in
+`vaultbridge.api.kinds` (each `KindInfo.resource`), so this layer knows none of them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
-
-GROUP = "vaultbridge.dev"
-VERSION = "v1beta1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,3 @@ CRDS = Resource(
     "CustomResourceDefinition",
     namespaced=False,
 )
-
-VAULT_CONNECTIONS = Resource(GROUP, VERSION, "vaultconnections", "VaultConnection")
-VAULT_AUTHS = Resource(GROUP, VERSION, "vaultauths", "VaultAuth")
-VAULT_STATIC_SECRETS = Resource(GROUP, VERSION, "vaultstaticsecrets", "VaultStaticSecret")
-VAULT_DYNAMIC_SECRETS = Resource(GROUP, VERSION, "vaultdynamicsecrets", "VaultDynamicSecret")
-VAULT_PKI_SECRETS = Resource(GROUP, VERSION, "vaultpkisecrets", "VaultPKISecret")
-SECRET_TRANSFORMATIONS = Resource(GROUP, VERSION, "secrettransformations", "SecretTransformation")

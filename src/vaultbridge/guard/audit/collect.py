@@ -17,24 +17,21 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION, VaultAuthSpec
-from vaultbridge.api.common import resolve_ref
-from vaultbridge.guard.matching import PathPolicy, policy_from_object
-from vaultbridge.guard.paths import effective_paths
-from vaultbridge.guard.source import VAULT_PATH_POLICIES
-from vaultbridge.kube import objects
-from vaultbridge.kube.client import KubeClient
-from vaultbridge.kube.errors import KubeError
-from vaultbridge.kube.resources import (
-    GROUP,
-    NAMESPACES,
-    SERVICE_ACCOUNTS,
+from vaultbridge.api.common import GROUP, resolve_ref
+from vaultbridge.api.kinds import (
     VAULT_AUTHS,
     VAULT_CONNECTIONS,
     VAULT_DYNAMIC_SECRETS,
+    VAULT_PATH_POLICIES,
     VAULT_PKI_SECRETS,
     VAULT_STATIC_SECRETS,
-    Resource,
 )
+from vaultbridge.guard.matching import PathPolicy, policy_from_object
+from vaultbridge.guard.paths import effective_paths
+from vaultbridge.kube import objects
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.errors import KubeError
+from vaultbridge.kube.resources import NAMESPACES, SERVICE_ACCOUNTS, Resource
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import NotFound as VaultNotFound
 from vaultbridge.vault.errors import VaultError
