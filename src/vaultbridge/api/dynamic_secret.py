@@ -13,6 +13,7 @@ from vaultbridge.api.common import (
 )
 from vaultbridge.api.destination import SyncedSecretSpec, SyncedSecretStatus
 from vaultbridge.api.duration import Duration, parse_duration
+from vaultbridge.vault.paths import request_path
 
 HTTPMethod = Literal["GET", "POST", "PUT"]
 
@@ -47,6 +48,14 @@ class VaultDynamicSecretSpec(SyncedSecretSpec):
     @property
     def refresh_after_seconds(self) -> float | None:
         return None if self.refresh_after is None else parse_duration(self.refresh_after)
+
+    def request_path(self) -> str:
+        """The Vault API path requested for credentials (`mount/path`)."""
+        return request_path(self.mount, self.path)
+
+    def vault_paths(self) -> list[str]:
+        """The Vault API paths this spec requests: what path policies judge."""
+        return [self.request_path()]
 
 
 class SecretLease(ApiModel):

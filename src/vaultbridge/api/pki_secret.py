@@ -11,6 +11,7 @@ from vaultbridge.api.common import (
 )
 from vaultbridge.api.destination import SyncedSecretSpec, SyncedSecretStatus
 from vaultbridge.api.duration import Duration, parse_duration
+from vaultbridge.vault.paths import request_path
 
 CertFormat = Literal["pem", "der", "pem_bundle"]
 PrivateKeyFormat = Literal["", "der", "pkcs8"]
@@ -65,6 +66,18 @@ class VaultPKISecretSpec(SyncedSecretSpec):
     @property
     def expiry_offset_seconds(self) -> float:
         return parse_duration(self.expiry_offset)
+
+    def issue_path(self) -> str:
+        """The Vault API path a certificate is issued from (`mount/issue/role`)."""
+        return request_path(self.mount, "issue", self.role)
+
+    def revoke_path(self) -> str:
+        return request_path(self.mount, "revoke")
+
+    def vault_paths(self) -> list[str]:
+        """The Vault API paths this spec requests: what path policies judge (issuing; the
+        revocation of a certificate it issued is not judged again)."""
+        return [self.issue_path()]
 
 
 class VaultPKISecretStatus(SyncedSecretStatus):

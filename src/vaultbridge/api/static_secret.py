@@ -19,6 +19,7 @@ from vaultbridge.api.common import (
 )
 from vaultbridge.api.destination import SyncedSecretSpec, SyncedSecretStatus
 from vaultbridge.api.duration import Duration, parse_duration
+from vaultbridge.vault.paths import kv_request_path
 
 KVType = Literal["kv-v1", "kv-v2"]
 
@@ -54,6 +55,14 @@ class KVSource(ApiModel):
     def _version_needs_kv2(self) -> Self:
         _check_version(self.type, self.version)
         return self
+
+    @property
+    def kv_version(self) -> int:
+        return 2 if self.type == "kv-v2" else 1
+
+    def request_path(self) -> str:
+        """The Vault API path read for this source (`mount/data/path` for kv-v2)."""
+        return kv_request_path(self.mount, self.path, self.kv_version)
 
 
 class VaultStaticSecretSpec(SyncedSecretSpec):
@@ -115,6 +124,10 @@ class VaultStaticSecretSpec(SyncedSecretSpec):
             return list(self.sources)
         assert self.mount is not None and self.path is not None and self.type is not None
         return [KVSource(mount=self.mount, path=self.path, type=self.type, version=self.version)]
+
+    def vault_paths(self) -> list[str]:
+        """The Vault API paths this spec reads: what path policies judge."""
+        return [s.request_path() for s in self.kv_sources()]
 
 
 class VaultStaticSecretStatus(SyncedSecretStatus):

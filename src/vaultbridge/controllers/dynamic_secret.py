@@ -342,7 +342,7 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
         if resp.data is None:
             raise ReconcileProblem(
                 "VaultEmptyResponse",
-                f"Vault returned no data for {spec.mount}/{spec.path}",
+                f"Vault returned no data for {spec.request_path()}",
             )
         data = await self._build(resp, transformation, obj, spec)
         dest = spec.destination
@@ -452,7 +452,7 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
     async def _request_credentials(
         self, key: ObjectKey, resolved: ResolvedAuth, spec: VaultDynamicSecretSpec
     ) -> VaultResponse:
-        path = f"{spec.mount}/{spec.path}"
+        path = spec.request_path()
         method = spec.effective_http_method()
 
         async def request(client: VaultClient) -> VaultResponse:

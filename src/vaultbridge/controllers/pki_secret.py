@@ -300,7 +300,7 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         cause: str,
     ) -> Result:
         generation = objects.generation(obj)
-        path = f"{spec.mount}/issue/{spec.role}"
+        path = spec.issue_path()
         body = issue_request(spec)
 
         async def issue(client: VaultClient) -> VaultResponse | None:
@@ -433,7 +433,7 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         replaced: bool,
     ) -> bool:
         """Revoke `serial`; True when done (or nothing is left to do)."""
-        path = f"{spec.mount}/revoke"
+        path = spec.revoke_path()
 
         async def revoke(client: VaultClient) -> VaultResponse | None:
             return await client.write(

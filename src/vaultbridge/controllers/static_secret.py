@@ -211,7 +211,7 @@ class VaultStaticSecretReconciler:
                 secret = await client.kv_read(
                     source.mount,
                     source.path,
-                    kv_version=2 if source.type == "kv-v2" else 1,
+                    kv_version=source.kv_version,
                     version=source.version or None,
                 )
                 reads.append(SourceRead(source.prefix, secret))

@@ -30,7 +30,7 @@ from vaultbridge.vault.models import (
     LeaseInfo,
     VaultResponse,
 )
-from vaultbridge.vault.paths import validate_path
+from vaultbridge.vault.paths import kv_request_path, validate_path
 
 KVVersion = Literal[1, 2]
 
@@ -306,13 +306,13 @@ class VaultClient:
 
     @staticmethod
     def _kv_path(mount: str, path: str, kv_version: int, kind: str = "data") -> str:
+        if kv_version not in (1, 2):
+            raise InvalidRequest(f"unsupported kv_version {kv_version!r}")
+        # One spelling for the request and the path-policy check (vault/paths.py); each part
+        # is validated on its own so that an error names the mount or the path.
         validate_path(mount, what="mount")
         validate_path(path)
-        if kv_version == 2:
-            return f"{mount}/{kind}/{path}"
-        if kv_version == 1:
-            return f"{mount}/{path}"
-        raise InvalidRequest(f"unsupported kv_version {kv_version!r}")
+        return kv_request_path(mount, path, kv_version, kind)
 
     async def kv_read(
         self, mount: str, path: str, *, kv_version: KVVersion, version: int | None = None

@@ -37,3 +37,25 @@ def validate_path(value: str, *, what: str = "path") -> str:
 def join_path(*parts: str) -> str:
     """Validate each part (mount, sub-path, ...) and join them with ``/``."""
     return "/".join(validate_path(p) for p in parts)
+
+
+def request_path(*parts: str) -> str:
+    """The one spelling of a Vault request path built from a spec's parts (mount, sub-path,
+    role...): the parts joined with `/`, as written.
+
+    The path-policy check (guard/paths.py) and the requests (`VaultClient.kv_read`, the
+    dynamic and PKI reconcilers) all build paths with this function, so the path a policy
+    judges is byte for byte the path that is requested. Nothing is normalised here on purpose:
+    a spec whose parts carry stray slashes (`secret/` + `/app`) is judged as `secret//app`,
+    and the client refuses to send such a path at all (`validate_path`: no empty segment,
+    no `..`) — a policy can never approve one spelling while another is requested.
+    """
+    return "/".join(parts)
+
+
+def kv_request_path(mount: str, path: str, kv_version: int, kind: str = "data") -> str:
+    """The API path of a KV secret: kv-v2 `mount/<kind>/path` (`data`, `metadata`...),
+    kv-v1 `mount/path`."""
+    if kv_version == 2:
+        return request_path(mount, kind, path)
+    return request_path(mount, path)
