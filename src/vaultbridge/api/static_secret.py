@@ -57,7 +57,7 @@ class KVSource(ApiModel):
         return self
 
     @property
-    def kv_version(self) -> int:
+    def kv_version(self) -> Literal[1, 2]:
         return 2 if self.type == "kv-v2" else 1
 
     def request_path(self) -> str:
