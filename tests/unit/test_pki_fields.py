@@ -13,12 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from vaultbridge.api.pki_secret import VaultPKISecretSpec
-from vaultbridge.controllers.pki_secret import (
-    certificate_fields,
-    der_to_pem,
-    issue_request,
-    private_key_label,
-)
+from vaultbridge.controllers.pki_secret import issue_request
+from vaultbridge.secrets.certificates import certificate_fields, der_to_pem, private_key_label
 
 
 def spec(**fields: Any) -> VaultPKISecretSpec:

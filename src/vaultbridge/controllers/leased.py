@@ -1,70 +1,77 @@
 """What the kinds that hold something issued by Vault share (VaultDynamicSecret's lease,
-VaultPKISecret's certificate): one entry point, the held-item bookkeeping, and failure
-handling that never lets a retry sleep past the moment the held item expires.
+VaultPKISecret's certificate): the held-item memory, the reasons to replace it, and retries
+that never sleep past the moment the held item expires.
 
-Subclasses provide `_sync`, `_finalize`, `held_from_status` and `expires_at`; everything a
-reconcile does before and after those is here, so both kinds behave the same way on bad
-specs, deletions and errors.
+The memory is the freshest source: the informer's copy of our own status can lag behind the
+status patch we just sent, and reading the held item from it would issue twice. After a
+restart the item comes from the persisted status instead, so a restart or a watch event
+never turns into new credentials by itself.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from vaultbridge.api.common import describe_validation_error
-from vaultbridge.engine.backoff import Backoff, jittered
+from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import Resource
-from vaultbridge.observability import metrics
+from vaultbridge.secrets.hmac import compute_mac
+from vaultbridge.secrets.redact import SecretData
 
-from . import finalizer, lease_schedule
+from . import destination, finalizer, lease_schedule, live_secret
 from .context import OperatorContext
+from .delivery import Delivered, DeliveryReconciler, Prepared, SpecT
 from .errors import ReconcileProblem
-from .status import patch_status_if_changed, set_condition
+from .status import set_condition, set_ready
 from .vault_access import VaultAccess
-from .vault_call import event_reason, is_vault_side
 
 log = logging.getLogger(__name__)
 
 
 class Held(Protocol):
+    """What the operator knows of the item it last delivered."""
+
     @property
     def uid(self) -> str: ...
 
+    @property
+    def generation(self) -> int: ...
 
-SpecT = TypeVar("SpecT", bound=BaseModel)
+    @property
+    def mac(self) -> str: ...
+
+    @property
+    def destination(self) -> str: ...
+
+
 HeldT = TypeVar("HeldT", bound=Held)
 
+#: Causes that may only be the owned-Secret cache lagging behind our own write.
+UNCONFIRMED_CAUSES = frozenset({"destination-missing", "drift"})
 
-class LeasedReconciler(Generic[SpecT, HeldT]):
-    kind: ClassVar[str]
-    resource: ClassVar[Resource]
-    finalizer_name: ClassVar[str]
-    spec_model: ClassVar[type[BaseModel]]
+
+@dataclass(frozen=True)
+class Deleting(Generic[SpecT, HeldT]):
+    """An object being deleted while it holds a finalizer of ours."""
+
+    key: ObjectKey
+    obj: dict[str, Any]
+    spec: SpecT
+    held: HeldT | None
+
+
+class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
+    """A delivery kind that holds an item issued by Vault; subclasses provide
+    `held_from_status` and `expires_at`."""
 
     def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
-        self.ctx = ctx
-        self.access = access
-        self.backoff = Backoff()
-        # What this process issued last: trusted over the cached status, which can lag behind
-        # our own status write and would otherwise make us issue twice.
+        super().__init__(ctx, access)
+        # What this process issued last: trusted over the cached status (see above).
         self._held: dict[ObjectKey, HeldT] = {}
-
-    # -- for subclasses ----------------------------------------------------------------------
-
-    async def _sync(
-        self, key: ObjectKey, obj: dict[str, Any], spec: SpecT, status: dict[str, Any]
-    ) -> Result:
-        raise NotImplementedError
-
-    async def _finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
-        raise NotImplementedError
 
     def held_from_status(self, obj: dict[str, Any]) -> HeldT | None:
         raise NotImplementedError
@@ -73,65 +80,127 @@ class LeasedReconciler(Generic[SpecT, HeldT]):
         """When the held lease / certificate stops working (None: unknown or never)."""
         raise NotImplementedError
 
-    # -- shared ------------------------------------------------------------------------------
-
-    async def reconcile(self, key: ObjectKey) -> Result:
-        obj = self.ctx.informer(self.resource).store.get(key)
-        if obj is None:
-            metrics.forget_resource(self.kind, key.namespace, key.name)
-            self.backoff.reset(key)
-            self._held.pop(key, None)
-            return Result()
-        status: dict[str, Any] = dict(obj.get("status") or {})
-        try:
-            spec: SpecT = self.spec_model.model_validate(obj.get("spec") or {})  # type: ignore[assignment]
-        except ValidationError as exc:
-            if objects.is_deleting(obj):
-                # Nothing can be revoked without a valid spec: do not block the deletion.
-                await finalizer.remove_finalizer(self.ctx, self.resource, obj, self.finalizer_name)
-                return Result()
-            problem = ReconcileProblem(
-                "InvalidSpec", f"spec is invalid: {describe_validation_error(exc)}", retry=False
-            )
-            return await self._fail(obj, status, problem, key)
-        if objects.is_deleting(obj):
-            return await self._finalize(key, obj, spec)
-        try:
-            return await self._sync(key, obj, spec, status)
-        except ReconcileProblem as problem:
-            return await self._fail(obj, status, problem, key)
-
-    def _current(self, key: ObjectKey, obj: dict[str, Any]) -> HeldT | None:
+    def current(self, key: ObjectKey, obj: dict[str, Any]) -> HeldT | None:
         held = self._held.get(key)
         if held is not None and held.uid == objects.uid(obj):
             return held
         return self.held_from_status(obj)
 
-    async def _fail(
+    def remember(self, key: ObjectKey, held: HeldT) -> None:
+        self._held[key] = held
+
+    def forget(self, key: ObjectKey) -> None:
+        super().forget(key)
+        self._held.pop(key, None)
+
+    def reissue_cause(
+        self, p: Prepared[SpecT], held: HeldT | None, live: dict[str, Any] | None
+    ) -> str | None:
+        """Why the held item cannot be kept as it is (None: it can)."""
+        if held is None:
+            return "create"
+        if held.generation != p.generation or (
+            held.destination and held.destination != p.dest.name
+        ):
+            return "spec-change"
+        if live is None:
+            return "destination-missing"
+        if p.dest.create:
+            live_data = destination.decode_data(live)
+            if compute_mac(self.ctx.hmac_key, live_data) != held.mac:
+                return "drift"
+            plan = destination.plan(
+                p.obj, p.dest, live, live_data, vault_changed=False, spec_changed=False
+            )
+            if plan.write:
+                return "drift"
+        return None
+
+    async def confirmed_cause(
+        self, p: Prepared[SpecT], held: HeldT | None
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """`reissue_cause` against the cached destination, confirmed against the API server
+        before a missing or changed Secret replaces credentials that are probably fine (the
+        owned-Secret cache may not have seen our own last write yet). Returns the cause and
+        the live Secret it was judged on."""
+        live = await self.live_secret(p)
+        cause = self.reissue_cause(p, held, live)
+        if cause in UNCONFIRMED_CAUSES:
+            live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
+            destination.check_ownership(p.obj, p.dest, live)
+            cause = self.reissue_cause(p, held, live)
+        return cause, live
+
+    async def deliver_new(
         self,
-        obj: dict[str, Any],
-        status: dict[str, Any],
-        problem: ReconcileProblem,
-        key: ObjectKey,
-    ) -> Result:
-        generation = objects.generation(obj)
-        set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
-        if is_vault_side(problem.reason):
-            set_condition(status, "Healthy", False, problem.reason, problem.message, generation)
-        set_condition(status, "Ready", False, problem.reason, problem.message, generation)
-        metrics.RESOURCE_READY.labels(self.kind, key.namespace, key.name).set(0)
-        changed = await patch_status_if_changed(self.ctx.kube, self.resource, obj, status)
-        if changed or problem.retry:
-            self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
-        log.warning("sync failed: %s: %s", problem.reason, problem.message)
-        if not problem.retry:
+        p: Prepared[SpecT],
+        live: dict[str, Any] | None,
+        data: SecretData,
+        *,
+        held: HeldT | None,
+        new: HeldT,
+        cause: str,
+        restart: bool,
+    ) -> Delivered:
+        """Deliver a newly issued item that replaces `held` (None: the first one); the new
+        item is remembered as soon as it is in the Secret."""
+        return await self.deliver(
+            p,
+            live,
+            data,
+            vault_changed=held is not None,
+            spec_changed=cause == "spec-change",
+            previous=held.destination if held is not None else None,
+            restart=restart,
+            on_written=lambda: self.remember(p.key, new),
+        )
+
+    def announce(
+        self, p: Prepared[SpecT], delivered: Delivered, first: bool, created: str, rotated: str
+    ) -> None:
+        """The event of a delivery: created (first item, or the Secret was missing) or
+        rotated."""
+        if first or delivered.plan.cause == "create":
+            self.emit_written(p, "SecretSynced", created)
+        else:
+            self.emit_written(p, "SecretRotated", rotated)
+
+    async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
+        assert self.finalizer_name is not None
+        if not finalizer.has_finalizer(obj, self.finalizer_name):
             return Result()
-        delay = self.backoff.failure(key)
-        held = self._current(key, obj)
+        if not await self.clean_up(Deleting(key, obj, spec, self.current(key, obj))):
+            return Result(requeue_after=self.backoff.failure(key))
+        await self._release_finalizer(obj)
+        self.forget(key)
+        return Result()
+
+    async def clean_up(self, d: Deleting[SpecT, HeldT]) -> bool:
+        """The Vault work of a deletion (revoke...); False: retry later, keep the finalizer."""
+        return True
+
+    def mark_held(
+        self,
+        p: Prepared[SpecT],
+        held: HeldT,
+        message: str,
+        restart_failures: list[str] | None,
+    ) -> None:
+        """The status fields and conditions of every held item; kinds add their own."""
+        status, generation = p.status, p.generation
+        status["lastGeneration"] = generation
+        status["secretMAC"] = held.mac
+        set_condition(status, "SecretSynced", True, "Synced", message, generation)
+        set_condition(status, "Healthy", True, "Healthy", "Vault requests succeed", generation)
+        set_ready(status, restart_failures, message, generation)
+
+    def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
+        delay = super().retry_delay(key, obj, problem)
+        held = self.current(key, obj)
         end = self.expires_at(held) if held is not None else None
         if end is not None:
             # However long the backoff has grown, try again before what we hold expires.
             left = end - time.time()
             if left > 0:
                 delay = min(delay, max(lease_schedule.MIN_DELAY, jittered(left)))
-        return Result(requeue_after=delay)
+        return delay

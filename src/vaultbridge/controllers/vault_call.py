@@ -20,42 +20,10 @@ from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import PermissionDenied, VaultError, VaultThrottled
 
 from .errors import ReconcileProblem
+from .reasons import Reason
 from .vault_access import ResolvedAuth, VaultAccess
 
 T = TypeVar("T")
-
-TRANSFORMATION_REASONS = frozenset(
-    {
-        "TransformationError",
-        "TemplateError",
-        "KeyCollision",
-        "InvalidKey",
-        "InvalidRegex",
-        "SecretTooLarge",
-    }
-)
-
-GIVE_UP_ON_DELETE_REASONS = frozenset(
-    {
-        "VaultAuthNotFound",
-        "VaultConnectionNotFound",
-        "InvalidVaultAuth",
-        "InvalidVaultConnection",
-        "NamespaceNotAllowed",
-        "ServiceAccountNotFound",
-        "TokenRequestFailed",
-        "AuthSecretNotFound",
-        "AuthSecretInvalid",
-        "CACertSecretNotFound",
-        # The credential guard refuses the login: no waiting changes that either.
-        "ServiceAccountNotAllowed",
-        "AudienceNotAllowed",
-        "VaultAddressNotAllowed",
-        "ConnectionNamespaceNotAllowed",
-    }
-)
-"""Reasons meaning the VaultAuth side is gone or broken. While deleting, waiting will not bring
-it back (usually the whole namespace is being deleted), so the finalizer is released."""
 
 
 async def call_vault(
@@ -85,7 +53,7 @@ async def call_vault(
                 attempt += 1
                 continue
             raise ReconcileProblem(
-                "VaultPermissionDenied", f"Vault refused the request: {exc}"
+                Reason.VAULT_PERMISSION_DENIED, f"Vault refused the request: {exc}"
             ) from exc
         except VaultThrottled as exc:
             if throttled < THROTTLE_ROUNDS:
@@ -100,23 +68,3 @@ async def call_vault(
 #: Extra rounds for a request Vault keeps throttling (each round is itself retried by the
 #: client behind the global rate limiter, which every 429 slows down).
 THROTTLE_ROUNDS = 2
-
-
-#: Problems with our own references that happen to start with "Vault": not Vault's doing.
-REFERENCE_REASONS = frozenset(
-    {"VaultAuthNotFound", "VaultConnectionNotFound", "InvalidVaultAuth", "InvalidVaultConnection"}
-)
-
-
-def is_vault_side(reason: str) -> bool:
-    """Whether the failure came from talking to Vault (it then makes the object unhealthy)."""
-    return reason.startswith("Vault") and reason not in REFERENCE_REASONS
-
-
-def event_reason(reason: str) -> str:
-    """The event reason for a failure reason (events group failures more coarsely)."""
-    if is_vault_side(reason):
-        return "VaultClientError"
-    if reason in TRANSFORMATION_REASONS:
-        return "TransformationError"
-    return reason

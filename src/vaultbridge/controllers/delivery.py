@@ -1,0 +1,266 @@
+"""The one delivery flow of every kind that puts Vault data into a Kubernetes Secret.
+
+    reconcile(key)
+      ├─ object gone      → forget it (metrics, backoff, the kind's memory)
+      ├─ spec invalid     → fail(InvalidSpec, no retry); while deleting, release the finalizer
+      ├─ being deleted    → kind.finalize()
+      └─ prepare()        resolve refs → path policy → transformation → finalizer
+          → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
+          → deliver()     write → delete after a rename → rollout restarts → write metric
+          → succeed()     status → backoff reset → Ready / last-sync metrics
+         any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
+
+A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that answers only
+the kind's own questions: what it fetches, when it is next due, what its status records and
+what it says in its events. Everything else is written once, here, so every kind behaves the
+same on bad specs, deletions, policy refusals, ownership conflicts and failures. Failures never
+empty or delete the destination: stale beats gone.
+
+Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconciler` and a
+`WATCHES` line in operator.py (docs/architecture.md walks through it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from vaultbridge.api.common import describe_validation_error
+from vaultbridge.api.destination import Destination, SyncedSecretSpec
+from vaultbridge.api.kinds import KindInfo
+from vaultbridge.engine.backoff import Backoff
+from vaultbridge.engine.controller import Result
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube import objects
+from vaultbridge.observability import metrics
+from vaultbridge.secrets import pipeline
+from vaultbridge.secrets.errors import DataError
+from vaultbridge.secrets.redact import SecretData
+
+from . import destination, finalizer, rollout
+from .context import OperatorContext
+from .errors import ReconcileProblem
+from .path_policy import enforce_path_policy
+from .reasons import Reason, event_reason, is_vault_side
+from .status import patch_status_if_changed, set_condition
+from .transform import resolve_transformation
+from .vault_access import ResolvedAuth, VaultAccess
+
+log = logging.getLogger(__name__)
+
+SpecT = TypeVar("SpecT", bound=SyncedSecretSpec)
+
+
+@dataclass
+class Prepared(Generic[SpecT]):
+    """Everything the flow established before the kind's strategy runs."""
+
+    key: ObjectKey
+    obj: dict[str, Any]
+    spec: SpecT
+    status: dict[str, Any]
+    """The desired status, computed on top of the live one; written by `succeed` / `fail`."""
+    generation: int
+    resolved: ResolvedAuth
+    transformation: pipeline.TransformationSpec
+
+    @property
+    def dest(self) -> Destination:
+        return self.spec.destination
+
+
+@dataclass(frozen=True)
+class Delivered:
+    plan: destination.Plan
+    restart_failures: list[str]
+    """One message per rollout target that could not be restarted (`[]`: none failed)."""
+
+
+class DeliveryReconciler(Generic[SpecT]):
+    """The flow; subclasses are the per-kind strategies."""
+
+    info: ClassVar[KindInfo[Any, Any]]
+    finalizer_name: ClassVar[str | None] = None
+
+    def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
+        self.ctx = ctx
+        self.access = access
+        self.backoff = Backoff()
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    # -- the kind's part ---------------------------------------------------------------------
+
+    def wants_finalizer(self, spec: SpecT) -> bool:
+        """Whether deleting the object has Vault work to do (revoke, clear)."""
+        return False
+
+    async def sync(self, p: Prepared[SpecT]) -> Result:
+        """Fetch what is due and deliver it (`deliver`, `succeed`), or only confirm."""
+        raise NotImplementedError
+
+    async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
+        return Result()
+
+    def forget(self, key: ObjectKey) -> None:
+        """The object is gone: drop what the kind remembers of it."""
+        self.backoff.reset(key)
+
+    def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
+        """How long to wait before retrying a failure that time can fix."""
+        return self.backoff.failure(key)
+
+    # -- the flow ----------------------------------------------------------------------------
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        obj = self.ctx.informer(self.info.resource).store.get(key)
+        if obj is None:
+            metrics.forget_resource(self.kind, key.namespace, key.name)
+            self.forget(key)
+            return Result()
+        status: dict[str, Any] = dict(obj.get("status") or {})
+        try:
+            spec: SpecT = self.info.parse_spec(obj)
+        except ValidationError as exc:
+            if objects.is_deleting(obj):
+                # Nothing can be revoked without a valid spec: do not block the deletion.
+                await self._release_finalizer(obj)
+                return Result()
+            problem = ReconcileProblem(
+                Reason.INVALID_SPEC,
+                f"spec is invalid: {describe_validation_error(exc)}",
+                retry=False,
+            )
+            return await self.fail(key, obj, status, problem)
+        if objects.is_deleting(obj):
+            return await self.finalize(key, obj, spec)
+        try:
+            return await self.sync(await self.prepare(key, obj, spec, status))
+        except ReconcileProblem as problem:
+            return await self.fail(key, obj, status, problem)
+
+    async def prepare(
+        self, key: ObjectKey, obj: dict[str, Any], spec: SpecT, status: dict[str, Any]
+    ) -> Prepared[SpecT]:
+        """References, policy and transformation, checked on every reconcile: a VaultAuth,
+        policy or transformation changed after this object was admitted stops the sync here
+        (the last Secret stays)."""
+        resolved = await self.access.resolve(key.namespace, spec.vault_auth_ref)
+        enforce_path_policy(self.ctx, key.namespace, spec)
+        transformation = resolve_transformation(self.ctx, key.namespace, spec.destination)
+        if self.finalizer_name is not None:
+            if self.wants_finalizer(spec):
+                await finalizer.ensure_finalizer(
+                    self.ctx, self.info.resource, obj, self.finalizer_name
+                )
+            else:
+                await self._release_finalizer(obj)
+        return Prepared(key, obj, spec, status, objects.generation(obj), resolved, transformation)
+
+    async def live_secret(self, p: Prepared[SpecT]) -> dict[str, Any] | None:
+        """The destination as the owned-Secret cache has it, after the ownership check."""
+        live = await destination.read_live(self.ctx, p.key.namespace, p.dest.name)
+        destination.check_ownership(p.obj, p.dest, live)
+        return live
+
+    async def build(
+        self,
+        p: Prepared[SpecT],
+        sources: list[pipeline.Source],
+    ) -> SecretData:
+        """The Secret data of what Vault returned (the pure pipeline, off the loop)."""
+        try:
+            return await pipeline.build_secret_data_async(
+                sources,
+                p.transformation,
+                labels=objects.labels(p.obj),
+                annotations=objects.annotations(p.obj),
+            )
+        except DataError as exc:
+            raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
+
+    async def deliver(
+        self,
+        p: Prepared[SpecT],
+        live: dict[str, Any] | None,
+        data: SecretData,
+        *,
+        vault_changed: bool,
+        spec_changed: bool,
+        previous: str | None,
+        restart: bool,
+        on_written: Callable[[], None] | None = None,
+    ) -> Delivered:
+        """Write the destination if it differs, delete the Secret of a renamed destination,
+        restart the rollout targets when `restart` (new values, not a first delivery).
+
+        `on_written` runs right after the write, before the follow-ups that can fail: what
+        the kind must remember once Vault issued something and it reached the Secret.
+        """
+        plan = destination.plan(
+            p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
+        )
+        if plan.write:
+            await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
+            metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
+        if on_written is not None:
+            on_written()
+        if (
+            previous
+            and previous != p.dest.name
+            and await destination.delete_if_owned(self.ctx, p.obj, previous)
+        ):
+            log.info("deleted Secret %s/%s after a destination rename", p.key.namespace, previous)
+        restart_failures: list[str] = []
+        if restart and p.spec.rollout_restart_targets:
+            restart_failures = await rollout.restart_targets(
+                self.ctx, p.obj, p.spec.rollout_restart_targets
+            )
+        return Delivered(plan, restart_failures)
+
+    async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
+        """Write the status the kind computed; the object is Ready."""
+        await patch_status_if_changed(self.ctx.kube, self.info.resource, p.obj, p.status)
+        self.backoff.reset(p.key)
+        metrics.RESOURCE_READY.labels(self.kind, p.key.namespace, p.key.name).set(1)
+        if delivered:
+            metrics.RESOURCE_LAST_SYNC.labels(self.kind, p.key.namespace, p.key.name).set(
+                time.time()
+            )
+
+    def emit_written(self, p: Prepared[SpecT], reason: str, message: str) -> None:
+        self.ctx.events.emit(p.obj, "Normal", reason, message)
+
+    async def fail(
+        self,
+        key: ObjectKey,
+        obj: dict[str, Any],
+        status: dict[str, Any],
+        problem: ReconcileProblem,
+    ) -> Result:
+        """Record the failure where the user looks (conditions, event, metric) and pick the
+        retry: none when only an edit can fix it (the watches bring the next reconcile)."""
+        generation = objects.generation(obj)
+        set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
+        if is_vault_side(problem.reason):
+            set_condition(status, "Healthy", False, problem.reason, problem.message, generation)
+        set_condition(status, "Ready", False, problem.reason, problem.message, generation)
+        metrics.RESOURCE_READY.labels(self.kind, key.namespace, key.name).set(0)
+        changed = await patch_status_if_changed(self.ctx.kube, self.info.resource, obj, status)
+        if changed or problem.retry:
+            self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
+        log.warning("sync failed: %s: %s", problem.reason, problem.message)
+        if not problem.retry:
+            return Result()
+        return Result(requeue_after=self.retry_delay(key, obj, problem))
+
+    async def _release_finalizer(self, obj: dict[str, Any]) -> None:
+        if self.finalizer_name is not None:
+            await finalizer.remove_finalizer(self.ctx, self.info.resource, obj, self.finalizer_name)
