@@ -9,13 +9,13 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App
 from .operator_harness import (
     TEST_OPERATOR_LABEL,
     OperatorProcess,
     ensure_operator_namespace,
     start_operator,
 )
-from .test_static_secret import App
 
 
 @pytest.fixture(scope="session")

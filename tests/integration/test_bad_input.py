@@ -27,8 +27,8 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import OPERATOR_NAMESPACE, OperatorProcess, crd_path, dump
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

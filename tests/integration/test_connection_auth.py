@@ -10,8 +10,8 @@ from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App
 from .operator_harness import OperatorProcess
-from .test_static_secret import App
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
+from .helpers import wait_for
 from .operator_harness import REPO, OperatorProcess
 from .test_deploy_rbac import Release, Workload, helm_bin, release  # noqa: F401 - fixtures
-from .test_static_secret import wait_for
 
 pytestmark = pytest.mark.integration
 

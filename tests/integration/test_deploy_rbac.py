@@ -30,6 +30,7 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.helm import ensure_helm
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import (
     REPO,
     TEST_OPERATOR_LABEL,
@@ -37,7 +38,6 @@ from .operator_harness import (
     crd_path,
     dump,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

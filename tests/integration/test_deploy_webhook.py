@@ -26,6 +26,7 @@ from vaultbridge.guard.webhook_config import (
 )
 from vaultbridge.settings import Settings
 
+from .helpers import wait_for
 from .operator_harness import crd_path, dump
 from .test_deploy_rbac import (  # noqa: F401 - helm_bin and release are fixtures
     CHART,
@@ -38,7 +39,6 @@ from .test_deploy_rbac import (  # noqa: F401 - helm_bin and release are fixture
     release,
     render_chart,
 )
-from .test_static_secret import wait_for
 
 pytestmark = pytest.mark.integration
 

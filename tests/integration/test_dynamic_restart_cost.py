@@ -23,6 +23,7 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
+from .helpers import wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -34,7 +35,6 @@ from .operator_harness import (
     start_postgres,
 )
 from .test_dynamic_secret import DB
-from .test_static_secret import wait_for
 from .test_token_persistence import OwnApp
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import (
     PG_SUPERUSER_PASSWORD,
     OperatorProcess,
@@ -26,7 +27,6 @@ from .operator_harness import (
     postgres_binaries,
     start_postgres,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

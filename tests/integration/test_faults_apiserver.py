@@ -15,6 +15,7 @@ import pytest
 from vaultbridge.devenv import environment, etcd
 from vaultbridge.devenv.environment import DevState
 
+from .helpers import App, wait_for
 from .test_faults_support import (
     CANARY,
     OwnOperator,
@@ -23,7 +24,6 @@ from .test_faults_support import (
     own_operator,
     wait_all_synced,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -20,6 +20,7 @@ import pytest
 
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import crd_path
 from .test_faults_support import (
     OwnOperator,
@@ -31,7 +32,6 @@ from .test_faults_support import (
     rss_kib,
     wait_all_synced,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

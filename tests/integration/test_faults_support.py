@@ -22,13 +22,13 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
     ensure_operator_namespace,
     start_operator,
 )
-from .test_static_secret import App, wait_for
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import read_unseal_key
 
+from .helpers import App, wait_for
 from .operator_harness import crd_path
 from .test_faults_support import (
     CANARY,
@@ -33,7 +34,6 @@ from .test_faults_support import (
     own_operator,
     wait_all_synced,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -25,8 +25,8 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
+from .helpers import App
 from .operator_harness import OPERATOR_NAMESPACE, OperatorProcess, dump
-from .test_static_secret import App
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from vaultbridge.guard.source import InformerPolicySource
 from vaultbridge.guard.webhook_config import webhook_manifest
 from vaultbridge.kube.client import KubeClient
 
+from .helpers import App
 from .operator_harness import OPERATOR_NAMESPACE, dump
-from .test_static_secret import App
 
 pytestmark = pytest.mark.integration
 

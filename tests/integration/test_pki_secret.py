@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .helpers import App, wait_for
 from .operator_harness import crd_path, dump
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,187 +7,21 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import (
-    OPERATOR_NAMESPACE,
     OperatorProcess,
-    VaultFixture,
     crd_path,
-    dump,
 )
 
 pytestmark = pytest.mark.integration
 
 CANARY = "canary-7b1e-never-log-this-value"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-
-
-class App:
-    """One test's namespace: its Vault role, its VaultAuth and helpers to read results."""
-
-    def __init__(self, devenv: DevState, admin: KubeAdmin, namespace: str) -> None:
-        self.devenv = devenv
-        self.admin = admin
-        self.ns = namespace
-        self.vault = VaultFixture(devenv, namespace)
-
-    def setup_auth(
-        self, paths: list[str] | None = None, name: str = "default", **spec: Any
-    ) -> None:
-        self.vault.allow_role(
-            paths
-            or [f"secret/data/{self.ns}/*", f"secret/metadata/{self.ns}/*", f"kv1/{self.ns}/*"]
-        )
-        body = {
-            "apiVersion": "vaultbridge.dev/v1beta1",
-            "kind": "VaultAuth",
-            "metadata": {"name": name, "namespace": self.ns},
-            "spec": {
-                "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
-                "method": "kubernetes",
-                "kubernetes": {"role": self.vault.role, "serviceAccount": "default"},
-                **spec,
-            },
-        }
-        self.create("vaultauths", body)
-
-    def create(
-        self, plural: str, body: dict[str, Any], namespace: str | None = None
-    ) -> dict[str, Any]:
-        ns = namespace or self.ns
-        body["metadata"]["namespace"] = ns
-        status, resp = self.admin.request("POST", crd_path(plural, ns), body)
-        assert status == 201, dump(resp)
-        return resp
-
-    def vss(self, name: str, dest: str | None = None, **spec: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "apiVersion": "vaultbridge.dev/v1beta1",
-            "kind": "VaultStaticSecret",
-            "metadata": {"name": name},
-            "spec": {
-                "vaultAuthRef": "default",
-                "destination": {"name": dest or name, "create": True},
-                **spec,
-            },
-        }
-        if "mount" in spec or "sources" not in spec:
-            body["spec"].setdefault("mount", "secret")
-            body["spec"].setdefault("type", "kv-v2")
-            body["spec"].setdefault("path", f"{self.ns}/{name}")
-        return self.create("vaultstaticsecrets", body)
-
-    def patch_vss(self, name: str, patch: dict[str, Any]) -> None:
-        status, resp = self.admin.request_patch(
-            crd_path("vaultstaticsecrets", self.ns, name), patch
-        )
-        assert status == 200, dump(resp)
-
-    def get(self, plural: str, name: str) -> dict[str, Any] | None:
-        status, obj = self.admin.request("GET", crd_path(plural, self.ns, name))
-        return obj if status == 200 else None
-
-    def secret(self, name: str) -> dict[str, Any] | None:
-        status, obj = self.admin.request("GET", f"/api/v1/namespaces/{self.ns}/secrets/{name}")
-        return obj if status == 200 else None
-
-    def secret_data(self, name: str) -> dict[str, str] | None:
-        obj = self.secret(name)
-        if obj is None:
-            return None
-        return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
-
-    def wait_data(self, name: str, expected: dict[str, str], timeout: float = 30) -> dict[str, str]:
-        def matches() -> dict[str, str] | None:
-            data = self.secret_data(name)
-            if data is not None and all(data.get(k) == v for k, v in expected.items()):
-                return data
-            return None
-
-        try:
-            return wait_for(matches, timeout, f"Secret {name} to hold {sorted(expected)}")  # type: ignore[no-any-return]
-        except AssertionError:
-            raise AssertionError(
-                f"Secret {name} = {self.secret_data(name)!r}; VSS status: "
-                f"{dump((self.get('vaultstaticsecrets', name) or {}).get('status'))}"
-            ) from None
-
-    def condition(self, plural: str, name: str, type_: str) -> dict[str, Any] | None:
-        obj = self.get(plural, name) or {}
-        for cond in (obj.get("status") or {}).get("conditions") or []:
-            if cond["type"] == type_:
-                return dict(cond)
-        return None
-
-    def wait_condition(
-        self,
-        name: str,
-        type_: str,
-        status: str,
-        reason: str | None = None,
-        timeout: float = 30,
-        plural: str = "vaultstaticsecrets",
-    ) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            cond = self.condition(plural, name, type_)
-            if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
-                return cond
-            return None
-
-        try:
-            return wait_for(check, timeout, f"{name} {type_}={status} {reason or ''}")  # type: ignore[no-any-return]
-        except AssertionError:
-            raise AssertionError(
-                f"{plural}/{name} status: {dump((self.get(plural, name) or {}).get('status'))}"
-            ) from None
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        _, resp = self.admin.request("GET", f"/api/v1/namespaces/{self.ns}/events")
-        return [e for e in resp.get("items", []) if e["involvedObject"].get("name") == name]
-
-    def wait_event(self, name: str, reason: str, timeout: float = 30) -> dict[str, Any]:
-        return wait_for(  # type: ignore[no-any-return]
-            lambda: next((e for e in self.events(name) if e["reason"] == reason), None),
-            timeout,
-            f"event {reason} on {name}",
-        )
-
-
-def _request_patch(self: KubeAdmin, path: str, patch: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    import ssl
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(
-        self.server + path, data=json.dumps(patch).encode(), method="PATCH"
-    )
-    req.add_header("Content-Type", "application/merge-patch+json")
-    try:
-        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as resp:
-            return int(resp.status), json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-    del ssl
-
-
-KubeAdmin.request_patch = _request_patch  # type: ignore[attr-defined]
 
 
 # --- the basics ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from vaultbridge.controllers.token_store import (
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import App, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     TEST_OPERATOR_LABEL,
@@ -37,7 +38,6 @@ from .operator_harness import (
     start_postgres,
 )
 from .test_dynamic_secret import DB
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.openbao import bao_binary
 
+from .helpers import App, wait_for
 from .operator_harness import OperatorProcess
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vaultbridge.engine.informer import Informer
-from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.api import KubeApi
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import Resource
 from vaultbridge.settings import Settings
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @dataclass
 class OperatorContext:
     settings: Settings
-    kube: KubeClient
+    kube: KubeApi
     events: EventRecorder
     vault_transport: Transport
     clients: ClientCache

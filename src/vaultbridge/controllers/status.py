@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from vaultbridge.kube import objects
-from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.api import KubeApi
 from vaultbridge.kube.resources import Resource
 
 _MAX_MESSAGE = 1024
@@ -68,7 +68,7 @@ def _merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 async def patch_status_if_changed(
-    kube: KubeClient, resource: Resource, obj: dict[str, Any], status: dict[str, Any]
+    kube: KubeApi, resource: Resource, obj: dict[str, Any], status: dict[str, Any]
 ) -> bool:
     old = obj.get("status") or {}
     if old == status:

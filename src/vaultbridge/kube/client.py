@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, overload
 import aiohttp
 
 from vaultbridge import __version__
+from vaultbridge.kube.api import PatchType
 from vaultbridge.kube.config import KubeConfig
 from vaultbridge.kube.errors import (
     ApiError,
@@ -31,7 +32,6 @@ from vaultbridge.kube.resources import SERVICE_ACCOUNTS, Resource
 
 log = logging.getLogger(__name__)
 
-PatchType = Literal["merge", "json", "strategic"]
 _PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",

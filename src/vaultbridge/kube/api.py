@@ -1,0 +1,73 @@
+"""`KubeApi`: the calls the reconcilers make to the API server, as a protocol.
+
+`KubeClient` implements it against a real API server; tests pass an in-memory fake
+(tests/fake_kube.py) so that reconcile decisions can be unit-tested without servers. Listing
+and watching are the informers' job and not part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+from .resources import Resource
+
+PatchType = Literal["merge", "json", "strategic"]
+
+
+class KubeApi(Protocol):
+    async def get(
+        self, res: Resource, name: str, namespace: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def create_object(
+        self, res: Resource, obj: Mapping[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def apply(
+        self,
+        res: Resource,
+        obj: Mapping[str, Any],
+        *,
+        namespace: str | None = None,
+        name: str | None = None,
+        field_manager: str = ...,
+        force: bool = True,
+        subresource: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def patch(
+        self,
+        res: Resource,
+        name: str,
+        patch: Mapping[str, Any] | list[Any],
+        namespace: str | None = None,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+        field_manager: str | None = ...,
+    ) -> dict[str, Any]: ...
+
+    async def patch_status(
+        self, res: Resource, name: str, patch: Mapping[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation: Literal["Foreground", "Background", "Orphan"] | None = None,
+        preconditions_uid: str | None = None,
+        preconditions_resource_version: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def create_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: list[str] | None = None,
+        expiration_seconds: int = 600,
+    ) -> str: ...
