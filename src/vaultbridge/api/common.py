@@ -26,6 +26,10 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from vaultbridge.engine.keys import ObjectKey
+
+__all__ = ["ObjectKey"]  # the one key model (engine/keys.py), used by resolve_ref
+
 GROUP = "vaultbridge.dev"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -165,17 +169,6 @@ VaultPath = Annotated[
 
 
 # --- references -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ObjectKey:
-    """Where a referenced object lives."""
-
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
 
 
 def resolve_ref(

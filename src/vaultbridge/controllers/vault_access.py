@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api.auth import VaultAuthSpec
-from vaultbridge.api.common import describe_validation_error
+from vaultbridge.api.common import describe_validation_error, resolve_ref
 from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.engine.keys import ObjectKey
@@ -64,12 +64,9 @@ class VaultAccess:
     # -- resolution ----------------------------------------------------------------------
 
     def auth_key_for(self, consumer_namespace: str, ref: str) -> ObjectKey:
-        from vaultbridge.api.common import resolve_ref
-
-        key = resolve_ref(
+        return resolve_ref(
             ref, own_namespace=consumer_namespace, operator_namespace=self.ctx.settings.namespace
         )
-        return ObjectKey(key.namespace, key.name)
 
     async def resolve(self, consumer_namespace: str, ref: str) -> ResolvedAuth:
         auth_key = self.auth_key_for(consumer_namespace, ref)
@@ -95,10 +92,9 @@ class VaultAccess:
                 "(add it to spec.allowedNamespaces of the VaultAuth)",
                 retry=False,
             )
-        conn_ref = auth.connection_ref(
+        connection_key = auth.connection_ref(
             own_namespace=auth_key.namespace, operator_namespace=self.ctx.settings.namespace
         )
-        connection_key = ObjectKey(conn_ref.namespace, conn_ref.name)
         conn_obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(connection_key)
         if conn_obj is None:
             raise ReconcileProblem(
