@@ -5,42 +5,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vaultbridge.api.common import GROUP
 from vaultbridge.api.kinds import (
-    SECRET_TRANSFORMATIONS,
-    VAULT_AUTHS,
-    VAULT_CONNECTIONS,
-    VAULT_DYNAMIC_SECRETS,
+    KINDS,
+    SECRET_TRANSFORMATION,
+    VAULT_AUTH,
+    VAULT_CONNECTION,
     VAULT_PATH_POLICIES,
-    VAULT_PKI_SECRETS,
-    VAULT_STATIC_SECRETS,
 )
-from vaultbridge.api.labels import managed_by_selector, owner_from_labels
+from vaultbridge.api.labels import managed_by_selector
 from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
-from vaultbridge.controllers.path_policy import keys_whose_verdict_changed, policy_source
+from vaultbridge.controllers.path_policy import policy_source
 from vaultbridge.controllers.pki_secret import VaultPKISecretReconciler
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.token_store import KubeTokenStore
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
-from vaultbridge.engine.controller import Controller, Reconciler, ignore_status_only, owner_keys
+from vaultbridge.controllers.watches import SetupReconciler, Sources
+from vaultbridge.engine.controller import Controller, Reconciler
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
-from vaultbridge.engine.queue import Priority
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
-from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
@@ -91,10 +87,6 @@ class Operator:
         await asyncio.gather(*(i.wait_synced() for i in self.informer_manager.informers))
 
 
-def _refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[ObjectKey]:
-    return [ObjectKey.of(o) for o in store_objs if match(o)]
-
-
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     hmac_key = await load_or_create_hmac_key(kube, settings.namespace, settings.hmac_key_secret)
 
@@ -138,23 +130,34 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         ctx.informers[resource] = informer_manager.add_informer(inf)
         return inf
 
-    connections = informer(VAULT_CONNECTIONS, label_selector=selector)
-    auths = informer(VAULT_AUTHS, label_selector=selector)
-    static_secrets = informer(VAULT_STATIC_SECRETS, label_selector=selector)
-    dynamic_secrets = informer(VAULT_DYNAMIC_SECRETS, label_selector=selector)
-    pki_secrets = informer(VAULT_PKI_SECRETS, label_selector=selector)
-    transformations = informer(SECRET_TRANSFORMATIONS, label_selector=selector)
-    # Only the Secrets we created: a cluster's other Secrets never enter our memory.
-    owned_secrets = informer(SECRETS, label_selector=managed_by_selector())
-    # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read by
-    # every secret reconcile (controllers/path_policy.py) and by the admission webhook.
-    path_policies = informer(VAULT_PATH_POLICIES)
-    namespaces = informer(NAMESPACES)
-
     access = VaultAccess(ctx)
+    own = {k.kind: informer(k.resource, label_selector=selector) for k in KINDS}
+    sources = Sources(
+        ctx=ctx,
+        access=access,
+        connections=own[VAULT_CONNECTION.kind],
+        auths=own[VAULT_AUTH.kind],
+        transformations=own[SECRET_TRANSFORMATION.kind],
+        # Only the Secrets we created: a cluster's other Secrets never enter our memory.
+        owned_secrets=informer(SECRETS, label_selector=managed_by_selector()),
+        # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read
+        # by every secret reconcile (controllers/path_policy.py) and by the admission webhook.
+        path_policies=informer(VAULT_PATH_POLICIES),
+        namespaces=informer(NAMESPACES),
+        own=own,
+    )
+    reconcilers: list[SetupReconciler] = [
+        VaultConnectionReconciler(ctx, access),
+        VaultAuthReconciler(ctx, access),
+        SecretTransformationReconciler(ctx),
+        VaultStaticSecretReconciler(ctx, access),
+        VaultDynamicSecretReconciler(ctx, access),
+        VaultPKISecretReconciler(ctx, access),
+    ]
     controllers: dict[str, Controller] = {}
 
-    def controller(kind: str, reconciler: Reconciler) -> Controller:
+    def add_controller(reconciler: SetupReconciler) -> None:
+        kind = reconciler.kind
         wait = metrics.QUEUE_WAIT_SECONDS.labels(kind)
         ctl = Controller(
             kind,
@@ -165,74 +168,11 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         ctl.add_reconcile_hook(_reconcile_metrics)
         metrics.QUEUE_DEPTH.labels(kind).set_function(lambda: float(len(ctl.queue)))
         controllers[kind] = manager.add_controller(ctl)
-        return ctl
+        # Each reconciler declares what it watches, next to the code that reads it.
+        reconciler.setup_with_manager(ctl, sources)
 
-    conn_ctl = controller("VaultConnection", VaultConnectionReconciler(ctx, access))
-    conn_ctl.watch(connections, priority_fn=ignore_status_only)
-
-    auth_ctl = controller("VaultAuth", VaultAuthReconciler(ctx, access))
-    auth_ctl.watch(auths, priority_fn=ignore_status_only)
-    auth_ctl.watch(
-        connections,
-        mapper=lambda conn: _refs_to(
-            auths.store.list(), lambda a: _auth_uses_connection(a, conn, settings.namespace)
-        ),
-        priority_fn=_spec_changes_only,
-    )
-
-    tr_ctl = controller("SecretTransformation", SecretTransformationReconciler(ctx))
-    tr_ctl.watch(transformations, priority_fn=ignore_status_only)
-
-    def secret_controller(kind: str, reconciler: Reconciler, own: Informer) -> Controller:
-        """A kind that writes Secrets: its objects, its Secrets, and what it refers to."""
-        ctl = controller(kind, reconciler)
-        ctl.watch(own, priority_fn=ignore_status_only)
-        if kind == "VaultStaticSecret":
-            # Its own create comes back as ADDED while (or just after) it reconciles; another
-            # reconcile would only read Vault again (bench/: 75 % of cold-sync reads were
-            # these). Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
-            ctl.watch(
-                owned_secrets,
-                mapper=lambda secret: owner_keys(
-                    secret, kind, GROUP, lambda s: owner_from_labels(s, kind)
-                ),
-                priority_fn=_changes_and_deletes,
-            )
-        else:
-            ctl.watch_owned(
-                owned_secrets, kind, GROUP, fallback=lambda s: owner_from_labels(s, kind)
-            )
-        ctl.watch(
-            auths,
-            mapper=lambda auth: _refs_to(own.store.list(), lambda s: _uses_auth(s, auth, access)),
-            priority_fn=_spec_changes_only,
-        )
-        ctl.watch(
-            transformations,
-            mapper=lambda tr: _refs_to(own.store.list(), lambda s: _uses_transformation(s, tr)),
-            priority_fn=_spec_changes_only,
-        )
-        # A policy change, or a namespace's label change (namespaceSelector), reconciles the
-        # objects whose verdict it flips: a few regex matches each, no Vault read for the rest.
-        ctl.watch(
-            path_policies,
-            mapper=lambda _p: keys_whose_verdict_changed(ctx, kind, own.store.list()),
-            priority_fn=_spec_changes_only,
-        )
-        ctl.watch(
-            namespaces,
-            mapper=lambda ns: keys_whose_verdict_changed(
-                ctx, kind, own.store.list(objects.name(ns))
-            ),
-            priority_fn=_label_changes_only,
-        )
-        return ctl
-
-    secret_controller("VaultStaticSecret", VaultStaticSecretReconciler(ctx, access), static_secrets)
-    secret_controller(
-        "VaultDynamicSecret", VaultDynamicSecretReconciler(ctx, access), dynamic_secrets
-    )
-    secret_controller("VaultPKISecret", VaultPKISecretReconciler(ctx, access), pki_secrets)
+    for reconciler in reconcilers:
+        add_controller(reconciler)
 
     async def close_clients() -> None:
         await events.close()
@@ -242,61 +182,8 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     return Operator(ctx, manager, controllers, informer_manager, close_clients)
 
 
-def _label_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
-    if event == "MODIFIED" and old is not None and objects.labels(old) == objects.labels(new):
-        return None
-    return Priority.NORMAL
-
-
 def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str) -> None:
     metrics.RECONCILES.labels(kind, outcome).inc()
-
-
-def _changes_and_deletes(event: str, _old: Obj | None, _new: Obj) -> Priority | None:
-    return None if event == "ADDED" else Priority.NORMAL
-
-
-def _spec_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
-    if (
-        event == "MODIFIED"
-        and old is not None
-        and objects.generation(old) == objects.generation(new)
-    ):
-        return None
-    return Priority.NORMAL
-
-
-def _auth_uses_connection(auth: Obj, conn: Obj, operator_namespace: str) -> bool:
-    ref = str((auth.get("spec") or {}).get("vaultConnectionRef") or "")
-    ns = objects.namespace(auth)
-    if not ref:
-        target = (operator_namespace, "default")
-    elif "/" in ref:
-        a, _, b = ref.partition("/")
-        target = (a, b)
-    else:
-        target = (ns, ref)
-    return target == (objects.namespace(conn), objects.name(conn))
-
-
-def _uses_auth(secret_obj: Obj, auth: Obj, access: VaultAccess) -> bool:
-    ref = str((secret_obj.get("spec") or {}).get("vaultAuthRef") or "")
-    key = access.auth_key_for(objects.namespace(secret_obj), ref)
-    return key == ObjectKey(objects.namespace(auth), objects.name(auth))
-
-
-def _uses_transformation(secret_obj: Obj, tr: Obj) -> bool:
-    spec = secret_obj.get("spec") or {}
-    refs = ((spec.get("destination") or {}).get("transformation") or {}).get(
-        "transformationRefs"
-    ) or []
-    ns = objects.namespace(secret_obj)
-    for ref in refs:
-        if ref.get("name") == objects.name(tr) and (
-            ref.get("namespace") or ns
-        ) == objects.namespace(tr):
-            return True
-    return False
 
 
 async def _main(settings: Settings) -> int:

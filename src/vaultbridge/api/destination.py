@@ -95,6 +95,11 @@ class TransformationRef(ApiModel):
     """Namespace of the SecretTransformation. Defaults to the namespace of this object."""
     template_refs: Annotated[list[TemplateRef], Field(max_length=64)] = Field(default_factory=list)
     """Templates to use from it. Empty uses all of its templates under their own keys."""
+
+    def key(self, own_namespace: str) -> ObjectKey:
+        """The SecretTransformation this ref names, for an object in `own_namespace`."""
+        return ObjectKey(self.namespace or own_namespace, self.name)
+
     ignore_includes: bool = False
     """Do not apply the SecretTransformation's `includes` filters."""
     ignore_excludes: bool = False

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vaultbridge.api.kinds import VAULT_AUTHS
+from vaultbridge.api.kinds import VAULT_AUTH, VAULT_AUTHS
 from vaultbridge.engine.backoff import jittered
-from vaultbridge.engine.controller import Result
+from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
 from .status import patch_status_if_changed, set_condition
 from .vault_access import VaultAccess
+from .watches import Sources, auth_uses_connection, refs_to, spec_changes_only
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,23 @@ RETRY_SECONDS = 30.0
 
 
 class VaultAuthReconciler:
-    kind = "VaultAuth"
+    kind = VAULT_AUTH.kind
 
     def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
         self.ctx = ctx
         self.access = access
+
+    def setup_with_manager(self, ctl: Controller, sources: Sources) -> None:
+        """Its objects, and the connections they log in through."""
+        ctl.watch(sources.auths, priority_fn=ignore_status_only)
+        ctl.watch(
+            sources.connections,
+            mapper=lambda conn: refs_to(
+                sources.auths.store.list(),
+                lambda a: auth_uses_connection(a, conn, self.ctx.settings.namespace),
+            ),
+            priority_fn=spec_changes_only,
+        )
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(VAULT_AUTHS).store.get(key)

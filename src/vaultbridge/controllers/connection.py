@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from vaultbridge.api.kinds import VAULT_CONNECTIONS
+from vaultbridge.api.kinds import VAULT_CONNECTION, VAULT_CONNECTIONS
 from vaultbridge.engine.backoff import jittered
-from vaultbridge.engine.controller import Result
+from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.vault.client import VaultClient
@@ -17,6 +17,7 @@ from .context import OperatorContext
 from .errors import ReconcileProblem
 from .status import get_condition, patch_status_if_changed, set_condition
 from .vault_access import VaultAccess
+from .watches import Sources
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +26,14 @@ RETRY_SECONDS = 30.0
 
 
 class VaultConnectionReconciler:
-    kind = "VaultConnection"
+    kind = VAULT_CONNECTION.kind
 
     def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
         self.ctx = ctx
         self.access = access
+
+    def setup_with_manager(self, ctl: Controller, sources: Sources) -> None:
+        ctl.watch(sources.connections, priority_fn=ignore_status_only)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(key)

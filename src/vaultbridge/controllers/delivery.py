@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination, SyncedSecretSpec
 from vaultbridge.api.kinds import KindInfo
+from vaultbridge.api.labels import owner_from_labels
 from vaultbridge.engine.backoff import Backoff
-from vaultbridge.engine.controller import Result
+from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
@@ -45,11 +46,19 @@ from vaultbridge.secrets.redact import SecretData
 from . import destination, finalizer, rollout
 from .context import OperatorContext
 from .errors import ReconcileProblem
-from .path_policy import enforce_path_policy
+from .path_policy import enforce_path_policy, keys_whose_verdict_changed
 from .reasons import Reason, event_reason, is_vault_side
 from .status import patch_status_if_changed, set_condition
 from .transform import resolve_transformation
 from .vault_access import ResolvedAuth, VaultAccess
+from .watches import (
+    Sources,
+    label_changes_only,
+    refs_to,
+    spec_changes_only,
+    uses_auth,
+    uses_transformation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +125,50 @@ class DeliveryReconciler(Generic[SpecT]):
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
         """How long to wait before retrying a failure that time can fix."""
         return self.backoff.failure(key)
+
+    # -- what it watches --------------------------------------------------------------------
+
+    def setup_with_manager(self, ctl: Controller, sources: Sources) -> None:
+        """Its objects, its Secrets, and every object a reconcile reads: a change of any of
+        them brings the objects it concerns back, so no reconcile polls for them."""
+        own = sources.of(self.kind)
+        ctl.watch(own, priority_fn=ignore_status_only)
+        self.watch_owned_secrets(ctl, sources)
+        ctl.watch(
+            sources.auths,
+            mapper=lambda auth: refs_to(
+                own.store.list(), lambda s: uses_auth(s, auth, sources.access)
+            ),
+            priority_fn=spec_changes_only,
+        )
+        ctl.watch(
+            sources.transformations,
+            mapper=lambda tr: refs_to(own.store.list(), lambda s: uses_transformation(s, tr)),
+            priority_fn=spec_changes_only,
+        )
+        # A policy change, or a namespace's label change (namespaceSelector), reconciles the
+        # objects whose verdict it flips: a few regex matches each, no Vault read for the rest.
+        ctl.watch(
+            sources.path_policies,
+            mapper=lambda _p: keys_whose_verdict_changed(self.ctx, self.kind, own.store.list()),
+            priority_fn=spec_changes_only,
+        )
+        ctl.watch(
+            sources.namespaces,
+            mapper=lambda ns: keys_whose_verdict_changed(
+                self.ctx, self.kind, own.store.list(objects.name(ns))
+            ),
+            priority_fn=label_changes_only,
+        )
+
+    def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
+        """A change or deletion of a Secret we wrote brings its owner back (drift repair)."""
+        ctl.watch_owned(
+            sources.owned_secrets,
+            self.kind,
+            self.info.group,
+            fallback=lambda s: owner_from_labels(s, self.kind),
+        )
 
     # -- the flow ----------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ import logging
 from typing import Any
 
 from vaultbridge.api.kinds import VAULT_STATIC_SECRET
+from vaultbridge.api.labels import owner_from_labels
 from vaultbridge.api.static_secret import VaultStaticSecretSpec
 from vaultbridge.engine.backoff import Backoff, jittered
-from vaultbridge.engine.controller import Result
+from vaultbridge.engine.controller import Controller, Result, owner_keys
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac
@@ -29,6 +30,7 @@ from .status import now_rfc3339, set_condition, set_ready
 from .transform import SourceRead, build_data
 from .vault_access import VaultAccess
 from .vault_call import call_vault
+from .watches import Sources, changes_and_deletes
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,18 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
     def __init__(self, ctx: OperatorContext, access: VaultAccess) -> None:
         super().__init__(ctx, access)
         self.outage_backoff = outage_backoff()
+
+    def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
+        # Its own create comes back as ADDED while (or just after) it reconciles; another
+        # reconcile would only read Vault again (bench/: 75 % of cold-sync reads were
+        # these). Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
+        ctl.watch(
+            sources.owned_secrets,
+            mapper=lambda s: owner_keys(
+                s, KIND, self.info.group, lambda o: owner_from_labels(o, KIND)
+            ),
+            priority_fn=changes_and_deletes,
+        )
 
     def forget(self, key: ObjectKey) -> None:
         super().forget(key)

@@ -13,7 +13,6 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.kinds import SECRET_TRANSFORMATIONS
 from vaultbridge.api.transformation import SecretTransformationSpec
-from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
@@ -56,7 +55,7 @@ def resolve_transformation(
     refs: list[pipeline.TransformationRef] = []
     store = ctx.informer(SECRET_TRANSFORMATIONS).store
     for ref in tr.transformation_refs:
-        key = ObjectKey(ref.namespace or namespace, ref.name)
+        key = ref.key(namespace)
         obj = store.get(key)
         if obj is None:
             raise ReconcileProblem(

@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api.common import describe_validation_error
-from vaultbridge.api.kinds import SECRET_TRANSFORMATIONS
+from vaultbridge.api.kinds import SECRET_TRANSFORMATION, SECRET_TRANSFORMATIONS
 from vaultbridge.api.transformation import SecretTransformationSpec
-from vaultbridge.engine.controller import Result
+from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.pipeline import validate_transformation
@@ -22,13 +22,17 @@ from vaultbridge.secrets.pipeline import validate_transformation
 from .context import OperatorContext
 from .status import patch_status_if_changed, set_condition
 from .transform import transformation_spec
+from .watches import Sources
 
 
 class SecretTransformationReconciler:
-    kind = "SecretTransformation"
+    kind = SECRET_TRANSFORMATION.kind
 
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
+
+    def setup_with_manager(self, ctl: Controller, sources: Sources) -> None:
+        ctl.watch(sources.transformations, priority_fn=ignore_status_only)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(SECRET_TRANSFORMATIONS).store.get(key)

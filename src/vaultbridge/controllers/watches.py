@@ -1,0 +1,116 @@
+"""What the reconcilers watch: the informers they may map events from, and the mappers.
+
+Each reconciler declares its own watches in `setup_with_manager(ctl, sources)`, next to the
+code that depends on them (as controller-runtime's `SetupWithManager` does); `operator.py`
+only builds the informers and calls it. Mappers resolve references with the same functions
+the reconcilers use (`resolve_ref`, `VaultAccess.auth_key_for`), never a copy of the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from vaultbridge.api.common import resolve_ref
+from vaultbridge.api.destination import TransformationRef
+from vaultbridge.engine.controller import Controller, Result
+from vaultbridge.engine.informer import Informer
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.engine.queue import Priority
+from vaultbridge.kube import objects
+
+from .context import OperatorContext
+from .vault_access import VaultAccess
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The shared informers a reconciler may watch besides its own kind's."""
+
+    ctx: OperatorContext
+    access: VaultAccess
+    connections: Informer
+    auths: Informer
+    transformations: Informer
+    owned_secrets: Informer
+    """Only the Secrets we created (label selector)."""
+    path_policies: Informer
+    namespaces: Informer
+    own: dict[str, Informer]
+    """Each kind's own informer, by kind."""
+
+    def of(self, kind: str) -> Informer:
+        return self.own[kind]
+
+
+class SetupReconciler(Protocol):
+    """A reconciler that declares its own watches."""
+
+    @property
+    def kind(self) -> str: ...
+
+    async def reconcile(self, key: ObjectKey) -> Result: ...
+
+    def setup_with_manager(self, ctl: Controller, sources: Sources) -> None: ...
+
+
+def refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[ObjectKey]:
+    return [ObjectKey.of(o) for o in store_objs if match(o)]
+
+
+def auth_uses_connection(auth: Obj, conn: Obj, operator_namespace: str) -> bool:
+    ref = str((auth.get("spec") or {}).get("vaultConnectionRef") or "")
+    target = resolve_ref(
+        ref, own_namespace=objects.namespace(auth), operator_namespace=operator_namespace
+    )
+    return target == ObjectKey.of(conn)
+
+
+def uses_auth(secret_obj: Obj, auth: Obj, access: VaultAccess) -> bool:
+    ref = str((secret_obj.get("spec") or {}).get("vaultAuthRef") or "")
+    return access.auth_key_for(objects.namespace(secret_obj), ref) == ObjectKey.of(auth)
+
+
+def uses_transformation(secret_obj: Obj, tr: Obj) -> bool:
+    """Whether `secret_obj` names `tr` in `destination.transformation.transformationRefs`
+    (a ref without a namespace means the object's own, as `resolve_transformation` reads it)."""
+    spec = secret_obj.get("spec") or {}
+    refs = ((spec.get("destination") or {}).get("transformation") or {}).get(
+        "transformationRefs"
+    ) or []
+    ns, target = objects.namespace(secret_obj), ObjectKey.of(tr)
+    for raw in refs:
+        try:
+            if TransformationRef.model_validate(raw).key(ns) == target:
+                return True
+        except ValidationError:
+            continue
+    return False
+
+
+# -- priority rules ----------------------------------------------------------------------------
+
+
+def label_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
+    if event == "MODIFIED" and old is not None and objects.labels(old) == objects.labels(new):
+        return None
+    return Priority.NORMAL
+
+
+def changes_and_deletes(event: str, _old: Obj | None, _new: Obj) -> Priority | None:
+    return None if event == "ADDED" else Priority.NORMAL
+
+
+def spec_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
+    if (
+        event == "MODIFIED"
+        and old is not None
+        and objects.generation(old) == objects.generation(new)
+    ):
+        return None
+    return Priority.NORMAL
