@@ -32,6 +32,7 @@ from vaultbridge.vault.errors import VaultError
 from vaultbridge.vault.models import AuthToken
 from vaultbridge.vault.persist import TokenStoreUnavailable
 
+from .auth_providers import LoginRequest, provider_for
 from .context import OperatorContext
 from .credential_guard import CredentialGuard, TokenGrant
 from .errors import ReconcileProblem
@@ -183,22 +184,10 @@ class VaultAccess:
             # A static token is in a Secret already; storing a copy would add nothing.
             persist=auth.method != "token",
         )
-        if auth.method == "kubernetes" and auth.kubernetes is not None:
-            # The service account is looked up in the consumer's namespace: one token per SA.
-            return replace(
-                base,
-                consumer_namespace=consumer_namespace,
-                subject=auth.kubernetes.service_account,
-            )
-        if auth.method == "jwt" and auth.jwt is not None:
-            return replace(
-                base,
-                consumer_namespace=consumer_namespace,
-                subject=auth.jwt.service_account or auth.jwt.secret_ref,
-            )
-        if auth.method in ("appRole", "token"):
-            return replace(base, consumer_namespace=consumer_namespace)
-        return base
+        provider = provider_for(auth)
+        if provider is None:
+            return base
+        return replace(base, consumer_namespace=consumer_namespace, subject=provider.subject())
 
     async def purge_stale_tokens(
         self, auth_key: ObjectKey, auth_obj: dict[str, Any] | None
@@ -292,46 +281,17 @@ class VaultAccess:
         self, resolved: ResolvedAuth, consumer_namespace: str
     ) -> Callable[[], Awaitable[AuthToken]]:
         auth = resolved.auth
-        mount = auth.effective_mount()
+        provider = provider_for(auth)
+        assert provider is not None, "the VaultAuth model requires the method's block"
+        request = LoginRequest(resolved, consumer_namespace, self)
 
         async def login() -> AuthToken:
+            # Gather the credential first: nothing is sent to Vault without one.
+            credential = await provider.gather(request)
             client = VaultClient(
                 self.ctx.vault_transport, resolved.settings, namespace=auth.namespace
             )
-            if auth.method == "kubernetes":
-                assert auth.kubernetes is not None
-                jwt = await self._sa_token(
-                    resolved,
-                    consumer_namespace,
-                    auth.kubernetes.service_account,
-                    auth.kubernetes.audiences,
-                    auth.kubernetes.token_expiration_seconds,
-                )
-                token = await client.login_kubernetes(mount, auth.kubernetes.role, jwt)
-            elif auth.method == "jwt":
-                assert auth.jwt is not None
-                if auth.jwt.service_account:
-                    jwt = await self._sa_token(
-                        resolved,
-                        consumer_namespace,
-                        auth.jwt.service_account,
-                        auth.jwt.audiences,
-                        auth.jwt.token_expiration_seconds,
-                    )
-                else:
-                    assert auth.jwt.secret_ref is not None
-                    jwt = await self._secret_value(consumer_namespace, auth.jwt.secret_ref, "jwt")
-                token = await client.login_jwt(mount, auth.jwt.role, jwt)
-            elif auth.method == "appRole":
-                assert auth.app_role is not None
-                secret_id = await self._secret_value(
-                    consumer_namespace, auth.app_role.secret_ref, "id"
-                )
-                token = await client.login_approle(mount, auth.app_role.role_id, secret_id)
-            else:
-                assert auth.token is not None
-                value = await self._secret_value(consumer_namespace, auth.token.secret_ref, "token")
-                token = await client.use_token(value)
+            token = await provider.login(client, auth.effective_mount(), credential)
             metrics.VAULT_LOGINS.labels(auth.method, "success").inc()
             log.info(
                 "logged in to Vault with VaultAuth %s (method %s) for namespace %s",
@@ -343,7 +303,9 @@ class VaultAccess:
 
         return login
 
-    async def _sa_token(
+    # -- CredentialSource (auth_providers.py) ---------------------------------------------
+
+    async def service_account_token(
         self,
         resolved: ResolvedAuth,
         namespace: str,
@@ -351,6 +313,9 @@ class VaultAccess:
         audiences: list[str],
         expiration: int,
     ) -> str:
+        """The only place the operator mints a ServiceAccount token for a Vault login; every
+        check that must precede the TokenRequest (audience, ServiceAccount opt-in, the Vault
+        address) happens in the credential guard, called here and nowhere else."""
         grant = TokenGrant(
             auth_key=resolved.auth_key,
             connection_key=resolved.connection_key,
@@ -363,7 +328,7 @@ class VaultAccess:
         # The only TokenRequest of the operator; every check happens in the guard, before it.
         return await self.guard.service_account_token(grant)
 
-    async def _secret_value(self, namespace: str, name: str, key: str) -> str:
+    async def secret_value(self, namespace: str, name: str, key: str) -> str:
         try:
             secret = await self.ctx.kube.get(SECRETS, name, namespace)
         except NotFound as exc:
