@@ -25,7 +25,6 @@ from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
 from vaultbridge.controllers.path_policy import policy_source
 from vaultbridge.controllers.pki_secret import VaultPKISecretReconciler
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
-from vaultbridge.controllers.token_store import KubeTokenStore
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.controllers.watches import SetupReconciler, Sources
@@ -45,6 +44,7 @@ from vaultbridge.kube.resources import NAMESPACES, SECRETS, Resource
 from vaultbridge.observability import metrics
 from vaultbridge.observability.logs import configure_logging, current_resource
 from vaultbridge.observability.server import ObservabilityServer
+from vaultbridge.persistence.token_store import KubeTokenStore
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from vaultbridge.controllers.token_store import (
+from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.kubeapi import KubeAdmin
+from vaultbridge.persistence.token_store import (
     AUTH_ANNOTATION,
     AUTH_LABEL,
     COMPONENT_LABEL,
     COMPONENT_VALUE,
     auth_label_value,
 )
-from vaultbridge.devenv.environment import DevState
-from vaultbridge.devenv.kubeapi import KubeAdmin
 
 from .helpers import App, wait_for
 from .operator_harness import (

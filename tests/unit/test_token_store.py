@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from vaultbridge.controllers.token_store import (
+from vaultbridge.persistence.token_store import (
     ClientKey,
     RejectedEntry,
     open_entry,

@@ -14,7 +14,7 @@ from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
 
 if TYPE_CHECKING:
-    from .token_store import KubeTokenStore
+    from vaultbridge.persistence.token_store import KubeTokenStore
 
 
 @dataclass

@@ -26,6 +26,7 @@ from vaultbridge.kube import objects
 from vaultbridge.kube.errors import KubeError, NotFound
 from vaultbridge.kube.resources import SECRETS
 from vaultbridge.observability import metrics
+from vaultbridge.persistence.token_store import ClientKey
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultError
@@ -36,7 +37,6 @@ from .auth_providers import LoginRequest, provider_for
 from .context import OperatorContext
 from .credential_guard import CredentialGuard, TokenGrant
 from .errors import ReconcileProblem
-from .token_store import ClientKey
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ workloads would get new credentials (and restarts) after every operator restart.
 old token (and renewing it) keeps its leases alive.
 
 The cache knows nothing of where or how tokens are stored: a store is anything with ``load``
-and ``save`` (the Kubernetes-Secret implementation lives in ``controllers/token_store.py``, so
+and ``save`` (the Kubernetes-Secret implementation lives in ``persistence/token_store.py``, so
 this package stays free of Kubernetes). Stores must never put a token in a log line, an
 exception message or a repr.
 """
