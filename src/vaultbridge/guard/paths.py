@@ -17,18 +17,20 @@ not part of the path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec
 from vaultbridge.api.kinds import SECRET_KINDS as _SECRET_KIND_INFOS
-from vaultbridge.api.pki_secret import VaultPKISecretSpec
-from vaultbridge.api.static_secret import VaultStaticSecretSpec
 
 SECRET_KINDS = tuple(k.kind for k in _SECRET_KIND_INFOS)
 
-SpecModel = VaultStaticSecretSpec | VaultDynamicSecretSpec | VaultPKISecretSpec
 
-_MODELS: dict[str, type[SpecModel]] = {k.kind: k.spec_model for k in _SECRET_KIND_INFOS}
+class SpecModel(Protocol):
+    """A secret kind's parsed spec: it names the Vault paths it requests."""
+
+    def vault_paths(self) -> list[str]: ...
+
+
+_MODELS = {k.kind: k for k in _SECRET_KIND_INFOS}
 
 
 def spec_paths(spec: SpecModel) -> list[str]:
@@ -39,4 +41,5 @@ def spec_paths(spec: SpecModel) -> list[str]:
 def effective_paths(kind: str, spec: Mapping[str, Any]) -> list[str]:
     """Effective paths of a raw spec (raises pydantic.ValidationError, KeyError for a kind that
     reads no Vault path)."""
-    return spec_paths(_MODELS[kind].model_validate(spec))
+    parsed: SpecModel = _MODELS[kind].spec_model.model_validate(spec)
+    return spec_paths(parsed)

@@ -19,12 +19,10 @@ from pydantic import ValidationError
 from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION, VaultAuthSpec
 from vaultbridge.api.common import GROUP, resolve_ref
 from vaultbridge.api.kinds import (
+    SECRET_KINDS,
     VAULT_AUTHS,
     VAULT_CONNECTIONS,
-    VAULT_DYNAMIC_SECRETS,
     VAULT_PATH_POLICIES,
-    VAULT_PKI_SECRETS,
-    VAULT_STATIC_SECRETS,
 )
 from vaultbridge.guard.matching import PathPolicy, policy_from_object
 from vaultbridge.guard.paths import effective_paths
@@ -58,7 +56,7 @@ CLUSTER_ROLE_BINDINGS = Resource(
     RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False
 )
 ROLE_BINDINGS = Resource(RBAC, "v1", "rolebindings", "RoleBinding")
-SECRET_RESOURCES = (VAULT_STATIC_SECRETS, VAULT_DYNAMIC_SECRETS, VAULT_PKI_SECRETS)
+SECRET_RESOURCES = tuple(k.resource for k in SECRET_KINDS)
 READ_VERBS = frozenset({"get", "list", "watch", "*"})
 
 T = TypeVar("T")
