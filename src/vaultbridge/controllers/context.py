@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vaultbridge.engine.informer import Informer
+from vaultbridge.guard.source import PolicySource
 from vaultbridge.kube.api import KubeApi
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import Resource
@@ -28,6 +29,9 @@ class OperatorContext:
     informers: dict[Resource, Informer] = field(default_factory=dict)
     # Persisted Vault tokens (--persist-tokens); None when off.
     token_store: KubeTokenStore | None = None
+    # The path policies as the informers have them (controllers/path_policy.py builds it on
+    # first use, once the policy informers are registered).
+    policy_source: PolicySource | None = None
 
     def informer(self, resource: Resource) -> Informer:
         return self.informers[resource]

@@ -25,20 +25,16 @@ from vaultbridge.kube.resources import NAMESPACES
 from .context import OperatorContext
 from .errors import ReconcileProblem
 
-_SOURCE_ATTR = "_vaultbridge_path_policy_source"
-
 
 def policy_source(ctx: OperatorContext) -> PolicySource | None:
     """The informer-backed source, when the operator runs the policy informers."""
     if VAULT_PATH_POLICIES not in ctx.informers:
         return None
-    cached: PolicySource | None = getattr(ctx, _SOURCE_ATTR, None)
-    if cached is None:
-        cached = InformerPolicySource(
+    if ctx.policy_source is None:
+        ctx.policy_source = InformerPolicySource(
             ctx.informers[VAULT_PATH_POLICIES], ctx.informers.get(NAMESPACES)
         )
-        setattr(ctx, _SOURCE_ATTR, cached)
-    return cached
+    return ctx.policy_source
 
 
 def enforce_paths(ctx: OperatorContext, namespace: str, paths: Sequence[str]) -> None:
