@@ -41,6 +41,7 @@ from .held_lease import (
     decide,
     held_from_status,
     issue_note,
+    record_lease,
     requeue,
     static_meta,
     static_ttl,
@@ -255,20 +256,7 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
         renewal: Renewal | None,
         restart_failures: list[str] | None = None,
     ) -> None:
-        status, generation = p.status, p.generation
-        status["lastRenewalTime"] = held.last_renewal
-        status["secretLease"] = {
-            "id": held.lease_id,
-            "duration": held.duration,
-            "renewable": held.renewable,
-            "requestID": held.request_id,
-        }
-        if renewal is not None:
-            ok, reason, text = renewal
-            set_condition(status, "LeaseRenewal", ok, reason, text, generation)
-        elif not any(c.get("type") == "LeaseRenewal" for c in status.get("conditions") or []):
-            ok, reason, text = issue_note(held)
-            set_condition(status, "LeaseRenewal", ok, reason, text, generation)
+        record_lease(p.status, held, renewal, p.generation)
         message = f"Secret {p.dest.name} holds valid credentials from Vault"
         self.mark_held(p, held, message, restart_failures)
 

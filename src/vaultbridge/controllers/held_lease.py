@@ -16,6 +16,7 @@ from vaultbridge.vault.models import LeaseInfo, VaultResponse
 
 from . import lease_schedule
 from .lease_schedule import Action, LeaseTimes
+from .status import set_condition
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +168,23 @@ def static_meta(resp: VaultResponse) -> dict[str, int]:
         "rotationPeriod": num("rotation_period"),
         "ttl": num("ttl"),
     }
+
+
+def record_lease(
+    status: dict[str, Any], held: HeldLease, renewal: Renewal | None, generation: int
+) -> None:
+    """The lease fields of the status, and the LeaseRenewal condition: `renewal` when this
+    reconcile renewed or issued, else the issue note if none is recorded yet."""
+    status["lastRenewalTime"] = held.last_renewal
+    status["secretLease"] = {
+        "id": held.lease_id,
+        "duration": held.duration,
+        "renewable": held.renewable,
+        "requestID": held.request_id,
+    }
+    if renewal is None and any(
+        c.get("type") == "LeaseRenewal" for c in status.get("conditions") or []
+    ):
+        return
+    ok, reason, text = renewal if renewal is not None else issue_note(held)
+    set_condition(status, "LeaseRenewal", ok, reason, text, generation)
