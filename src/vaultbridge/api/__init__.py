@@ -1,7 +1,8 @@
 """Our custom resources: pydantic models, the kind registry and the CRD generator.
 
-Controllers parse objects read from the API server with `KindInfo.parse_spec(obj)` (or
-`SpecModel.model_validate(obj["spec"])`) and write status with `status.to_k8s()`.
+The delivery flow (controllers/delivery.py) parses objects read from the API server with
+`KindInfo.parse_spec(obj)`; status is still computed as the plain dict the API server returns
+(controllers/status.py), the status models serve the CRD schema and the tests.
 `python -m vaultbridge.api.crdgen` turns the same models into deploy/crds/.
 """
 
