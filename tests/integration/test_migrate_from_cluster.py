@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vaultbridge.api.labels import owner_labels
 from vaultbridge.cli import main
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
@@ -30,9 +31,9 @@ from vaultbridge.migrate import vso
 from vaultbridge.migrate.adopt import Adoption, decide_adoption
 from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 
+from .helpers import App, wait_for
 from .operator_harness import OPERATOR_NAMESPACE, crd_path, dump
 from .test_pki_secret import PKI
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -234,7 +235,7 @@ def test_from_cluster_convert_then_adopt_without_data_write(
         live,
         vb_vss,
         owner_reference=own_ref,
-        desired_labels=objects.owner_labels("VaultStaticSecret", "app"),
+        desired_labels=owner_labels("VaultStaticSecret", "app"),
         desired_data={"password": b"pw-1", "user": b"app"},
     )
     assert isinstance(decision, Adoption), decision
@@ -261,7 +262,7 @@ def test_from_cluster_convert_then_adopt_without_data_write(
             adopted,
             vb_vss,
             owner_reference=own_ref,
-            desired_labels=objects.owner_labels("VaultStaticSecret", "app"),
+            desired_labels=owner_labels("VaultStaticSecret", "app"),
             desired_data={"password": b"pw-1", "user": b"app"},
         )
         is None

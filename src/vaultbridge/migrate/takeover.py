@@ -36,16 +36,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api import describe_validation_error, kind_info
+from vaultbridge.api.kinds import VAULT_DYNAMIC_SECRETS, VAULT_PKI_SECRETS, VAULT_STATIC_SECRETS
+from vaultbridge.api.labels import owner_labels
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.errors import ApiError, Conflict, NotFound
-from vaultbridge.kube.resources import (
-    SECRETS,
-    VAULT_DYNAMIC_SECRETS,
-    VAULT_PKI_SECRETS,
-    VAULT_STATIC_SECRETS,
-    Resource,
-)
+from vaultbridge.kube.resources import SECRETS, Resource
 
 from . import vso
 from .adopt import Adoption, Refusal, carried_status, decide_adoption, decode_data
@@ -100,7 +96,7 @@ SECRET_RESOURCES: tuple[Resource, ...] = (
 def desired_labels(owner: Mapping[str, Any], dest_labels: Mapping[str, str]) -> dict[str, str]:
     """The labels the operator puts on a Secret it owns (as controllers/destination.py)."""
     labels = dict(dest_labels)
-    labels.update(objects.owner_labels(str(owner["kind"]), objects.name(dict(owner))))
+    labels.update(owner_labels(str(owner["kind"]), objects.name(dict(owner))))
     return labels
 
 
