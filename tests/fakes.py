@@ -212,6 +212,11 @@ class FakeVault:
     def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
         pass
 
+    async def token_replaced(
+        self, resolved: ResolvedAuth, consumer_namespace: str, client: object
+    ) -> bool:
+        return False  # a 403 here is always a policy refusal
+
     # VaultClient
     def with_namespace(self, namespace: str | None) -> FakeVault:
         return self
