@@ -177,6 +177,9 @@ class FakeKube:
         self.calls.append(("create_token", "serviceaccounts", service_account))
         return "fake-service-account-token"
 
+    async def openid_configuration(self) -> dict[str, Any]:
+        return {"issuer": "https://kubernetes.default.svc"}
+
 
 class FakeEvents:
     def __init__(self) -> None:

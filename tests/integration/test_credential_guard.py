@@ -31,6 +31,7 @@ from vaultbridge.devenv.environment import SA_ISSUER, DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.guard.webhook_config import webhook_manifest
 
+from .helpers import App, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     TEST_OPERATOR_LABEL,
@@ -40,7 +41,6 @@ from .operator_harness import (
     ensure_operator_namespace,
     start_operator,
 )
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

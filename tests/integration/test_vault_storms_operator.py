@@ -14,8 +14,8 @@ import pytest
 
 from vaultbridge.devenv.environment import DevState
 
+from .helpers import App, wait_for
 from .test_faults_support import OwnOperator, bao, fault_app, own_operator, wait_all_synced
-from .test_static_secret import App, wait_for
 
 pytestmark = pytest.mark.integration
 

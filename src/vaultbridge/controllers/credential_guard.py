@@ -29,8 +29,9 @@ an event the user can act on) and, for 1-4, happens before any TokenRequest:
    TokenRequest, and later logins for a set the API server refused skip the review. A review
    that fails (RBAC, outage) fails closed.
 
-The only caller is `VaultAccess._sa_token`, one line, so the login code can move without this
-module. Tokens never reach logs, events, status or exceptions.
+The only caller is `VaultAccess.service_account_token` (the CredentialSource of the auth
+providers), one line, so the login code can move without this module. Tokens never reach
+logs, events, status or exceptions.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.kube import objects
-from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.api import KubeApi
 from vaultbridge.kube.errors import ApiError, KubeError, NotFound
 from vaultbridge.kube.resources import SERVICE_ACCOUNTS, TOKEN_REVIEWS
 from vaultbridge.settings import Settings
@@ -90,7 +91,7 @@ def opted_in(service_account: dict[str, Any]) -> bool:
 class CredentialGuard:
     def __init__(
         self,
-        kube: KubeClient,
+        kube: KubeApi,
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,

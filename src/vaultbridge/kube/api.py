@@ -71,3 +71,7 @@ class KubeApi(Protocol):
         audiences: list[str] | None = None,
         expiration_seconds: int = 600,
     ) -> str: ...
+
+    async def openid_configuration(self) -> dict[str, Any]:
+        """The service-account issuer discovery document (`issuer`, `jwks_uri`, ...)."""
+        ...
