@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean
+.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean lock
 
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+
+# Exactly the locked, hash-checked versions (docs/development.md: "Dependencies and the lock"),
+# then vaultbridge itself without resolving anything (its build backend is in the lock too).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 ## demo: start the local control plane + OpenBao + operator, apply examples, show the Secrets
@@ -59,6 +63,10 @@ dev-down: $(STAMP)
 BENCH_ARGS ?= --n 2000
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## lock: re-resolve requirements/*.txt from pyproject.toml (LOCK_ARGS="--upgrade" to move pins)
+lock:
+	scripts/lock-deps.sh $(LOCK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
