@@ -123,8 +123,8 @@ class LeasedReconciler(Generic[SpecT, HeldT]):
         changed = await patch_status_if_changed(self.ctx.kube, self.resource, obj, status)
         if changed or problem.retry:
             self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
-        log.warning("sync failed: %s: %s", problem.reason, problem.message)
         if not problem.retry:
+            log.warning("sync failed: %s: %s", problem.reason, problem.message)
             return Result()
         delay = self.backoff.failure(key)
         held = self._current(key, obj)
@@ -134,4 +134,7 @@ class LeasedReconciler(Generic[SpecT, HeldT]):
             left = end - time.time()
             if left > 0:
                 delay = min(delay, max(lease_schedule.MIN_DELAY, jittered(left)))
+        log.warning(  # the decided delay in the record, as in static_secret.py
+            "sync failed: %s: %s", problem.reason, problem.message, extra={"retry_in": delay}
+        )
         return Result(requeue_after=delay)

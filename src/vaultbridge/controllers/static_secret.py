@@ -236,10 +236,15 @@ class VaultStaticSecretReconciler:
         changed = await patch_status_if_changed(self.ctx.kube, VAULT_STATIC_SECRETS, obj, status)
         if changed or problem.retry:
             self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
-        log.warning("sync failed: %s: %s", problem.reason, problem.message)
         if not problem.retry:
+            log.warning("sync failed: %s: %s", problem.reason, problem.message)
             return Result()
         delay = self.backoff.failure(key)
         if isinstance(problem.__cause__, SealedOrUnavailable | VaultUnreachable):
             delay = min(delay, self.outage_backoff.failure(key))
+        # The retry delay as decided, in the log record: the schedule can be checked from the
+        # log (tests do) instead of being inferred from when the retries happened to run.
+        log.warning(
+            "sync failed: %s: %s", problem.reason, problem.message, extra={"retry_in": delay}
+        )
         return Result(requeue_after=delay)
