@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean lock
+.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
 LOCK := requirements/lock.txt
 
@@ -21,15 +21,21 @@ demo: $(STAMP)
 	$(BIN)/python -m vaultbridge.devenv.demo
 
 ## test: lint, type-check, then unit and integration tests against the real servers
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck tools
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
 	$(MAKE) test-faults
 
+## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
+## that the chart and alerting tests use, printing done/total packages and an estimate
+tools: $(STAMP)
+	$(BIN)/python -m vaultbridge.devenv.helm
+	$(BIN)/python -m vaultbridge.devenv.prometheus
+
 ## test-faults: fault-injection tests (freeze/seal Vault, restart the API server, kill the
 ## operator) in their own pytest session with their own throwaway dev environment
-test-faults: $(STAMP)
+test-faults: $(STAMP) tools
 	@home=$$(mktemp -d /tmp/vaultbridge-faults.XXXXXX); echo "fault tests: dev environment in $$home"; \
 	VAULTBRIDGE_DEV_HOME=$$home $(BIN)/pytest -m faults tests/integration; rc=$$?; \
 	if [ $$rc -eq 0 ]; then rm -rf $$home; else echo "logs kept in $$home/logs"; fi; exit $$rc

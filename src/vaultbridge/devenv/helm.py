@@ -87,3 +87,7 @@ def _ldflags(module_dir: Path) -> str:
     for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
         flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={minor}"]
     return " ".join(flags)
+
+
+if __name__ == "__main__":  # `make test` builds it up front, with progress on the terminal
+    print(f"Helm: {ensure_helm()}", file=sys.stderr)

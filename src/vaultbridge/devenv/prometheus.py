@@ -5,8 +5,10 @@ The release is pinned by the committed Go module in `devenv/prometheus` (go.mod 
 `~/.cache/vaultbridge/prometheus-<version>-<pin hash>/`, so changing a pin rebuilds and
 unchanged pins reuse them. Nothing is downloaded except Go modules through the module proxy.
 
-Built without the `builtinassets` tag: the web UI is not embedded (the module ships no built
-UI), which the tests do not need — they use the HTTP API only.
+Built with Prometheus' own `remove_all_sd` tag (no cloud service discovery: the tests scrape
+static targets) — that drops the largest packages (cloud SDKs) from the build — and without
+`builtinassets`: the web UI is not embedded (the module ships no built UI); the tests use the
+HTTP API only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .errors import DevEnvError
 from .paths import cache_root
 
 MODULE = "github.com/prometheus/prometheus"
+TAGS = "remove_all_sd"
 PACKAGES = {"prometheus": f"{MODULE}/cmd/prometheus", "promtool": f"{MODULE}/cmd/promtool"}
 
 
@@ -82,7 +85,21 @@ def ensure_prometheus(log: Callable[[str], None] | None = None) -> Path:
         target=prometheus_dir(module_dir),
         binaries=list(PACKAGES),
         builds=lambda target: [
-            GoBuild(list(PACKAGES.values()), str(target) + os.sep, _ldflags(version))
+            GoBuild(list(PACKAGES.values()), str(target) + os.sep, _ldflags(version), TAGS)
         ],
         say=say,
     )
+
+
+def built_prometheus() -> Path | None:
+    """The cached build of the pinned release, or None when it was not built yet (no build)."""
+    module_dir = prometheus_module_dir()
+    if not (module_dir / "go.mod").exists():
+        return None
+    target = prometheus_dir(module_dir)
+    complete = (target / ".complete").exists() and all((target / b).exists() for b in PACKAGES)
+    return target if complete else None
+
+
+if __name__ == "__main__":  # `make test` builds it up front, with progress on the terminal
+    print(f"Prometheus and promtool: {ensure_prometheus()}", file=sys.stderr)
