@@ -2,8 +2,9 @@
 
 A Prometheus built from its Go module scrapes an operator this test starts. The dashboard test
 runs every panel query and requires series; the alert test seals Vault, waits for
-`VaultbridgeVaultSealed` and `VaultbridgeResourceNotReady` to fire, unseals it and waits for
-both to resolve. The rules are the shipped file with every `for:` and range window divided by
+`VaultbridgeVaultSealed`, `VaultbridgeResourceNotReady` and, for a certificate whose rotation
+is due during the outage, `VaultbridgeLeaseOrCertificateExpiringSoon` to fire, unseals it and
+waits for all three to resolve. The rules are the shipped file with every `for:` and range window divided by
 ten (5m → 30 s: `prometheus_harness.scaled_rules`), evaluated every second; expressions and
 thresholds are unchanged. Runs in the fault session (`make test-faults`): it seals its Vault.
 """
@@ -38,12 +39,9 @@ def prometheus_dir() -> Path:
     return ensure_prometheus(log=lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
-def test_every_dashboard_query_returns_series(
-    fault_app: App, own_operator: OwnOperator, prometheus_dir: Path, tmp_path: Path
-) -> None:
-    app = fault_app
-    # A static secret that rolls a Deployment when its value changes, and a certificate (a
-    # leased kind, for the expiry panel): every panel has something to show.
+def _pki_with_kv_policy(app: App) -> PKI:
+    """A PKI mount (role `web`) whose issue path the namespace's Vault role may use, next to
+    its KV paths."""
     pki = PKI(app)
     policy = f"""
 path "secret/data/{app.ns}/*" {{ capabilities = ["read"] }}
@@ -51,6 +49,16 @@ path "secret/metadata/{app.ns}/*" {{ capabilities = ["read"] }}
 path "{pki.mount}/issue/web" {{ capabilities = ["update"] }}
 """
     app.vault.bao.must("PUT", f"sys/policies/acl/{app.vault.role}", {"policy": policy})
+    return pki
+
+
+def test_every_dashboard_query_returns_series(
+    fault_app: App, own_operator: OwnOperator, prometheus_dir: Path, tmp_path: Path
+) -> None:
+    app = fault_app
+    # A static secret that rolls a Deployment when its value changes, and a certificate (a
+    # leased kind, for the expiry panel): every panel has something to show.
+    pki = _pki_with_kv_policy(app)
     _deployment(app, "web")
     app.vault.kv_put(f"{app.ns}/db", {"password": "v1"})
     app.vss("db", refreshAfter="2s", rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
@@ -101,6 +109,9 @@ def test_vault_sealed_alert_fires_then_resolves(
     for name in names:
         app.vault.kv_put(f"{app.ns}/{name}", {"value": name})
         app.vss(name, refreshAfter="2s")
+    # And a certificate due for rotation 30 s after issue (2 min TTL, 90 s offset): while Vault
+    # is sealed its rotation fails, so it is "close to expiry and not being renewed".
+    pki = _pki_with_kv_policy(app)
     op = own_operator.start()
     wait_all_synced(app.admin, app.ns, len(names), 120)
     server = PrometheusServer(
@@ -120,6 +131,8 @@ def test_vault_sealed_alert_fires_then_resolves(
         assert not server.active("VaultbridgeVaultSealed")
         assert not server.active("VaultbridgeResourceNotReady", namespace=app.ns)
 
+        pki.vps("tls", commonName="tls.example.com", ttl="2m", expiryOffset="90s")
+        pki.wait_synced("tls", timeout=120)
         root.must("PUT", "sys/seal")
         try:
             fired = wait_for(
@@ -134,7 +147,18 @@ def test_vault_sealed_alert_fires_then_resolves(
                 "VaultbridgeResourceNotReady for the namespace's resources",
             )
             assert {a["labels"]["name"] for a in not_ready} <= set(names), not_ready
-            assert {a["labels"]["kind"] for a in not_ready} == {"VaultStaticSecret"}
+            assert {a["labels"]["kind"] for a in not_ready} <= {
+                "VaultStaticSecret",
+                "VaultPKISecret",
+            }
+            expiring = wait_for(
+                lambda: server.firing(
+                    "VaultbridgeLeaseOrCertificateExpiringSoon", namespace=app.ns, name="tls"
+                ),
+                300,
+                "VaultbridgeLeaseOrCertificateExpiringSoon for the certificate",
+            )
+            assert expiring[0]["labels"]["kind"] == "VaultPKISecret", expiring
         finally:
             status, resp = root.call("PUT", "sys/unseal", {"key": unseal_key})
         assert status == 200 and resp.get("sealed") is False, resp
@@ -150,6 +174,15 @@ def test_vault_sealed_alert_fires_then_resolves(
             300,
             "VaultbridgeResourceNotReady resolved",
         )
+        wait_for(
+            lambda: (
+                not server.active("VaultbridgeLeaseOrCertificateExpiringSoon", namespace=app.ns)
+            ),
+            300,
+            "VaultbridgeLeaseOrCertificateExpiringSoon resolved (the certificate was rotated)",
+        )
     finally:
         server.stop()
+        app.admin.request("DELETE", crd_path("vaultpkisecrets", app.ns, "tls"))
+        wait_for(lambda: app.get("vaultpkisecrets", "tls") is None, 120, "tls deleted")
     assert own_operator.stop() == 0, op.log_tail()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vaultbridge.devenv.build import GoBuild, progress_line
+import pytest
+
+from vaultbridge.devenv.build import GoBuild, ensure_go_binaries, progress_line
+from vaultbridge.devenv.errors import DevEnvError
 from vaultbridge.devenv.prometheus import release
 
 
@@ -31,3 +34,35 @@ def test_prometheus_release_of_its_module_version() -> None:
     assert release("v0.316.0") == "3.16.0"
     assert release("v0.305.12") == "3.5.12"
     assert release("v2.55.1") == "2.55.1"
+
+
+def test_a_completed_build_is_reused_without_go(tmp_path: Path) -> None:
+    target = tmp_path / "cache"
+    target.mkdir()
+    for name in ("prometheus", "promtool", ".complete"):
+        (target / name).write_text("")
+
+    def never(_target: Path) -> list[GoBuild]:
+        raise AssertionError("no build expected")
+
+    found = ensure_go_binaries(
+        what="Prometheus",
+        module_dir=tmp_path / "no-module",
+        target=target,
+        binaries=["prometheus", "promtool"],
+        builds=never,
+        say=lambda _m: None,
+    )
+    assert found == target
+
+
+def test_a_missing_module_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DevEnvError, match="Go module pinning Prometheus was not found"):
+        ensure_go_binaries(
+            what="Prometheus",
+            module_dir=tmp_path / "no-module",
+            target=tmp_path / "cache",
+            binaries=["prometheus"],
+            builds=lambda _t: [],
+            say=lambda _m: None,
+        )

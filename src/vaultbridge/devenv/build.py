@@ -147,7 +147,8 @@ def build_go_packages(
     """
     env = dict(os.environ)
     env.setdefault("GOFLAGS", "-mod=readonly")
-    total = sum(count_packages_to_build(go, module_dir, b, env) for b in builds)
+    # A package two builds share is compiled once (the Go build cache): count the union.
+    total = len(set().union(*(packages_to_build(go, module_dir, b, env) for b in builds)))
     say(
         f"Building {what} from Go modules: {total} packages to compile "
         f"(log: {log_file}). A cold build takes minutes on 2 cores."
@@ -185,11 +186,11 @@ def build_go_packages(
     say(f"Built {what} in {(time.monotonic() - started) / 60:.1f} min.")
 
 
-def count_packages_to_build(go: str, module_dir: Path, build: GoBuild, env: dict[str, str]) -> int:
-    """How many packages `go build` will compile for ``build``: the stale ones among its
+def packages_to_build(go: str, module_dir: Path, build: GoBuild, env: dict[str, str]) -> set[str]:
+    """The packages `go build` will compile for ``build``: the stale ones among its
     dependencies (`go list -deps`, same flags), so a warm Go build cache counts as done.
 
-    Returns 0 when `go list` fails; the build then reports the error itself.
+    Empty when `go list` fails; the build then reports the error itself.
     """
     cmd = [go, "list", "-deps", *build.flags(), "-f", "{{if .Stale}}{{.ImportPath}}{{end}}"]
     proc = subprocess.run(
@@ -201,8 +202,8 @@ def count_packages_to_build(go: str, module_dir: Path, build: GoBuild, env: dict
         check=False,
     )
     if proc.returncode != 0:
-        return 0
-    return sum(1 for line in proc.stdout.splitlines() if line.strip())
+        return set()
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
 
 
 def progress_line(done: int, total: int, elapsed: float) -> str:
