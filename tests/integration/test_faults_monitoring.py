@@ -4,9 +4,9 @@ A Prometheus built from its Go module scrapes an operator this test starts. The 
 runs every panel query and requires series; the alert test seals Vault, waits for
 `VaultbridgeVaultSealed`, `VaultbridgeResourceNotReady` and, for a certificate whose rotation
 is due during the outage, `VaultbridgeLeaseOrCertificateExpiringSoon` to fire, unseals it and
-waits for all three to resolve. The rules are the shipped file with every `for:` and range window divided by
-ten (5m → 30 s: `prometheus_harness.scaled_rules`), evaluated every second; expressions and
-thresholds are unchanged. Runs in the fault session (`make test-faults`): it seals its Vault.
+waits for all three to resolve. The rules are the shipped file with every `for:` and range
+window divided by ten (5m → 30 s: `prometheus_harness.scaled_rules`), evaluated every second;
+expressions and thresholds are unchanged. Runs in the fault session (`make test-faults`): it seals its Vault.
 """
 
 from __future__ import annotations
