@@ -6,7 +6,8 @@ runs every panel query and requires series; the alert test seals Vault, waits fo
 is due during the outage, `VaultbridgeLeaseOrCertificateExpiringSoon` to fire, unseals it and
 waits for all three to resolve. The rules are the shipped file with every `for:` and range
 window divided by ten (5m → 30 s: `prometheus_harness.scaled_rules`), evaluated every second;
-expressions and thresholds are unchanged. Runs in the fault session (`make test-faults`): it seals its Vault.
+expressions and thresholds are unchanged. Runs in the fault session (`make test-faults`): it
+seals its Vault.
 """
 
 from __future__ import annotations
