@@ -26,6 +26,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.queue import Priority
+from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
 from vaultbridge.guard.source import VAULT_PATH_POLICIES
@@ -51,7 +52,7 @@ from vaultbridge.observability.server import ObservabilityServer
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
-from vaultbridge.vault.ratelimit import TokenBucket
+from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger("vaultbridge")
 
@@ -97,19 +98,23 @@ def _refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[Ob
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     hmac_key = await load_or_create_hmac_key(kube, settings.namespace, settings.hmac_key_secret)
 
-    def on_vault_request(operation: str, status: str | int, seconds: float) -> None:
-        metrics.VAULT_REQUESTS.labels(operation, str(status)).inc()
-        metrics.VAULT_REQUEST_SECONDS.labels(operation).observe(seconds)
-
+    bucket = TokenBucket(settings.vault_qps, settings.vault_burst)
+    # Vault's 429s lower the bucket's rate (AIMD) instead of failing objects one by one.
+    adapter = AdaptiveRate(bucket)
     transport = Transport(
-        rate_limiter=TokenBucket(settings.vault_qps, settings.vault_burst),
-        on_request=on_vault_request,
+        rate_limiter=bucket, rate_adapter=adapter, on_request=metrics.observe_vault_request
     )
     # Persisted tokens keep the leases they created alive across restarts (token_store.py).
     token_store = (
         KubeTokenStore(kube, settings.namespace, hmac_key) if settings.persist_tokens else None
     )
-    clients = ClientCache(transport, on_event=metrics.observe_client_cache_event, store=token_store)
+    clients = ClientCache(
+        transport,
+        on_event=metrics.observe_client_cache_event,
+        on_key_event=metrics.observe_client_key_event,
+        store=token_store,
+    )
+    metrics.watch_vault(lambda: adapter.rate, lambda: clients.live_tokens)
     events = EventRecorder(kube, namespace_default=settings.namespace)
     ctx = OperatorContext(
         settings=settings,
@@ -299,6 +304,11 @@ async def _main(settings: Settings) -> int:
         )
         return 2
     try:
+        AddressAllowList.parse(settings.allowed_vault_addresses)
+    except ValueError as exc:
+        log.error("--allowed-vault-addresses: %s", exc)
+        return 2
+    try:
         config = load_config(settings.kubeconfig, settings.context)
     except KubeError as exc:
         log.error("cannot load Kubernetes configuration: %s", exc)
@@ -362,6 +372,7 @@ async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> 
         cert_dir=settings.webhook_cert_dir,
         webhook_config=settings.webhook_config_name,
         default=settings.path_policy_default,
+        addresses=AddressAllowList.parse(settings.allowed_vault_addresses),
     )
 
 
