@@ -51,6 +51,10 @@ class Settings:
     leader_election_retry_period: float = 2.0
     resource_selector: str = ""
     persist_tokens: bool = True
+    fair_queuing: bool = True
+    critical_namespace_selector: str = ""
+    critical_share: int = 4
+    min_refresh_after: float = 1.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -206,6 +210,33 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         _bool,
         "keep Vault tokens in Secrets in --namespace (MAC-protected, Transit-encrypted when a "
         "VaultAuth sets storageEncryption) so leases survive operator restarts",
+    ),
+    (
+        "fair_queuing",
+        "--fair-queuing",
+        _bool,
+        "true: each namespace has its own sub-queue, served round-robin, and an equal share of "
+        "the Vault request rate while it is contended; false: one line per kind",
+    ),
+    (
+        "critical_namespace_selector",
+        "--critical-namespace-selector",
+        str,
+        "label selector on Namespaces (e.g. vaultbridge.dev/critical=true) whose objects are "
+        "served before others' (see --critical-share); empty: no critical lane",
+    ),
+    (
+        "critical_share",
+        "--critical-share",
+        int,
+        "turns the critical lane gets for each turn of ordinary work while both wait (>= 1)",
+    ),
+    (
+        "min_refresh_after",
+        "--min-refresh-after",
+        float,
+        "seconds: the shortest refreshAfter honoured; a shorter one is raised to it and "
+        "reported on the object (condition RefreshAfterClamped); 0 disables",
     ),
 ]
 

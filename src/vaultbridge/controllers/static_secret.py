@@ -35,6 +35,7 @@ from . import destination, rollout
 from .context import OperatorContext
 from .errors import ReconcileProblem
 from .path_policy import enforce_path_policy
+from .refresh import effective_refresh
 from .status import now_rfc3339, patch_status_if_changed, set_condition, set_ready
 from .transform import SourceRead, build_data, resolve_transformation
 from .vault_access import ResolvedAuth, VaultAccess
@@ -175,6 +176,10 @@ class VaultStaticSecretReconciler:
         set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_condition(status, "Healthy", True, "Healthy", "Vault reads succeed", generation)
         set_ready(status, restart_failures, message, generation)
+        refresh = spec.refresh_after_seconds
+        if refresh is None and spec.hmac_secret_data:
+            refresh = self.ctx.settings.default_refresh_after
+        refresh = effective_refresh(self.ctx, KIND, obj, status, refresh)
         await patch_status_if_changed(self.ctx.kube, VAULT_STATIC_SECRETS, obj, status)
         if plan.write:
             if plan.cause == "create":
@@ -197,9 +202,6 @@ class VaultStaticSecretReconciler:
         self.outage_backoff.reset(key)
         metrics.RESOURCE_READY.labels(KIND, key.namespace, key.name).set(1)
         metrics.RESOURCE_LAST_SYNC.labels(KIND, key.namespace, key.name).set(time.time())
-        refresh = spec.refresh_after_seconds
-        if refresh is None and spec.hmac_secret_data:
-            refresh = self.ctx.settings.default_refresh_after
         return Result(requeue_after=jittered(refresh) if refresh else None)
 
     async def _read_vault(

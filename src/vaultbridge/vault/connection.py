@@ -23,6 +23,7 @@ import yarl
 
 from vaultbridge import __version__
 from vaultbridge.vault.errors import VaultError, VaultTimeout, VaultTLSError, VaultUnreachable
+from vaultbridge.vault.fairshare import FairShare
 from vaultbridge.vault.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class Transport:
         *,
         limit: int = 100,
         limit_per_host: int = 0,
-        rate_limiter: TokenBucket | None = None,
+        rate_limiter: TokenBucket | FairShare | None = None,
         on_request: RequestHook | None = None,
     ) -> None:
         self._limit = limit
