@@ -112,10 +112,9 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
 
     bucket = TokenBucket(settings.vault_qps, settings.vault_burst)
     transport = Transport(
+        rate_limiter=bucket,
         # Fair queuing: when namespaces want more than --vault-qps, each gets an equal turn.
-        rate_limiter=FairShare(bucket, on_wait=on_vault_throttled)
-        if settings.fair_queuing
-        else bucket,
+        fair_share=FairShare(bucket, on_wait=on_vault_throttled) if settings.fair_queuing else None,
         on_request=on_vault_request,
     )
     # Persisted tokens keep the leases they created alive across restarts (token_store.py).

@@ -154,12 +154,15 @@ class Transport:
         *,
         limit: int = 100,
         limit_per_host: int = 0,
-        rate_limiter: TokenBucket | FairShare | None = None,
+        rate_limiter: TokenBucket | None = None,
+        fair_share: FairShare | None = None,
         on_request: RequestHook | None = None,
     ) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self.rate_limiter = rate_limiter
+        # In front of rate_limiter (the same bucket): who gets the next token (fairshare.py).
+        self.fair_share = fair_share
         self.on_request = on_request
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[tuple[bytes | None, bool], ssl.SSLContext] = {}
@@ -231,7 +234,9 @@ class Transport:
         if namespace:
             headers["X-Vault-Namespace"] = namespace
         ssl_ctx = await self._ssl_context_or_error(settings, path, operation)
-        if self.rate_limiter is not None:
+        if self.fair_share is not None:
+            await self.fair_share.acquire()
+        elif self.rate_limiter is not None:
             await self.rate_limiter.acquire()
 
         started = time.monotonic()
