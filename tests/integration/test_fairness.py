@@ -2,14 +2,15 @@
 
 The issue's scenario: a quiet namespace with one VaultStaticSecret (`refreshAfter: 2s`)
 follows Vault writes; another namespace then creates 1,000 VaultStaticSecrets with
-`refreshAfter: 1s`, which alone ask for ten times `--vault-qps`. The quiet namespace's slowest
-change must stay within 1.5x its latency *alone* plus 0.5 s. Then three noisy namespaces run
-and a namespace the platform team marked critical stays within the same bound.
+`refreshAfter: 1s`, which alone ask for many times `--vault-qps` (see VAULT_QPS). The quiet
+namespace's slowest change must stay within 1.5x its latency *alone* plus 0.5 s. Then three
+noisy namespaces run and a namespace the platform team marked critical stays within the
+same bound.
 
 Latency is inherently what is checked here, so the test compares like with like: the
 baseline is measured alone, in the same run, on the same (loaded) machine, by the same
 probe, and the assertion is a ratio of the two. Each write is made a fixed time after the
-previous change was seen, so every sample catches the 2 s refresh at the same phase, and the
+previous reconcile ended, so every sample catches the 2 s refresh at the same phase, and the
 difference between "alone" and "under noise" is the time spent waiting for a worker and for
 a share of Vault's rate. That the noise really was there is checked by counts (the noisy
 namespace's queue depth and its Vault requests), not assumed.
@@ -47,7 +48,13 @@ pytestmark = pytest.mark.integration
 NOISY_OBJECTS = 1000  # per noisy namespace, as in the issue
 WRITES = 5  # Vault writes measured per probe, as in the issue
 CRITICAL_LABEL = "vaultbridge.dev/critical"
-PHASE = 1.0  # seconds between seeing a change and making the next write
+PHASE = 1.0  # seconds between the end of a reconcile and the next write
+# The Vault budget is what the noisy namespaces exhaust, so it must bind before the machine
+# does: on a loaded 2-core test machine the API server, OpenBao and the operator together
+# manage only ~40-55 reads/s, so at the default 100 the budget is never contended and the
+# latencies would measure CPU contention with every other process instead. 1,000 objects at
+# 1 s ask for 40x this budget, as they ask for 10x the default in production.
+VAULT_QPS = 25
 POLL = 0.02
 
 
@@ -143,23 +150,39 @@ class Probe:
         self.round = 0
 
     def create(self) -> None:
-        self.tenant.vault.kv_put(f"{self.tenant.ns}/{self.name}", {"v": "initial"})
+        version = self.tenant.vault.kv_put(f"{self.tenant.ns}/{self.name}", {"v": "initial"})
         self.tenant.vss(self.name, "2s", self.name)
-        wait_for(lambda: self.tenant.value(self.name) == "initial", 60, f"{self.name} synced")
+        wait_for(lambda: self.vault_version() == version, 60, f"{self.name} synced")
+
+    def vault_version(self) -> int | None:
+        _status, obj = self.tenant.admin.request(
+            "GET", crd_path("vaultstaticsecrets", self.tenant.ns, self.name)
+        )
+        version = (obj.get("status") or {}).get("vaultVersion")
+        return int(version) if version is not None else None
 
     def latencies(self, writes: int = WRITES) -> list[float]:
+        """Seconds from each Vault write until the Secret holds the new value.
+
+        The next refresh is due `jittered(2s)` after the previous reconcile *ended*, which its
+        status patch marks (`status.vaultVersion`): each write is made PHASE after that, so
+        every sample meets the refresh at the same point of its period, alone or not.
+        """
         out: list[float] = []
         for _ in range(writes):
             self.round += 1
             value = f"r{self.round}"
             time.sleep(PHASE)
             start = time.monotonic()
-            self.tenant.vault.kv_put(f"{self.tenant.ns}/{self.name}", {"v": value})
+            version = self.tenant.vault.kv_put(f"{self.tenant.ns}/{self.name}", {"v": value})
             deadline = start + 120
             while self.tenant.value(self.name) != value:
                 assert time.monotonic() < deadline, f"{self.tenant.ns}: {value} never arrived"
                 time.sleep(POLL)
             out.append(time.monotonic() - start)
+            while self.vault_version() != version:
+                assert time.monotonic() < deadline, f"{self.tenant.ns}: status never followed"
+                time.sleep(POLL)
         return out
 
 
@@ -221,6 +244,11 @@ class World:
             "vaultbridge_namespace_queue_depth", kind="VaultStaticSecret", namespace=tenant.ns
         )
 
+    def throttled(self, tenant: Tenant) -> float:
+        return self.operator.metric(
+            "vaultbridge_namespace_vault_throttled_seconds_total", namespace=tenant.ns
+        )
+
     def vault_requests(self, tenant: Tenant) -> float:
         return self.operator.metric(
             "vaultbridge_namespace_vault_requests_total", namespace=tenant.ns
@@ -234,8 +262,8 @@ def world(devenv: DevState, kube_admin: KubeAdmin, crds_installed: None) -> Iter
     op = start_operator(
         devenv,
         "--resource-selector", f"{TEST_OPERATOR_LABEL}={ident}",
-        "--workers", "8",  # the defaults the issue was measured with
-        "--vault-qps", "100",
+        "--workers", "8",  # the default
+        "--vault-qps", str(VAULT_QPS),
         "--critical-namespace-selector", f"{CRITICAL_LABEL}=true",
     )  # fmt: skip
     w = World(devenv, kube_admin, ident, op)
@@ -267,9 +295,11 @@ def test_quiet_and_critical_namespaces_keep_their_latency_under_noise(world: Wor
     depth = world.depth(noisy[0])
     served = world.vault_requests(noisy[0]) - requests_before
     print(f"quiet under 1 noisy: {fmt(quiet_noisy)} (noisy depth {depth:.0f}, {served:.0f} reads)")
-    # The noise was real: a backlog of hundreds, and the noisy namespace kept reading Vault.
+    # The noise was real: a backlog of hundreds, the noisy namespace kept reading Vault, and
+    # its requests waited for their share of the Vault budget (the fair share was contended).
     assert depth >= NOISY_OBJECTS / 4, world.operator.log_tail()
-    assert served >= NOISY_OBJECTS / 4
+    assert served >= 2 * VAULT_QPS
+    assert world.throttled(noisy[0]) > 0
     assert max(quiet_noisy) <= bound(quiet_alone), (
         f"quiet namespace: alone {fmt(quiet_alone)}, with 1,000 noisy objects {fmt(quiet_noisy)}"
     )
