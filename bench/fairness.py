@@ -5,7 +5,7 @@ measured alone, then while another namespace's `noisy` VaultStaticSecrets refres
 second (1,000 ask for ten times the default `--vault-qps` of 100). The operator runs with the
 default `--vault-qps` (the contention is the point), once with `--fair-queuing=true` and once
 with `false`, each in fresh namespaces. Each write is made a fixed time (`PHASE`) after the
-previous change arrived, so every sample meets the 2 s refresh at the same phase and the
+previous reconcile ended, so every sample meets the 2 s refresh at the same phase and the
 difference between "alone" and "noisy" is time spent waiting for a worker and for Vault.
 """
 
@@ -30,6 +30,17 @@ def _probe_values(round_: int) -> dict[str, str]:
     return {"username": "quiet", "password": f"pw-quiet-{round_}"}
 
 
+async def _reconcile_ended(bench: Bench, ns: str, name: str, version: int) -> None:
+    """Wait for the status patch that ends the reconcile which delivered `version`: the next
+    refresh is due a jittered 2 s after it, so the next write is timed from here."""
+    path = f"/apis/vaultbridge.dev/v1beta1/namespaces/{ns}/vaultstaticsecrets/{name}"
+    deadline = time.monotonic() + 120
+    while (await bench.kube.request("GET", path)).get("status", {}).get("vaultVersion") != version:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{ns}/{name}: status never reached version {version}")
+        await asyncio.sleep(0.02)
+
+
 async def _latencies(bench: Bench, ns: str, name: str, first_round: int) -> list[float]:
     observer = SecretObserver(bench.kube, ns)
     await observer.start()
@@ -38,12 +49,13 @@ async def _latencies(bench: Bench, ns: str, name: str, first_round: int) -> list
         for r in range(first_round, first_round + WRITES):
             observer.expect(name, _probe_values(r))
             await asyncio.sleep(PHASE)
-            await bench.root.call(
+            resp = await bench.root.call(
                 "POST", f"secret/data/bench/{ns}-{name}", {"data": _probe_values(r)}
             )
             written = time.monotonic()
             arrived = await observer.wait([name], 180)
             out.append(arrived[name] - written)
+            await _reconcile_ended(bench, ns, name, int(resp["data"]["version"]))
     finally:
         await observer.stop()
     return out
@@ -65,7 +77,7 @@ async def _one_mode(bench: Bench, fair: bool, noisy: int) -> dict[str, Any]:
     try:
         # The quiet probe, synced, then measured alone.
         probe = "probe"
-        await bench.root.call(
+        first = await bench.root.call(
             "POST", f"secret/data/bench/{quiet_ns}-{probe}", {"data": _probe_values(0)}
         )
         body = vss_body(probe, "2s")
@@ -78,6 +90,7 @@ async def _one_mode(bench: Bench, fair: bool, noisy: int) -> dict[str, Any]:
         )
         await observer.wait([probe], 120)
         await observer.stop()
+        await _reconcile_ended(bench, quiet_ns, probe, int(first["data"]["version"]))
         alone = await _latencies(bench, quiet_ns, probe, 1)
 
         # The noise: `noisy` objects at 1 s over the Vault paths the cold sync wrote.
