@@ -264,6 +264,7 @@ def world(devenv: DevState, kube_admin: KubeAdmin, crds_installed: None) -> Iter
         "--resource-selector", f"{TEST_OPERATOR_LABEL}={ident}",
         "--workers", "8",  # the default
         "--vault-qps", str(VAULT_QPS),
+        "--vault-burst", str(VAULT_QPS),  # a burst of 200 would hide the contention for ~15 s
         "--critical-namespace-selector", f"{CRITICAL_LABEL}=true",
     )  # fmt: skip
     w = World(devenv, kube_admin, ident, op)
