@@ -123,6 +123,13 @@ class Kube:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         await self.request("POST", "/api/v1/namespaces", body, ok=(201, 409))
         await self.wait_service_account(name)
+        # The operator mints tokens only for ServiceAccounts that opted in (docs/security.md).
+        await self.request(
+            "PATCH",
+            f"/api/v1/namespaces/{name}/serviceaccounts/default",
+            {"metadata": {"annotations": {"vaultbridge.dev/vault-login": "true"}}},
+            content_type="application/merge-patch+json",
+        )
 
     async def delete_namespace(self, name: str, within: float = 600) -> None:
         """Delete and wait until it is gone, so no object of it reaches the next phase."""

@@ -79,7 +79,7 @@ def _operator_namespace(admin: KubeAdmin, state: DevState) -> None:
         "apiVersion": "vaultbridge.dev/v1beta1",
         "kind": "VaultConnection",
         "metadata": {"name": "default", "namespace": OPERATOR_NAMESPACE},
-        "spec": {"address": state.vault_addr, "timeout": "10s"},
+        "spec": {"address": state.vault_addr, "timeout": "10s", "allowedNamespaces": ["*"]},
     }
     status, existing = admin.request("GET", f"{path}/default")
     if status == 200:
@@ -144,6 +144,7 @@ def _vault_role(bao: BaoAdmin) -> None:
         {
             "bound_service_account_names": ["default"],
             "bound_service_account_namespaces": ["*"],
+            "audience": "vault",
             "token_policies": [ROLE],
             "token_ttl": "1h",
         },

@@ -84,6 +84,8 @@ def namespace(kube_admin: KubeAdmin) -> Iterator[str]:
         if status == 200:
             break
         time.sleep(0.1)
+    # The operator requests tokens only of ServiceAccounts that opted in (docs/security.md).
+    kube_admin.opt_in_vault_login(name)
     yield name
     kube_admin.request("DELETE", f"/api/v1/namespaces/{name}")
 

@@ -26,6 +26,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.queue import Fairness, Lane, Priority
+from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
 from vaultbridge.guard.source import VAULT_PATH_POLICIES
@@ -53,7 +54,7 @@ from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
 from vaultbridge.vault.fairshare import FairShare, current_tenant, tenant_scope
-from vaultbridge.vault.ratelimit import TokenBucket
+from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger("vaultbridge")
 
@@ -101,8 +102,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     hmac_key = await load_or_create_hmac_key(kube, settings.namespace, settings.hmac_key_secret)
 
     def on_vault_request(operation: str, status: str | int, seconds: float) -> None:
-        metrics.VAULT_REQUESTS.labels(operation, str(status)).inc()
-        metrics.VAULT_REQUEST_SECONDS.labels(operation).observe(seconds)
+        metrics.observe_vault_request(operation, status, seconds)
         if tenant := current_tenant.get():
             metrics.NAMESPACE_VAULT_REQUESTS.labels(tenant).inc()
 
@@ -111,9 +111,12 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
             metrics.NAMESPACE_VAULT_THROTTLED_SECONDS.labels(tenant).inc(seconds)
 
     bucket = TokenBucket(settings.vault_qps, settings.vault_burst)
+    # Vault's 429s lower the bucket's rate (AIMD) instead of failing objects one by one.
+    adapter = AdaptiveRate(bucket)
     transport = Transport(
         rate_limiter=bucket,
-        # Fair queuing: when namespaces want more than --vault-qps, each gets an equal turn.
+        rate_adapter=adapter,
+        # Fair queuing: when namespaces want more than the rate, each gets an equal turn.
         fair_share=FairShare(bucket, on_wait=on_vault_throttled) if settings.fair_queuing else None,
         on_request=on_vault_request,
     )
@@ -121,7 +124,13 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     token_store = (
         KubeTokenStore(kube, settings.namespace, hmac_key) if settings.persist_tokens else None
     )
-    clients = ClientCache(transport, on_event=metrics.observe_client_cache_event, store=token_store)
+    clients = ClientCache(
+        transport,
+        on_event=metrics.observe_client_cache_event,
+        on_key_event=metrics.observe_client_key_event,
+        store=token_store,
+    )
+    metrics.watch_vault(lambda: adapter.rate, lambda: clients.live_tokens)
     events = EventRecorder(kube, namespace_default=settings.namespace)
     ctx = OperatorContext(
         settings=settings,
@@ -357,6 +366,11 @@ async def _main(settings: Settings) -> int:
         )
         return 2
     try:
+        AddressAllowList.parse(settings.allowed_vault_addresses)
+    except ValueError as exc:
+        log.error("--allowed-vault-addresses: %s", exc)
+        return 2
+    try:
         critical_matcher(settings)
     except ValueError as exc:
         log.error("--critical-namespace-selector: %s", exc)
@@ -430,6 +444,7 @@ async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> 
         cert_dir=settings.webhook_cert_dir,
         webhook_config=settings.webhook_config_name,
         default=settings.path_policy_default,
+        addresses=AddressAllowList.parse(settings.allowed_vault_addresses),
     )
 
 

@@ -51,6 +51,8 @@ class Settings:
     leader_election_retry_period: float = 2.0
     resource_selector: str = ""
     persist_tokens: bool = True
+    allowed_vault_addresses: str = ""
+    allowed_token_audiences: str = "vault"  # noqa: S105 - an audience, not a secret
     fair_queuing: bool = True
     critical_namespace_selector: str = ""
     critical_share: int = 4
@@ -210,6 +212,21 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         _bool,
         "keep Vault tokens in Secrets in --namespace (MAC-protected, Transit-encrypted when a "
         "VaultAuth sets storageEncryption) so leases survive operator restarts",
+    ),
+    (
+        "allowed_vault_addresses",
+        "--allowed-vault-addresses",
+        str,
+        "comma-separated Vault addresses (scheme://host[:port][/path], `*.` allowed as the "
+        "first label of the host) that VaultConnections may point at; others are refused at "
+        "admission and before any login; empty = any address (see docs/security.md)",
+    ),
+    (
+        "allowed_token_audiences",
+        "--allowed-token-audiences",
+        str,
+        "comma-separated audiences a VaultAuth may request for ServiceAccount tokens; an "
+        "audience the Kubernetes API server accepts is refused whatever this lists",
     ),
     (
         "fair_queuing",

@@ -149,11 +149,12 @@ def ensure_operator_namespace(admin: KubeAdmin, devenv: DevState) -> None:
         "/api/v1/namespaces",
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OPERATOR_NAMESPACE}},
     )
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "vaultbridge.dev/v1beta1",
         "kind": "VaultConnection",
         "metadata": {"name": "default", "namespace": OPERATOR_NAMESPACE},
-        "spec": {"address": devenv.vault_addr, "timeout": "5s"},
+        # Shared by every test namespace's VaultAuth, like a platform team's connection.
+        "spec": {"address": devenv.vault_addr, "timeout": "5s", "allowedNamespaces": ["*"]},
     }
     path = f"{GROUP_PATH}/namespaces/{OPERATOR_NAMESPACE}/vaultconnections"
     status, existing = admin.request("GET", f"{path}/default")
@@ -188,6 +189,8 @@ class VaultFixture:
             {
                 "bound_service_account_names": [service_account],
                 "bound_service_account_namespaces": [self.namespace],
+                # The operator's tokens carry the Vault audience, never the API server's.
+                "audience": "vault",
                 "token_policies": [self.role],
                 "token_ttl": "1h",
             },

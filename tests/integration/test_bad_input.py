@@ -66,6 +66,7 @@ def sentinel(
         30,
         "default ServiceAccount",
     )
+    kube_admin.opt_in_vault_login(ns)
     app = App(devenv, kube_admin, ns)
     app.setup_auth()
     app.vault.kv_put(f"{ns}/healthy", {"value": "tick-0"})

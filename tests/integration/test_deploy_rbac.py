@@ -549,6 +549,30 @@ def _check_login(rel: Release, app: Workload) -> None:
     assert app.secret("s") is None
 
 
+def _check_opt_in(rel: Release, app: Workload) -> None:
+    """Without `get serviceaccounts` the opt-in cannot be read: no TokenRequest, no login."""
+    op = _synced_operator(rel, app)
+    app.vault.kv_put(f"{app.ns}/s", {"k": "v"})
+    app.static("s", "s")
+    cond = app.wait_condition("s", "SecretSynced", "False", "KubernetesError", timeout=60)
+    assert "ServiceAccount" in cond["message"] and "forbidden" in cond["message"], cond
+    tokens = op.metric(
+        "vaultbridge_kube_requests_total", verb="create", resource="serviceaccounts/token"
+    )
+    assert tokens == 0
+    assert app.secret("s") is None
+
+
+def _check_audience_review(rel: Release, app: Workload) -> None:
+    """Without `create tokenreviews` the audience cannot be verified: nothing is sent."""
+    _synced_operator(rel, app)
+    app.vault.kv_put(f"{app.ns}/s", {"k": "v"})
+    app.static("s", "s")
+    cond = app.wait_condition("s", "SecretSynced", "False", "AudienceCheckFailed", timeout=60)
+    assert "tokenreviews" in cond["message"], cond
+    assert app.secret("s") is None
+
+
 def _check_events(rel: Release, app: Workload) -> None:
     op = _synced_operator(rel, app)
     app.vault.kv_put(f"{app.ns}/s", {"k": "v"})
@@ -627,6 +651,10 @@ CAPABILITIES: dict[str, Capability] = {
     ),
     "delete-renamed-secrets": Capability("", ("secrets",), ("delete",), _check_delete),
     "vault-kubernetes-login": Capability("", ("serviceaccounts/token",), ("create",), _check_login),
+    "vault-login-opt-in": Capability("", ("serviceaccounts",), ("get",), _check_opt_in),
+    "audience-guard": Capability(
+        "authentication.k8s.io", ("tokenreviews",), ("create",), _check_audience_review
+    ),
     "events": Capability("", ("events",), ("create", "patch"), _check_events),
     "rollout-restart": Capability(
         "apps", ("deployments", "statefulsets", "daemonsets"), ("get", "patch"), _check_rollout

@@ -89,7 +89,8 @@ def test_chart_registers_the_webhook_the_operator_serves(helm_bin: str) -> None:
         args["--webhook-config-name"], service=(NAMESPACE, svc, port["port"])
     )
     assert config["webhooks"] == expected["webhooks"]
-    (webhook,) = config["webhooks"]
+    webhook, connections = config["webhooks"]
+    assert connections["rules"][0]["resources"] == ["vaultconnections"]
     assert webhook["name"] == WEBHOOK_NAME
     assert "caBundle" not in webhook["clientConfig"]
     assert webhook["sideEffects"] == "None"
@@ -135,7 +136,8 @@ def test_webhook_values_render(helm_bin: str) -> None:  # noqa: F811
     args = _args(objs)
     assert args["--path-policy-default"] == "deny"
     assert args["--webhook-bind-address"] == ":10250"
-    (webhook,) = _one(objs, "ValidatingWebhookConfiguration")["webhooks"]
+    webhook, connections = _one(objs, "ValidatingWebhookConfiguration")["webhooks"]
+    assert connections["namespaceSelector"] == webhook["namespaceSelector"]
     assert webhook["clientConfig"] == {"url": "https://10.0.0.1:9443/validate"}
     assert webhook["failurePolicy"] == "Ignore"
     assert webhook["timeoutSeconds"] == 12

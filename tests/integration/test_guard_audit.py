@@ -50,6 +50,7 @@ AUDITOR_RULES = [
         "apiGroups": ["vaultbridge.dev"],
         "resources": [
             "vaultauths",
+            "vaultconnections",
             "vaultstaticsecrets",
             "vaultdynamicsecrets",
             "vaultpkisecrets",
@@ -88,6 +89,7 @@ class Setup:
                 },
             )
             self.cleanup.append(("kube", f"/api/v1/namespaces/{app.ns}"))
+            admin.opt_in_vault_login(app.ns)
 
     def vault_policy(self, name: str, paths: list[str]) -> None:
         text = "\n".join(f'path "{p}" {{ capabilities = ["read"] }}' for p in paths)

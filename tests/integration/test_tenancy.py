@@ -46,6 +46,7 @@ def other(devenv: DevState, kube_admin: KubeAdmin, app: App) -> Iterator[App]:
         30,
         "default ServiceAccount in B",
     )
+    kube_admin.opt_in_vault_login(name)
     yield App(devenv, kube_admin, name)
     kube_admin.request("DELETE", f"/api/v1/namespaces/{name}")
 
@@ -95,6 +96,7 @@ def test_shared_vaultauth_logs_in_as_the_consumer_and_vault_enforces_its_role(
         {
             "bound_service_account_names": ["default"],
             "bound_service_account_namespaces": [app.ns, other.ns],
+            "audience": "vault",
             "token_policies": [app.vault.role],
             "token_ttl": "1h",
         },

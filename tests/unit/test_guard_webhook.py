@@ -117,7 +117,7 @@ def test_other_kinds_and_invalid_specs_pass() -> None:
 
 def test_manifest_is_explicit_about_failure_and_timeout() -> None:
     m = webhook_manifest("vb", url="https://127.0.0.1:9443/validate", ca_bundle=b"pem")
-    (hook,) = m["webhooks"]
+    hook, connections = m["webhooks"]
     assert hook["failurePolicy"] == "Fail" and hook["timeoutSeconds"] == 5
     assert hook["sideEffects"] == "None" and hook["clientConfig"]["caBundle"] == "cGVt"
     assert set(hook["rules"][0]["resources"]) == {
@@ -125,6 +125,10 @@ def test_manifest_is_explicit_about_failure_and_timeout() -> None:
         "vaultdynamicsecrets",
         "vaultpkisecrets",
     }
+    # VaultConnection addresses: same server, fails open (the reconcile is the boundary).
+    assert connections["rules"][0]["resources"] == ["vaultconnections"]
+    assert connections["failurePolicy"] == "Ignore"
+    assert connections["clientConfig"] == hook["clientConfig"]
 
 
 def test_ca_and_leaf_rotation_rules() -> None:

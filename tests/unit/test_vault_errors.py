@@ -23,8 +23,8 @@ PERM = {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
         (
             429,
             {"errors": ["request path x: rate limit quota exceeded"]},
-            e.RateLimited,
-            "VaultRateLimited",
+            e.VaultThrottled,
+            "VaultThrottled",
         ),
         (503, {"errors": ["Vault is sealed"]}, e.SealedOrUnavailable, "VaultSealedOrUnavailable"),
         (
@@ -141,8 +141,36 @@ def test_condition_reasons_are_valid_kubernetes_reasons() -> None:
     import re
 
     pattern = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
-    classes = [c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.VaultError)]
+    # A set: `RateLimited` is the former name of `VaultThrottled`, not another class.
+    classes = {c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.VaultError)}
     assert len(classes) == 13
     for c in classes:
         assert pattern.match(c.reason), c
     assert len({c.reason for c in classes}) == len(classes)
+
+
+@pytest.mark.parametrize(
+    ("method", "capability"),
+    [
+        ("GET", "read"),
+        ("LIST", "list"),
+        ("DELETE", "delete"),
+        ("PUT", "update"),
+        ("POST", "update"),
+    ],
+)
+def test_permission_denied_names_path_and_capability(method: str, capability: str) -> None:
+    err = e.classify(
+        403, {"errors": ["permission denied"]}, path="kv/data/app", operation="x", method=method
+    )
+    assert isinstance(err, e.PermissionDenied)
+    assert err.capability == capability
+    assert f"a policy must grant {capability!r} on 'kv/data/app'" in str(err)
+
+
+def test_throttled_carries_retry_after() -> None:
+    err = e.classify(429, None, path="kv/data/app", retry_after=2.5)
+    assert isinstance(err, e.VaultThrottled)
+    assert e.RateLimited is e.VaultThrottled
+    assert err.retry_after == 2.5
+    assert err.reason == "VaultThrottled"

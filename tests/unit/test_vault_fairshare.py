@@ -142,3 +142,22 @@ async def test_unlimited_bucket_never_waits() -> None:
     fair, _bucket, clock = make(rate=0.0, burst=1)
     await run_requests(fair, ["a"] * 100, [])
     assert clock.sleeps == []
+
+
+async def test_a_pause_during_the_wait_voids_the_reservation_and_the_pump_reserves_again() -> None:
+    clock = SimClock()
+    bucket = TokenBucket(10.0, 1, clock=clock, sleep=clock.sleep)
+    paused: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        if not paused:
+            paused.append(seconds)
+            bucket.pause(2.0)  # e.g. Vault answered 429 with Retry-After: 2 meanwhile
+        await clock.sleep(seconds)
+
+    fair = FairShare(bucket, clock=clock, sleep=sleep)
+    await fair.acquire("a")  # the free token
+    start = clock.now
+    await fair.acquire("b")
+    assert paused == [pytest.approx(0.1)]
+    assert clock.now - start >= 2.0  # not granted at the voided slot (0.1 s)

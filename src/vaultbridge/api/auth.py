@@ -37,7 +37,14 @@ APPROLE_SECRET_KEY = "id"  # noqa: S105
 TOKEN_SECRET_KEY = "token"  # noqa: S105
 """The key read from the Secret named by token.secretRef."""
 
+VAULT_LOGIN_ANNOTATION = "vaultbridge.dev/vault-login"
+"""A ServiceAccount whose token the operator may request for Vault logins carries this
+annotation with the value "true" (docs/security.md, "Tokens the operator mints")."""
 MIN_TOKEN_EXPIRATION = 600
+DEFAULT_AUDIENCE = "vault"
+"""The audience a ServiceAccount token for Vault carries unless a VaultAuth names others. Never
+the API server's own: a token Vault accepts must be useless against the API server (the
+operator checks it, see controllers/credential_guard.py)."""
 ALLOWED_NAMESPACE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[*])$"
 
 Audiences = Annotated[list[ShortString], Field(max_length=16)]
@@ -53,8 +60,10 @@ class KubernetesAuth(ApiModel):
     service_account: DNSSubdomain
     """Service account, in the namespace of the object being synced, whose token is presented
     to Vault."""
-    audiences: Audiences = Field(default_factory=list)
-    """Audiences requested for the service account token. Empty uses the API server's default."""
+    audiences: Audiences = [DEFAULT_AUDIENCE]
+    """Audiences requested for the service account token (default `vault`; give the Vault role
+    the same `audience`). An audience the Kubernetes API server accepts is always refused,
+    and only the audiences allowed by --allowed-token-audiences may be asked for."""
     token_expiration_seconds: TokenExpiration = MIN_TOKEN_EXPIRATION
     """Lifetime requested for the service account token, in seconds."""
 
@@ -75,8 +84,10 @@ class JWTAuth(ApiModel):
     """Service account whose token is presented as the JWT. Exclusive with secretRef."""
     secret_ref: DNSSubdomain | None = None
     """Name of a Secret whose `jwt` key holds the JWT. Exclusive with serviceAccount."""
-    audiences: Audiences = Field(default_factory=list)
-    """Audiences requested for the service account token."""
+    audiences: Audiences = [DEFAULT_AUDIENCE]
+    """Audiences requested for the service account token (default `vault`). An audience the
+    Kubernetes API server accepts is always refused, and only the audiences allowed by
+    --allowed-token-audiences may be asked for."""
     token_expiration_seconds: TokenExpiration = MIN_TOKEN_EXPIRATION
     """Lifetime requested for the service account token, in seconds."""
 

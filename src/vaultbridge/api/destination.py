@@ -5,12 +5,14 @@ Shared by the three secret kinds so that a change here changes all of them the s
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from vaultbridge.api.common import (
     ApiModel,
+    CelRule,
     DNSLabel,
     DNSSubdomain,
     ObjectKey,
@@ -119,8 +121,53 @@ class Transformation(ApiModel):
     """Do not write the `_raw` key holding the whole Vault response as JSON."""
 
 
+FORBIDDEN_SECRET_TYPES = ("kubernetes.io/service-account-token", "bootstrap.kubernetes.io/token")
+"""Secret types Kubernetes fills with credentials itself (or turns into credentials): a
+destination of such a type would make the operator create a Secret that hands a ServiceAccount
+token (or a bootstrap token) to whoever may read Secrets in the namespace."""
+FORBIDDEN_ANNOTATIONS = (
+    "kubernetes.io/service-account.name",
+    "kubernetes.io/service-account.uid",
+)
+"""Annotations that ask Kubernetes' token controller to inject a ServiceAccount's token."""
+
+
+def forbidden_destination(type_: str, annotations: Mapping[str, str]) -> str | None:
+    """Why a destination must not be written, or None (the reconcile's mirror of the CEL)."""
+    if type_ in FORBIDDEN_SECRET_TYPES:
+        return (
+            f"destination.type {type_} is filled with credentials by Kubernetes itself; "
+            "the operator never creates such a Secret"
+        )
+    for key in FORBIDDEN_ANNOTATIONS:
+        if key in annotations:
+            return (
+                f"destination.annotations {key} asks Kubernetes to inject a ServiceAccount "
+                "token; the operator never sets it"
+            )
+    return None
+
+
+def _cel_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
 class Destination(ApiModel):
     """The Kubernetes Secret that receives the data."""
+
+    cel_rules = (
+        CelRule(
+            rule=f"!has(self.type) || !(self.type in {_cel_list(FORBIDDEN_SECRET_TYPES)})",
+            message="type: Secret types that Kubernetes fills with credentials itself "
+            f"({', '.join(FORBIDDEN_SECRET_TYPES)}) are not allowed",
+        ),
+        CelRule(
+            rule="!has(self.annotations) || "
+            f"!{_cel_list(FORBIDDEN_ANNOTATIONS)}.exists(k, k in self.annotations)",
+            message="annotations: annotations that ask Kubernetes to inject a ServiceAccount "
+            f"token ({', '.join(FORBIDDEN_ANNOTATIONS)}) are not allowed",
+        ),
+    )
 
     name: DNSSubdomain
     """Name of the Secret, in the same namespace as this object."""
@@ -143,6 +190,13 @@ class Destination(ApiModel):
     creates the Secret."""
     transformation: Transformation = Field(default_factory=Transformation)
     """Templates and key filters applied to the data before it is written."""
+
+    @model_validator(mode="after")
+    def _no_credential_injection(self) -> Self:
+        problem = forbidden_destination(self.type, self.annotations)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
 
 class SyncedSecretSpec(ApiModel):

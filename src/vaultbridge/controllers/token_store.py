@@ -306,9 +306,9 @@ class KubeTokenStore:
         log.info("adopted the persisted Vault token for %s (no login)", who)
         return Restored(adopted)
 
-    async def save(self, key: Hashable, token: AuthToken, client: VaultClient) -> None:
+    async def save(self, key: Hashable, token: AuthToken, client: VaultClient) -> bool:
         if not isinstance(key, ClientKey) or not key.persist:
-            return
+            return False
         record = token_record(key, token)
         if key.encryption is not None:
             try:
@@ -328,7 +328,7 @@ class KubeTokenStore:
                     key.encryption[1],
                     exc,
                 )
-                return
+                return False
             record["transit"] = {"mount": key.encryption[0], "keyName": key.encryption[1]}
         else:
             record["token"] = token.client_token
@@ -357,6 +357,7 @@ class KubeTokenStore:
             "data": seal_entry(self._hmac_key, key, record),
         }
         await self.kube.apply(SECRETS, body, namespace=self.namespace)
+        return True
 
     # -- cleanup -----------------------------------------------------------------------------
 

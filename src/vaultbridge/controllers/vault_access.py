@@ -22,7 +22,7 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.errors import ApiError, KubeError, NotFound
+from vaultbridge.kube.errors import KubeError, NotFound
 from vaultbridge.kube.resources import SECRETS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.observability import metrics
 from vaultbridge.vault.client import VaultClient
@@ -32,6 +32,7 @@ from vaultbridge.vault.models import AuthToken
 from vaultbridge.vault.persist import TokenStoreUnavailable
 
 from .context import OperatorContext
+from .credential_guard import CredentialGuard, TokenGrant
 from .errors import ReconcileProblem
 from .token_store import ClientKey
 
@@ -53,6 +54,8 @@ class ResolvedAuth:
 class VaultAccess:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
+        # Who may get which ServiceAccount token, sent where: every check in one place.
+        self.guard = CredentialGuard(ctx.kube, ctx.settings)
         self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
         # VaultAuth → (auth uid, generation, connection uid, generation) last purged for.
         self._purged: dict[ObjectKey, tuple[str, int, str, int]] = {}
@@ -101,20 +104,18 @@ class VaultAccess:
                 "VaultConnectionNotFound",
                 f"VaultConnection {connection_key} (used by VaultAuth {auth_key}) does not exist",
             )
-        settings = await self.connection_settings(connection_key, conn_obj)
+        settings = await self.connection_settings(
+            connection_key, conn_obj, auth_namespace=auth_key.namespace
+        )
         return ResolvedAuth(auth_key, auth_obj, auth, connection_key, conn_obj, settings)
 
     async def connection_settings(
-        self, key: ObjectKey, conn_obj: dict[str, Any]
+        self, key: ObjectKey, conn_obj: dict[str, Any], *, auth_namespace: str | None = None
     ) -> ConnectionSettings:
-        try:
-            spec = VaultConnectionSpec.model_validate(conn_obj.get("spec") or {})
-        except ValidationError as exc:
-            raise ReconcileProblem(
-                "InvalidVaultConnection",
-                f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
-                retry=False,
-            ) from exc
+        """How to reach a VaultConnection; the only way to one, so an address outside the
+        allow-list (or a connection that does not allow `auth_namespace`) is never contacted."""
+        spec = self.connection_spec(key, conn_obj)
+        self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
         ca_pem = None
         if spec.ca_cert_secret_ref:
             ca_pem = await self._ca_pem(key.namespace, spec.ca_cert_secret_ref)
@@ -130,6 +131,17 @@ class VaultAccess:
         except ValueError as exc:
             raise ReconcileProblem(
                 "InvalidVaultConnection", f"VaultConnection {key}: {exc}", retry=False
+            ) from exc
+
+    @staticmethod
+    def connection_spec(key: ObjectKey, conn_obj: dict[str, Any]) -> VaultConnectionSpec:
+        try:
+            return VaultConnectionSpec.model_validate(conn_obj.get("spec") or {})
+        except ValidationError as exc:
+            raise ReconcileProblem(
+                "InvalidVaultConnection",
+                f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
+                retry=False,
             ) from exc
 
     async def _ca_pem(self, namespace: str, secret_name: str) -> bytes:
@@ -271,6 +283,14 @@ class VaultAccess:
     def invalidate(self, resolved: ResolvedAuth, consumer_namespace: str) -> None:
         self.ctx.clients.invalidate(self.cache_key(resolved, consumer_namespace))
 
+    async def token_replaced(
+        self, resolved: ResolvedAuth, consumer_namespace: str, client: VaultClient
+    ) -> bool:
+        """After a 403 to `client`: True when its token was gone and is being replaced (retry
+        once); False when a policy denies the request (report it; the token stays)."""
+        key = self.cache_key(resolved, consumer_namespace)
+        return (await self.ctx.clients.check_denied(key, client)).retry
+
     def _login_fn(
         self, resolved: ResolvedAuth, consumer_namespace: str
     ) -> Callable[[], Awaitable[AuthToken]]:
@@ -284,6 +304,7 @@ class VaultAccess:
             if auth.method == "kubernetes":
                 assert auth.kubernetes is not None
                 jwt = await self._sa_token(
+                    resolved,
                     consumer_namespace,
                     auth.kubernetes.service_account,
                     auth.kubernetes.audiences,
@@ -294,6 +315,7 @@ class VaultAccess:
                 assert auth.jwt is not None
                 if auth.jwt.service_account:
                     jwt = await self._sa_token(
+                        resolved,
                         consumer_namespace,
                         auth.jwt.service_account,
                         auth.jwt.audiences,
@@ -325,25 +347,24 @@ class VaultAccess:
         return login
 
     async def _sa_token(
-        self, namespace: str, service_account: str, audiences: list[str], expiration: int
+        self,
+        resolved: ResolvedAuth,
+        namespace: str,
+        service_account: str,
+        audiences: list[str],
+        expiration: int,
     ) -> str:
-        try:
-            return await self.ctx.kube.create_token(
-                namespace,
-                service_account,
-                audiences=audiences or None,
-                expiration_seconds=expiration,
-            )
-        except NotFound as exc:
-            raise ReconcileProblem(
-                "ServiceAccountNotFound",
-                f"ServiceAccount {namespace}/{service_account} does not exist",
-            ) from exc
-        except ApiError as exc:
-            raise ReconcileProblem(
-                "TokenRequestFailed",
-                f"TokenRequest for ServiceAccount {namespace}/{service_account} failed: {exc}",
-            ) from exc
+        grant = TokenGrant(
+            auth_key=resolved.auth_key,
+            connection_key=resolved.connection_key,
+            connection=self.connection_spec(resolved.connection_key, resolved.connection_obj),
+            namespace=namespace,
+            service_account=service_account,
+            audiences=tuple(audiences),
+            expiration_seconds=expiration,
+        )
+        # The only TokenRequest of the operator; every check happens in the guard, before it.
+        return await self.guard.service_account_token(grant)
 
     async def _secret_value(self, namespace: str, name: str, key: str) -> str:
         try:

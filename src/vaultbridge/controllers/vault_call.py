@@ -1,18 +1,23 @@
 """One Vault request on behalf of a secret resource, with the shared error mapping.
 
 A cached token may have been revoked behind the operator's back, and Vault answers 403 for
-that just as for a missing policy: log in again once before reporting the policy problem.
-Every Vault error becomes a `ReconcileProblem` whose `__cause__` is the typed Vault error, so
-callers can still tell "the lease is gone" from "Vault is down".
+that just as for a missing policy: the client cache tells them apart with one lookup-self
+(`ClientCache.check_denied`, shared per identity), and only a token that is really gone is
+replaced (one login, shared). A policy problem is reported with the path and capability.
+A 429 has already been retried by the client (and has lowered the global rate); it is
+retried here a little more before it becomes a problem. Every Vault error becomes a
+`ReconcileProblem` whose `__cause__` is the typed Vault error, so callers can still tell
+"the lease is gone" from "Vault is down".
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from vaultbridge.vault.client import VaultClient
-from vaultbridge.vault.errors import PermissionDenied, VaultError
+from vaultbridge.vault.errors import PermissionDenied, VaultError, VaultThrottled
 
 from .errors import ReconcileProblem
 from .vault_access import ResolvedAuth, VaultAccess
@@ -42,6 +47,11 @@ GIVE_UP_ON_DELETE_REASONS = frozenset(
         "AuthSecretNotFound",
         "AuthSecretInvalid",
         "CACertSecretNotFound",
+        # The credential guard refuses the login: no waiting changes that either.
+        "ServiceAccountNotAllowed",
+        "AudienceNotAllowed",
+        "VaultAddressNotAllowed",
+        "ConnectionNamespaceNotAllowed",
     }
 )
 """Reasons meaning the VaultAuth side is gone or broken. While deleting, waiting will not bring
@@ -55,8 +65,10 @@ async def call_vault(
     vault_namespace: str | None,
     fn: Callable[[VaultClient], Awaitable[T]],
 ) -> T:
-    """Run `fn(client)` with the resource's Vault client; on 403 log in again once."""
+    """Run `fn(client)` with the resource's Vault client; after a 403 whose token turns out to
+    be gone, once more with a new token."""
     attempt = 0
+    throttled = 0
     while True:
         client = await access.client(resolved, consumer_namespace)
         if vault_namespace:
@@ -65,15 +77,29 @@ async def call_vault(
         try:
             return await fn(client)
         except PermissionDenied as exc:
-            if attempt == 0:
+            try:
+                replaced = await access.token_replaced(resolved, consumer_namespace, client)
+            except VaultError as err:
+                raise ReconcileProblem(err.reason, f"Vault request failed: {err}") from err
+            if replaced and attempt == 0:
                 attempt += 1
-                access.invalidate(resolved, consumer_namespace)
                 continue
             raise ReconcileProblem(
                 "VaultPermissionDenied", f"Vault refused the request: {exc}"
             ) from exc
+        except VaultThrottled as exc:
+            if throttled < THROTTLE_ROUNDS:
+                throttled += 1
+                await asyncio.sleep(exc.retry_after or 1.0)
+                continue
+            raise ReconcileProblem(exc.reason, f"Vault request failed: {exc}") from exc
         except VaultError as exc:
             raise ReconcileProblem(exc.reason, f"Vault request failed: {exc}") from exc
+
+
+#: Extra rounds for a request Vault keeps throttling (each round is itself retried by the
+#: client behind the global rate limiter, which every 429 slows down).
+THROTTLE_ROUNDS = 2
 
 
 #: Problems with our own references that happen to start with "Vault": not Vault's doing.

@@ -101,6 +101,7 @@ def _prepare_vault(state: DevState) -> BaoAdmin:
     bao.must("POST", "auth/kubernetes/role/demo", {
         "bound_service_account_names": ["default"],
         "bound_service_account_namespaces": [DEMO_NAMESPACE],
+        "audience": "vault",  # the audience of the operator's tokens (never the API server's)
         "token_policies": ["demo"],
         "token_ttl": "1h",
     })  # fmt: skip
@@ -117,7 +118,8 @@ def _prepare_cluster(state: DevState, admin: KubeAdmin) -> None:
         "apiVersion": "vaultbridge.dev/v1beta1",
         "kind": "VaultConnection",
         "metadata": {"name": "default", "namespace": OPERATOR_NAMESPACE},
-        "spec": {"address": state.vault_addr},
+        # The platform's connection: VaultAuths of every namespace may use it.
+        "spec": {"address": state.vault_addr, "allowedNamespaces": ["*"]},
     }
     status, existing = admin.request("GET", f"{path}/default")
     if status == 200:

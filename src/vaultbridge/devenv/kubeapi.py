@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -50,6 +51,30 @@ class KubeAdmin:
                 return int(resp.status), resp.read().decode()
         except urllib.error.HTTPError as err:
             return err.code, err.read().decode("utf-8", "replace")
+
+    def annotate(self, path: str, annotations: dict[str, str]) -> dict[str, Any]:
+        """Set annotations on the object at `path` (read, then compare-and-swap write)."""
+        for _attempt in range(5):
+            status, obj = self.request("GET", path)
+            if status != 200:
+                raise RuntimeError(f"GET {path} failed with {status}: {obj.get('message', obj)}")
+            obj.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
+            status, obj = self.request("PUT", path, obj)
+            if status == 200:
+                return obj
+            if status != 409:
+                raise RuntimeError(f"PUT {path} failed with {status}: {obj.get('message', obj)}")
+        raise RuntimeError(f"PUT {path}: conflict after 5 attempts")
+
+    def opt_in_vault_login(self, namespace: str, service_account: str = "default") -> None:
+        """Let the operator request tokens of this ServiceAccount for Vault logins (the
+        `vaultbridge.dev/vault-login: "true"` annotation, docs/security.md)."""
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}"
+        # `default` appears a moment after its namespace (kube-controller-manager creates it).
+        deadline = time.monotonic() + 30
+        while self.request("GET", path)[0] == 404 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.annotate(path, {"vaultbridge.dev/vault-login": "true"})
 
     def ensure(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Create the object at `path` (collection URL) unless it already exists."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from vaultbridge.kube.client import KubeClient
 
+from .addresses import AddressAllowList
 from .certs import CertManager
 from .matching import DEFAULT_ALLOW_ALL
 from .source import PolicySource
@@ -66,6 +67,7 @@ async def start_webhook(
     webhook_config: str = "",
     default: str = DEFAULT_ALLOW_ALL,
     check_interval: float = 3600.0,
+    addresses: AddressAllowList | None = None,
 ) -> RunningWebhook:
     """Make the certificate current (CA Secret, leaf, caBundle), then serve."""
     certs = CertManager(
@@ -79,7 +81,12 @@ async def start_webhook(
     )
     await certs.ensure()
     server = WebhookServer(
-        bind_address, certs.ssl_context, source, default=default, cert_ready=lambda: certs.ready
+        bind_address,
+        certs.ssl_context,
+        source,
+        default=default,
+        cert_ready=lambda: certs.ready,
+        addresses=addresses,
     )
     await server.start()
     task = asyncio.create_task(certs.run(), name="webhook-certificates")

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from vaultbridge.kube import objects
 
+from .addresses import AddressAllowList
 from .matching import DEFAULT_ALLOW_ALL
 from .paths import SECRET_KINDS, effective_paths
 from .source import PolicySource, check
@@ -27,10 +28,14 @@ from .source import PolicySource, check
 log = logging.getLogger(__name__)
 
 VALIDATE_PATH = "/validate"
+CONNECTION_KIND = "VaultConnection"
 
 
 def review_response(
-    review: Mapping[str, Any], source: PolicySource | None, default: str = DEFAULT_ALLOW_ALL
+    review: Mapping[str, Any],
+    source: PolicySource | None,
+    default: str = DEFAULT_ALLOW_ALL,
+    addresses: AddressAllowList | None = None,
 ) -> dict[str, Any]:
     """The AdmissionReview answer to an AdmissionReview request (pure but for `source`)."""
     request = review.get("request") or {}
@@ -53,16 +58,27 @@ def review_response(
 
     kind = str((request.get("kind") or {}).get("kind") or "")
     obj = request.get("object")
+    if (
+        kind == CONNECTION_KIND
+        and isinstance(obj, dict)
+        and not objects.is_deleting(obj)
+        and not _metadata_only(request, obj)
+    ):
+        # Where the operator may send credentials (--allowed-vault-addresses): the same
+        # AddressAllowList every reconcile asks before contacting a VaultConnection.
+        address = str((obj.get("spec") or {}).get("address") or "")
+        refusal = addresses.refusal(address) if addresses is not None else None
+        if refusal is None:
+            return answer(True)
+        name = objects.name(obj) or str(request.get("name") or "")
+        namespace = str(request.get("namespace") or objects.namespace(obj))
+        message = f"{kind} {namespace}/{name}: {refusal}"
+        log.info("admission denied: %s", message)
+        return answer(False, message, "VaultAddressNotAllowed")
     if kind not in SECRET_KINDS or not isinstance(obj, dict) or objects.is_deleting(obj):
         # Never block finalizer removal of an object that is going away.
         return answer(True)
-    old = request.get("oldObject")
-    if (
-        request.get("operation") == "UPDATE"
-        and isinstance(old, dict)
-        and old.get("spec") == obj.get("spec")
-    ):
-        # Metadata-only edits (labels, finalizers) of an object that may predate a policy.
+    if _metadata_only(request, obj):
         return answer(True)
     namespace = str(request.get("namespace") or objects.namespace(obj))
     try:
@@ -78,6 +94,17 @@ def review_response(
     message = f"{kind} {namespace}/{name}: {verdict.message}"
     log.info("admission denied: %s", message)
     return answer(False, message, verdict.reason)
+
+
+def _metadata_only(request: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
+    """Metadata-only edits (labels, finalizers) of an object that may predate a policy or an
+    allow-list: admitted, the reconcile still refuses what the object asks for."""
+    old = request.get("oldObject")
+    return (
+        request.get("operation") == "UPDATE"
+        and isinstance(old, dict)
+        and old.get("spec") == obj.get("spec")
+    )
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -96,8 +123,10 @@ class WebhookServer:
         *,
         default: str = DEFAULT_ALLOW_ALL,
         cert_ready: Callable[[], bool] = lambda: True,
+        addresses: AddressAllowList | None = None,
     ) -> None:
         self.address = address
+        self.addresses = addresses
         self.ssl_context = ssl_context
         self.source = source
         self.default = default
@@ -116,7 +145,7 @@ class WebhookServer:
             return web.json_response({"message": "body is not an AdmissionReview"}, status=400)
         if not isinstance(review, dict):
             return web.json_response({"message": "body is not an AdmissionReview"}, status=400)
-        return web.json_response(review_response(review, self.source, self.default))
+        return web.json_response(review_response(review, self.source, self.default, self.addresses))
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")

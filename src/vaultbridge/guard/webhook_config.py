@@ -27,6 +27,13 @@ WEBHOOK_NAME = "vaultpaths.vaultbridge.dev"
 FAILURE_POLICY = "Fail"
 """Fail closed: a webhook that cannot answer must not let an unchecked path through. The
 reconcile check would still stop the sync, but the object would be stored."""
+WEBHOOK_RESOURCES = ["vaultstaticsecrets", "vaultdynamicsecrets", "vaultpkisecrets"]
+CONNECTION_WEBHOOK_NAME = "vaultconnections.vaultbridge.dev"
+CONNECTION_FAILURE_POLICY = "Ignore"
+"""The address of a VaultConnection is checked against --allowed-vault-addresses at admission
+for early feedback; the boundary is the reconcile, which never contacts an address outside the
+list. Failing open here lets a deployment create its own default VaultConnection before the
+operator's webhook answers (Helm applies the webhook configuration first)."""
 TIMEOUT_SECONDS = 5
 """The API server waits this long; answers take milliseconds, so only an outage hits it."""
 
@@ -41,7 +48,8 @@ def webhook_manifest(
     failure_policy: str = FAILURE_POLICY,
     timeout_seconds: int = TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
-    """A ValidatingWebhookConfiguration for the secret kinds (CREATE and UPDATE).
+    """A ValidatingWebhookConfiguration for the secret kinds and, in a second entry,
+    VaultConnections (CREATE and UPDATE).
 
     `service` is (namespace, name, port) in a cluster; `url` for an out-of-cluster operator.
     """
@@ -67,7 +75,7 @@ def webhook_manifest(
                 "apiGroups": [GROUP],
                 "apiVersions": [VERSION],
                 "operations": ["CREATE", "UPDATE"],
-                "resources": ["vaultstaticsecrets", "vaultdynamicsecrets", "vaultpkisecrets"],
+                "resources": WEBHOOK_RESOURCES,
                 "scope": "Namespaced",
             }
         ],
@@ -79,11 +87,17 @@ def webhook_manifest(
     }
     if namespace_selector is not None:
         webhook["namespaceSelector"] = namespace_selector
+    connections = dict(
+        webhook,
+        name=CONNECTION_WEBHOOK_NAME,
+        rules=[dict(webhook["rules"][0], resources=["vaultconnections"])],
+        failurePolicy=CONNECTION_FAILURE_POLICY,
+    )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "vaultbridge"}},
-        "webhooks": [webhook],
+        "webhooks": [webhook, connections],
     }
 
 

@@ -306,6 +306,13 @@ class KubeClient:
         body: dict[str, Any] = await self._request("GET", "/version", verb="get", plural="version")
         return body
 
+    async def openid_configuration(self) -> dict[str, Any]:
+        """The service-account issuer discovery document (`issuer`, `jwks_uri`, ...)."""
+        body: dict[str, Any] = await self._request(
+            "GET", "/.well-known/openid-configuration", verb="get", plural="openid-configuration"
+        )
+        return body
+
     # -- writes ------------------------------------------------------------------------
 
     async def create_object(

@@ -8,7 +8,7 @@ Labels never carry secret values; per-resource series use kind/namespace/name on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -65,6 +65,47 @@ VAULT_TOKEN_RENEWALS = Counter(
     "vaultbridge_vault_token_renewals",
     "Vault token renewals by result.",
     ["result"],
+    registry=REGISTRY,
+)
+VAULT_IDENTITY_LOGINS = Counter(
+    "vaultbridge_vault_identity_logins",
+    "Vault logins per identity (the VaultAuth namespace/name) and result (success, error).",
+    ["vault_auth", "result"],
+    registry=REGISTRY,
+)
+VAULT_LIVE_TOKENS = Gauge(
+    "vaultbridge_vault_live_tokens",
+    "Vault tokens the operator holds now (current and retired ones not yet expired).",
+    registry=REGISTRY,
+)
+VAULT_TOKEN_CHECKS = Counter(
+    "vaultbridge_vault_token_checks",
+    "lookup-self checks after a 403, by verdict: alive (a policy denies) or gone (replaced).",
+    ["verdict"],
+    registry=REGISTRY,
+)
+VAULT_TOKEN_REVOCATIONS = Counter(
+    "vaultbridge_vault_token_revocations",
+    "revoke-self of tokens the operator replaced or stopped using, by result.",
+    ["result"],
+    registry=REGISTRY,
+)
+VAULT_THROTTLED = Counter(
+    "vaultbridge_vault_throttled",
+    "Answers 429 (rate-limit quota) received from Vault; each lowers the request rate.",
+    registry=REGISTRY,
+)
+VAULT_RATE = Gauge(
+    "vaultbridge_vault_request_rate_limit",
+    "The operator's current Vault request rate limit (requests/s; 0 = unlimited): "
+    "--vault-qps, lowered while Vault answers 429.",
+    registry=REGISTRY,
+)
+FINALIZERS_RELEASED_UNREVOKED = Counter(
+    "vaultbridge_finalizers_released_without_revocation",
+    "Finalizers released although the lease or certificate could not be revoked (it expires "
+    "at its TTL), by kind and reason.",
+    ["kind", "reason"],
     registry=REGISTRY,
 )
 CLIENT_CACHE = Counter(
@@ -211,8 +252,47 @@ def observe_kube_request(verb: str, resource: str, code: int, seconds: float) ->
 
 
 def observe_client_cache_event(name: str) -> None:
-    """`ClientCache(on_event=...)` target: token renewals (logins are counted per method)."""
+    """`ClientCache(on_event=...)` target: token renewals, checks and revocations (logins are
+    counted per method by the controllers and per identity by `observe_client_key_event`)."""
     if name == "renewal":
         VAULT_TOKEN_RENEWALS.labels("success").inc()
     elif name == "renewal_failed":
         VAULT_TOKEN_RENEWALS.labels("error").inc()
+    elif name == "token_alive":
+        VAULT_TOKEN_CHECKS.labels("alive").inc()
+    elif name == "token_gone":
+        VAULT_TOKEN_CHECKS.labels("gone").inc()
+    elif name == "token_revoked":
+        VAULT_TOKEN_REVOCATIONS.labels("success").inc()
+    elif name == "token_revoke_failed":
+        VAULT_TOKEN_REVOCATIONS.labels("error").inc()
+
+
+def identity_label(key: Hashable) -> str:
+    """A low-cardinality label for a client-cache key: its VaultAuth's namespace/name (the key's
+    uid and generation would make a new series per spec change)."""
+    namespace = getattr(key, "auth_namespace", None)
+    name = getattr(key, "auth_name", None)
+    return f"{namespace}/{name}" if namespace and name else "other"
+
+
+def observe_client_key_event(name: str, key: Hashable) -> None:
+    """`ClientCache(on_key_event=...)` target: logins per identity."""
+    if name == "login":
+        VAULT_IDENTITY_LOGINS.labels(identity_label(key), "success").inc()
+    elif name == "login_failed":
+        VAULT_IDENTITY_LOGINS.labels(identity_label(key), "error").inc()
+
+
+def observe_vault_request(operation: str, status: str | int, seconds: float) -> None:
+    """`Transport(on_request=...)` target."""
+    VAULT_REQUESTS.labels(operation, str(status)).inc()
+    VAULT_REQUEST_SECONDS.labels(operation).observe(seconds)
+    if status == 429:
+        VAULT_THROTTLED.inc()
+
+
+def watch_vault(rate: Callable[[], float], live_tokens: Callable[[], int]) -> None:
+    """Gauges read at scrape time: the adaptive request rate and the tokens held."""
+    VAULT_RATE.set_function(rate)
+    VAULT_LIVE_TOKENS.set_function(lambda: float(live_tokens()))

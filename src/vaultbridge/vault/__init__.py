@@ -4,8 +4,14 @@
 ``ClientCache`` (one logged-in client per (auth, connection, service account)).
 """
 
-from vaultbridge.vault.cache import ClientCache
-from vaultbridge.vault.client import KVVersion, VaultClient
+from vaultbridge.vault.cache import ClientCache, TokenCheck
+from vaultbridge.vault.client import (
+    KVVersion,
+    LeaseRevocation,
+    RevokeOutcome,
+    VaultClient,
+    revoke_outcome,
+)
 from vaultbridge.vault.connection import ConnectionSettings, RequestHook, Transport
 from vaultbridge.vault.errors import (
     BadResponse,
@@ -18,14 +24,16 @@ from vaultbridge.vault.errors import (
     SecretVersionDeleted,
     ServerError,
     VaultError,
+    VaultThrottled,
     VaultTimeout,
     VaultTLSError,
     VaultUnreachable,
 )
 from vaultbridge.vault.models import AuthToken, HealthStatus, KVSecret, LeaseInfo, VaultResponse
-from vaultbridge.vault.ratelimit import TokenBucket
+from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 __all__ = [
+    "AdaptiveRate",
     "AuthToken",
     "BadResponse",
     "ClientCache",
@@ -36,19 +44,24 @@ __all__ = [
     "KVSecret",
     "KVVersion",
     "LeaseInfo",
+    "LeaseRevocation",
     "NotFound",
     "PermissionDenied",
     "RateLimited",
     "RequestHook",
+    "RevokeOutcome",
     "SealedOrUnavailable",
     "SecretVersionDeleted",
     "ServerError",
     "TokenBucket",
+    "TokenCheck",
     "Transport",
     "VaultClient",
     "VaultError",
     "VaultResponse",
     "VaultTLSError",
+    "VaultThrottled",
     "VaultTimeout",
     "VaultUnreachable",
+    "revoke_outcome",
 ]

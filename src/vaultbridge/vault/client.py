@@ -7,11 +7,22 @@ and a namespace. The ``ClientCache`` keeps one per (auth, connection, service ac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from vaultbridge.vault.connection import ConnectionSettings, RawResponse, Transport
-from vaultbridge.vault.errors import BadResponse, InvalidRequest, SecretVersionDeleted, classify
+from vaultbridge.vault.errors import (
+    BadResponse,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    SecretVersionDeleted,
+    VaultError,
+    classify,
+)
 from vaultbridge.vault.models import (
     AuthToken,
     HealthStatus,
@@ -35,6 +46,42 @@ _HEALTH_PARAMS = {
     "sealedcode": "200",
     "uninitcode": "200",
 }
+
+
+class RevokeOutcome(StrEnum):
+    """What revoking a lease came to (see ``VaultClient.try_revoke_lease``)."""
+
+    REVOKED = "revoked"
+    """Vault revoked it (or had nothing left to revoke under that id)."""
+    PERMISSION_DENIED = "permission_denied"
+    """The token's policy lacks ``update`` on ``sys/leases/revoke/<lease id>``: waiting will not
+    help; the lease lives until its TTL ends."""
+    LEASE_UNKNOWN = "lease_unknown"
+    """Vault no longer knows the lease (expired, revoked, tidied): nothing to do."""
+    TRANSIENT = "transient"
+    """Vault unreachable, sealed, throttled or failing: retrying later may succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRevocation:
+    outcome: RevokeOutcome
+    error: VaultError | None = None
+
+
+def revoke_outcome(error: BaseException | None) -> RevokeOutcome:
+    """The outcome a failed lease revocation stands for (``None``: it succeeded).
+
+    For callers that revoke through their own error handling (e.g. one that first tells a
+    revoked token from a missing policy) and hold the typed ``VaultError``.
+    """
+    if error is None:
+        return RevokeOutcome.REVOKED
+    if isinstance(error, PermissionDenied):
+        return RevokeOutcome.PERMISSION_DENIED
+    if isinstance(error, InvalidRequest | NotFound):
+        # Vault answers 400 "invalid lease ID" rather than 404 for a lease it does not know.
+        return RevokeOutcome.LEASE_UNKNOWN
+    return RevokeOutcome.TRANSIENT
 
 
 class VaultClient:
@@ -77,6 +124,15 @@ class VaultClient:
     def has_token(self) -> bool:
         return self._token is not None
 
+    def shares_token(self, other: VaultClient) -> bool:
+        """Whether ``other`` sends the same token (e.g. it is ``with_namespace`` of this one)."""
+        return self._token is not None and self._token == other._token
+
+    #: A 429 is retried this many times inside one call (after 0.25, 0.5, 1, 2 s or Vault's
+    #: ``Retry-After``, and behind the global rate limiter, which a 429 slows down and pauses)
+    #: before ``VaultThrottled`` is raised.
+    throttle_retries = 4
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _call(
@@ -92,23 +148,41 @@ class VaultClient:
         token: str | None = None,
     ) -> RawResponse:
         validate_path(path)
-        raw = await self.transport.request(
-            self.settings,
-            method,
-            path,
-            operation=operation,
-            token=(token or self._token) if send_token else None,
-            namespace=self.namespace if send_namespace else None,
-            params=params,
-            json_body=body,
-        )
+        delay = 0.0
+        for attempt in range(self.throttle_retries + 1):
+            if attempt:
+                # Also when the transport has no rate adapter (whose pause would space the
+                # retries): a quota's window has to pass before a retry can succeed.
+                await asyncio.sleep(delay)
+            raw = await self.transport.request(
+                self.settings,
+                method,
+                path,
+                operation=operation,
+                token=(token or self._token) if send_token else None,
+                namespace=self.namespace if send_namespace else None,
+                params=params,
+                json_body=body,
+            )
+            # A quota's 429 rejects the request before Vault acts on it, so even a write is
+            # safe to send again.
+            if raw.status != 429:
+                break
+            delay = raw.retry_after or 0.25 * 2**attempt
         if 200 <= raw.status < 300:
             if not raw.json_ok:
                 raise BadResponse(
                     "response is not JSON", status=raw.status, path=path, operation=operation
                 )
             return raw
-        raise classify(raw.status, raw.body, path=path, operation=operation)
+        raise classify(
+            raw.status,
+            raw.body,
+            path=path,
+            operation=operation,
+            method=method,
+            retry_after=raw.retry_after,
+        )
 
     @staticmethod
     def _envelope(raw: RawResponse, path: str, operation: str) -> VaultResponse:
@@ -357,9 +431,37 @@ class VaultClient:
         return LeaseInfo.from_renew(raw.body)
 
     async def revoke_lease(self, lease_id: str) -> None:
-        await self._call(
-            "PUT", "sys/leases/revoke", operation="revoke_lease", body={"lease_id": lease_id}
-        )
+        """Revoke a lease with the path form ``sys/leases/revoke/<lease id>``, so a policy can
+        grant it per mount and role (``sys/leases/revoke/database/creds/app/*``, ``update``)
+        instead of the right to revoke any lease; when that is refused, the body form once
+        (policies that grant ``sys/leases/revoke``). Raises the typed error; see
+        ``try_revoke_lease`` / ``revoke_outcome`` for the outcome as a value."""
+        validate_path(lease_id, what="lease id")
+        try:
+            await self._call(
+                "PUT", f"sys/leases/revoke/{lease_id}", operation="revoke_lease", body={}
+            )
+        except PermissionDenied as denied:
+            # Policies written for the body form (`sys/leases/revoke`, any lease) keep working;
+            # if that is refused too, the error names the least-privilege path.
+            try:
+                await self._call(
+                    "PUT",
+                    "sys/leases/revoke",
+                    operation="revoke_lease",
+                    body={"lease_id": lease_id},
+                )
+            except PermissionDenied:
+                raise denied from None
+
+    async def try_revoke_lease(self, lease_id: str) -> LeaseRevocation:
+        """``revoke_lease`` with the outcome as a value: revoked, permission denied, lease
+        unknown or transient (the error is kept for messages)."""
+        try:
+            await self.revoke_lease(lease_id)
+        except VaultError as exc:
+            return LeaseRevocation(revoke_outcome(exc), exc)
+        return LeaseRevocation(RevokeOutcome.REVOKED)
 
     async def lookup_lease(self, lease_id: str) -> LeaseInfo:
         """Remaining TTL and times of a lease; ``InvalidRequest`` if Vault no longer knows it

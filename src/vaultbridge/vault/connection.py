@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ import yarl
 from vaultbridge import __version__
 from vaultbridge.vault.errors import VaultError, VaultTimeout, VaultTLSError, VaultUnreachable
 from vaultbridge.vault.fairshare import FairShare
-from vaultbridge.vault.ratelimit import TokenBucket
+from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,15 @@ class ConnectionSettings:
 
 @dataclass(frozen=True, slots=True)
 class RawResponse:
-    """Status and parsed JSON body (``None`` when empty); ``json_ok`` is False for non-JSON."""
+    """Status and parsed JSON body (``None`` when empty); ``json_ok`` is False for non-JSON.
+
+    ``retry_after``: seconds from a ``Retry-After`` header (429s), None without one.
+    """
 
     status: int
     body: Any
     json_ok: bool = True
+    retry_after: float | None = None
 
 
 def build_ssl_context(ca_pem: bytes | None, skip_tls_verify: bool) -> ssl.SSLContext:
@@ -147,6 +152,8 @@ class Transport:
 
     Create it once per process and ``close()`` it on shutdown. The session is opened lazily on
     the first request so the transport can be constructed outside a running event loop.
+    ``rate_adapter`` (on the same bucket as ``rate_limiter``) hears every answer, so Vault's
+    429s lower the global rate.
     """
 
     def __init__(
@@ -157,10 +164,12 @@ class Transport:
         rate_limiter: TokenBucket | None = None,
         fair_share: FairShare | None = None,
         on_request: RequestHook | None = None,
+        rate_adapter: AdaptiveRate | None = None,
     ) -> None:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self.rate_limiter = rate_limiter
+        self.rate_adapter = rate_adapter
         # In front of rate_limiter (the same bucket): who gets the next token (fairshare.py).
         self.fair_share = fair_share
         self.on_request = on_request
@@ -238,10 +247,12 @@ class Transport:
             await self.fair_share.acquire()
         elif self.rate_limiter is not None:
             await self.rate_limiter.acquire()
+        ticket = self.rate_adapter.sent() if self.rate_adapter is not None else None
 
         started = time.monotonic()
         outcome: int | str = "cancelled"
         status = 0
+        retry_after: float | None = None
         try:
             async with session.request(
                 method,
@@ -258,6 +269,7 @@ class Transport:
             ) as resp:
                 raw = await resp.read()
                 status = outcome = resp.status
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             err: VaultError = VaultTLSError(
                 f"TLS error ({type(exc).__name__})", path=path, operation=operation
@@ -281,7 +293,10 @@ class Transport:
         finally:
             self._report(operation, outcome, time.monotonic() - started)
 
-        return _parse(status, raw)
+        if self.rate_adapter is not None:
+            self.rate_adapter.observe(status, retry_after, ticket)
+        parsed = _parse(status, raw)
+        return replace(parsed, retry_after=retry_after) if retry_after is not None else parsed
 
     async def _ssl_context_or_error(
         self, settings: ConnectionSettings, path: str, operation: str
@@ -304,6 +319,23 @@ class Transport:
         except Exception:
             # Metrics must never break a request.
             log.exception("vault on_request hook failed")
+
+
+_MAX_RETRY_AFTER = 60.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a ``Retry-After`` header (the delay form; an HTTP date is ignored), capped:
+    a proxy asking for an hour must not stop the operator for an hour."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, _MAX_RETRY_AFTER)
 
 
 def _parse(status: int, raw: bytes) -> RawResponse:

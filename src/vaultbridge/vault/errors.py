@@ -70,11 +70,32 @@ class InvalidPath(InvalidRequest):
 class PermissionDenied(VaultError):
     """403: the token lacks a policy for the path, or the token itself is invalid or revoked.
 
-    Vault answers 403 for both; a controller that holds a cached token should invalidate it and
-    retry once before reporting the policy problem.
+    Vault answers 403 for both; ``ClientCache.check_denied`` tells them apart with one
+    ``lookup-self`` (no login). ``capability`` is the policy capability the request needed
+    (``read``, ``update``, ``delete``, ``list``; see ``capability_for``), so the message names
+    what a policy must grant on ``path``.
     """
 
     reason = "VaultPermissionDenied"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: Sequence[str] = (),
+        path: str | None = None,
+        operation: str | None = None,
+        capability: str | None = None,
+    ) -> None:
+        self.capability = capability
+        super().__init__(message, status=status, errors=errors, path=path, operation=operation)
+
+    def _compose(self, message: str) -> str:
+        text = super()._compose(message)
+        if self.capability and self.path is not None:
+            text += f" (a policy must grant {self.capability!r} on {self.path!r})"
+        return text
 
 
 class NotFound(VaultError):
@@ -115,10 +136,33 @@ class SecretVersionDeleted(NotFound):
         return v if isinstance(v, int) else None
 
 
-class RateLimited(VaultError):
-    """429: a Vault rate-limit quota rejected the request; back off and retry."""
+class VaultThrottled(VaultError):
+    """429: a Vault rate-limit quota rejected the request, and kept rejecting its retries.
 
-    reason = "VaultRateLimited"
+    Not a failure of the object that sent it: Vault asks the whole operator to slow down
+    (``ratelimit.AdaptiveRate`` lowers the global rate on every 429). Controllers requeue the
+    object after ``retry_after`` (Vault's ``Retry-After`` when it sent one, else None) without
+    a failure condition or a Warning event.
+    """
+
+    reason = "VaultThrottled"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: Sequence[str] = (),
+        path: str | None = None,
+        operation: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, errors=errors, path=path, operation=operation)
+
+
+RateLimited = VaultThrottled
+"""The former name of ``VaultThrottled``."""
 
 
 class SealedOrUnavailable(VaultError):
@@ -176,16 +220,36 @@ def errors_from_body(body: object) -> list[str]:
     return []
 
 
+_CAPABILITIES = {
+    "GET": "read",
+    "LIST": "list",
+    "DELETE": "delete",
+    "PUT": "update",
+    "POST": "update",
+}
+
+
+def capability_for(method: str | None) -> str | None:
+    """The policy capability a request with this HTTP method needs (Vault maps PUT/POST to
+    ``create`` on a path that does not exist yet and to ``update`` otherwise; ``update`` is
+    what a policy for writes to existing paths, lease revocation and logins-by-path needs)."""
+    return _CAPABILITIES.get(method.upper()) if method else None
+
+
 def classify(
     status: int,
     body: object,
     *,
     path: str | None = None,
     operation: str | None = None,
+    method: str | None = None,
+    retry_after: float | None = None,
 ) -> VaultError:
     """Map a non-2xx answer to the typed error a controller acts on.
 
-    ``body`` is the parsed JSON (or None when it was absent or not JSON). A 404 that carries a
+    ``method`` (the HTTP method) gives a 403 its ``capability``; ``retry_after`` (Vault's
+    ``Retry-After`` header) rides on a 429. ``body`` is the parsed JSON (or None when it was
+    absent or not JSON). A 404 that carries a
     kv-v2 ``metadata`` block with a deletion time or ``destroyed`` is a deleted version, not a
     missing secret: the data is gone but the secret (and its later versions) may not be.
     """
@@ -194,14 +258,14 @@ def classify(
     if status == 400:
         return InvalidRequest("invalid request", **kw)
     if status == 403:
-        return PermissionDenied("permission denied", **kw)
+        return PermissionDenied("permission denied", capability=capability_for(method), **kw)
     if status == 404:
         meta = _deleted_version_metadata(body)
         if meta is not None:
             return SecretVersionDeleted("secret version deleted", version_metadata=meta, **kw)
         return NotFound("not found", **kw)
     if status == 429:
-        return RateLimited("rate limited", **kw)
+        return VaultThrottled("rate limited by Vault", retry_after=retry_after, **kw)
     if status in (502, 503, 504):
         sealed = any("sealed" in e.lower() for e in errors)
         return SealedOrUnavailable("vault is sealed" if sealed else "vault unavailable", **kw)

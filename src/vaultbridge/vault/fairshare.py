@@ -10,8 +10,9 @@ requests want one than the bucket gives. Guarantees:
   FIFO within a tenant. A tenant asking for more than its share queues behind itself: with
   T tenants waiting, a tenant's next request is granted within T grants, however many
   requests the others have queued (1,000 from A and 1 from B: B's goes first or second);
-* the total rate and burst are the bucket's alone (the rate may change underneath, e.g. an
-  adaptive rate): this class only reserves tokens and waits as long as the bucket says;
+* the total rate and burst are the bucket's alone (the rate may change underneath, e.g. the
+  adaptive rate): this class only reserves tokens and waits as long as the bucket says, and
+  reserves again when the bucket voided its reservation meanwhile (``TokenBucket.epoch``);
 * a waiter cancelled before its grant gives up its place; a token reserved for nobody (all
   waiters left during the wait) is refunded to the bucket.
 
@@ -50,6 +51,9 @@ class Bucket(Protocol):
 
     @property
     def unlimited(self) -> bool: ...
+
+    @property
+    def epoch(self) -> int: ...
 
     def reserve(self) -> float: ...
 
@@ -143,16 +147,21 @@ class FairShare:
         whose turn it is *then* (a tenant arriving during the wait competes for it)."""
         try:
             while self._ring:
+                epoch = self.bucket.epoch
                 wait = self.bucket.reserve()
                 if wait > 0:
                     try:
                         await self._sleep(wait)
                     except asyncio.CancelledError:
-                        self.bucket.refund()
+                        if self.bucket.epoch == epoch:
+                            self.bucket.refund()
                         raise
+                    if self.bucket.epoch != epoch:
+                        continue  # the schedule changed (slower rate, pause): reserve again
                 waiter = self._next_waiter()
                 if waiter is None:
-                    self.bucket.refund()
+                    if self.bucket.epoch == epoch:
+                        self.bucket.refund()
                     break
                 waiter.set_result(None)
         finally:

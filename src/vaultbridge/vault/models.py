@@ -74,6 +74,8 @@ class AuthToken:
     """A Vault token and what Vault told us about it; ``client_token`` is never shown.
 
     ``lease_duration`` is the TTL in seconds at ``obtained_at``; 0 means no expiry (root tokens).
+    ``revocable``: the operator created it by logging in, so it may revoke it when done with it;
+    False for a token adopted as given (``from_lookup``: a static token from a Secret).
     """
 
     client_token: str = field(repr=False)
@@ -85,6 +87,7 @@ class AuthToken:
     entity_id: str | None = None
     token_type: str | None = None
     warnings: tuple[str, ...] = ()
+    revocable: bool = True
 
     @property
     def expires_at(self) -> datetime | None:
@@ -122,6 +125,7 @@ class AuthToken:
             obtained_at=datetime.now(UTC),
             entity_id=_opt_str(data.get("entity_id")),
             token_type=_opt_str(data.get("type")),
+            revocable=False,
         )
 
 

@@ -57,13 +57,16 @@ class TokenStore(Protocol):
     ``TokenStoreUnavailable`` or a ``VaultError`` when it cannot decide.
 
     ``save`` is called after every login and renewal with the logged-in ``client``; failures
-    are logged by the cache and never fail the login.
+    are logged by the cache and never fail the login. It returns True when the token is now
+    persisted: that is how the cache knows to leave the token alive on shutdown (every token
+    it holds that was not persisted is revoked then).
     """
 
     async def load(self, key: Hashable, client: VaultClient, login: LoginFn) -> Restored | None:
         """The persisted token for ``key`` if it is intact and still valid, else None."""
         ...
 
-    async def save(self, key: Hashable, token: AuthToken, client: VaultClient) -> None:
-        """Persist ``token`` (its TTL period as described by the token) for ``key``."""
+    async def save(self, key: Hashable, token: AuthToken, client: VaultClient) -> bool:
+        """Persist ``token`` (its TTL period as described by the token) for ``key``; True when
+        it is now stored (False: this store does not keep tokens of that key)."""
         ...

@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import pattern_matches
 
 from .hcl import vault_glob_matches
@@ -352,6 +353,42 @@ class _Analyser:
                 )
             )
 
+    def credentials(self, addresses: AddressAllowList) -> None:
+        """Issue #19: where the operator's ServiceAccount tokens could go, and whose."""
+        for conn in sorted(self.inv.connections, key=lambda c: (c.namespace, c.name)):
+            if conn.namespace not in self.in_scope or addresses.allows(conn.address):
+                continue
+            self.add(
+                Finding(
+                    "CONNECTION_OUTSIDE_ALLOW_LIST",
+                    "high",
+                    f"VaultConnection {conn.namespace}/{conn.name}",
+                    f"VaultConnection {conn.namespace}/{conn.name} points at {conn.address}, "
+                    f"which is not on the allowed Vault addresses ({', '.join(addresses.entries)})",
+                    "delete it, or add the address to --allowed-vault-addresses if it is a Vault "
+                    "the platform team runs",
+                    namespaces=(conn.namespace,),
+                )
+            )
+        opted_in = set(self.inv.vault_login_accounts)
+        for grant in sorted(self.inv.cluster_grants, key=lambda g: (g.service_account, g.via)):
+            ns = grant.service_account.split("/", 1)[0]
+            if grant.service_account not in opted_in or ns not in self.in_scope:
+                continue
+            self.add(
+                Finding(
+                    "VAULT_LOGIN_SA_CLUSTER_RIGHTS",
+                    "critical" if grant.unrestricted else "high",
+                    f"ServiceAccount {grant.service_account}",
+                    f"ServiceAccount {grant.service_account} is enabled for Vault logins "
+                    f"(vaultbridge.dev/vault-login) and holds cluster-wide rights ({grant.via}): "
+                    "its token is minted by the operator whenever a VaultAuth names it",
+                    "log in to Vault with a ServiceAccount that has no cluster-wide rights, or "
+                    "remove the vaultbridge.dev/vault-login annotation",
+                    namespaces=(ns,),
+                )
+            )
+
 
 def _narrow(pattern: str, example: str, env: str) -> str:
     """`secret/data/team/*` + `secret/data/team/prod/db` → `secret/data/team/prod/*`."""
@@ -369,6 +406,7 @@ def analyse(
     *,
     environments: Sequence[str] = DEFAULT_ENVIRONMENTS,
     max_readers: int = DEFAULT_MAX_READERS,
+    allowed_addresses: AddressAllowList | None = None,
 ) -> Report:
     """The report for the namespaces in `scope` (default: every namespace)."""
     a = _Analyser(inv, scope, environments, max_readers)
@@ -379,6 +417,7 @@ def analyse(
     a.never_sync()
     a.readers()
     a.auths()
+    a.credentials(allowed_addresses or AddressAllowList())
     findings = sorted(
         a.findings, key=lambda f: (-severity_rank(f.severity), f.code, f.subject, f.message)
     )

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from vaultbridge.guard.addresses import AddressAllowList
+
 from .analyse import DEFAULT_ENVIRONMENTS, DEFAULT_MAX_READERS, analyse
 from .model import SEVERITIES, Inventory, Report
 
@@ -60,6 +62,12 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_READERS,
         help="report a synced Secret readable (RBAC) by more non-system subjects than this",
     )
+    parser.add_argument(
+        "--allowed-vault-addresses",
+        default=os.environ.get("VAULTBRIDGE_ALLOWED_VAULT_ADDRESSES", ""),
+        help="the operator's --allowed-vault-addresses: report VaultConnections outside it "
+        "[env VAULTBRIDGE_ALLOWED_VAULT_ADDRESSES]",
+    )
     parser.add_argument("-o", "--output", choices=("table", "json", "html"), default="table")
     parser.add_argument("--out", help="write the report to this file instead of stdout")
     parser.add_argument(
@@ -98,7 +106,13 @@ async def collect(args: argparse.Namespace, token: str, ca: bytes | None) -> Inv
 
 def build_report(args: argparse.Namespace, inv: Inventory) -> Report:
     envs = tuple(e.strip() for e in args.environments.split(",") if e.strip())
-    return analyse(inv, args.namespace or None, environments=envs, max_readers=args.max_readers)
+    return analyse(
+        inv,
+        args.namespace or None,
+        environments=envs,
+        max_readers=args.max_readers,
+        allowed_addresses=AddressAllowList.parse(args.allowed_vault_addresses or ""),
+    )
 
 
 def run_audit(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION, VaultAuthSpec
 from vaultbridge.api.common import resolve_ref
 from vaultbridge.guard.matching import PathPolicy, policy_from_object
 from vaultbridge.guard.paths import effective_paths
@@ -29,6 +29,7 @@ from vaultbridge.kube.resources import (
     NAMESPACES,
     SERVICE_ACCOUNTS,
     VAULT_AUTHS,
+    VAULT_CONNECTIONS,
     VAULT_DYNAMIC_SECRETS,
     VAULT_PKI_SECRETS,
     VAULT_STATIC_SECRETS,
@@ -40,11 +41,13 @@ from vaultbridge.vault.errors import VaultError
 
 from .hcl import HCLError, parse_policy
 from .model import (
+    ClusterGrant,
     Inventory,
     NamespaceInfo,
     SecretReadGrant,
     SecretResourceInfo,
     VaultAuthInfo,
+    VaultConnectionInfo,
     VaultPolicy,
     VaultRole,
 )
@@ -134,6 +137,30 @@ def rbac_grants(
     return grants
 
 
+def cluster_grants(
+    cluster_roles: list[dict[str, Any]], cluster_bindings: list[dict[str, Any]]
+) -> list[ClusterGrant]:
+    """ServiceAccounts bound to a ClusterRole cluster-wide (pure)."""
+    cr = {objects.name(r): r.get("rules") or [] for r in cluster_roles}
+    out: list[ClusterGrant] = []
+    for binding in cluster_bindings:
+        ref = binding.get("roleRef") or {}
+        if ref.get("kind") != "ClusterRole":
+            continue
+        role = str(ref.get("name"))
+        unrestricted = any(
+            "*" in (rule.get("verbs") or []) and "*" in (rule.get("resources") or [])
+            for rule in cr.get(role, [])
+        )
+        via = f"ClusterRoleBinding {objects.name(binding)} → ClusterRole {role}"
+        for s in binding.get("subjects") or []:
+            if s.get("kind") == "ServiceAccount":
+                out.append(
+                    ClusterGrant(f"{s.get('namespace')}/{s.get('name')}", role, via, unrestricted)
+                )
+    return out
+
+
 async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: str) -> None:
     w = inv.warnings
     (
@@ -145,6 +172,7 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
         roles,
         cluster_bindings,
         bindings,
+        connections,
         *secret_lists,
     ) = await asyncio.gather(
         _list(kube, NAMESPACES, w),
@@ -155,6 +183,7 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
         _list(kube, ROLES, w),
         _list(kube, CLUSTER_ROLE_BINDINGS, w),
         _list(kube, ROLE_BINDINGS, w),
+        _list(kube, VAULT_CONNECTIONS, w),
         *(_list(kube, res, w) for res in SECRET_RESOURCES),
     )
     inv.namespaces = sorted(
@@ -164,6 +193,16 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
     for account in service_accounts:
         inv.service_accounts.setdefault(objects.namespace(account), []).append(
             objects.name(account)
+        )
+        if objects.annotations(account).get(VAULT_LOGIN_ANNOTATION) == "true":
+            inv.vault_login_accounts.append(f"{objects.namespace(account)}/{objects.name(account)}")
+    for obj in connections:
+        inv.connections.append(
+            VaultConnectionInfo(
+                objects.namespace(obj),
+                objects.name(obj),
+                str((obj.get("spec") or {}).get("address") or ""),
+            )
         )
     for obj in auths:
         try:
@@ -225,6 +264,7 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                 )
             )
     inv.grants = rbac_grants(cluster_roles, roles, cluster_bindings, bindings)
+    inv.cluster_grants = cluster_grants(cluster_roles, cluster_bindings)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -310,4 +350,4 @@ async def collect_vault(
     inv.policies = {p.name: p for p in parsed if p is not None}
 
 
-__all__ = ["GROUP", "collect_cluster", "collect_vault", "rbac_grants"]
+__all__ = ["GROUP", "cluster_grants", "collect_cluster", "collect_vault", "rbac_grants"]

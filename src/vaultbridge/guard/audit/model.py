@@ -34,6 +34,25 @@ class VaultAuthInfo:
 
 
 @dataclass(frozen=True)
+class VaultConnectionInfo:
+    namespace: str
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ClusterGrant:
+    """A ClusterRoleBinding of a ServiceAccount: rights in every namespace."""
+
+    service_account: str
+    """`ns/name`."""
+    cluster_role: str
+    via: str
+    unrestricted: bool
+    """The ClusterRole grants `*` verbs on `*` resources (cluster-admin and alike)."""
+
+
+@dataclass(frozen=True)
 class SecretResourceInfo:
     kind: str
     namespace: str
@@ -84,6 +103,10 @@ class Inventory:
     grants: list[SecretReadGrant] = field(default_factory=list)
     roles: list[VaultRole] = field(default_factory=list)
     policies: dict[str, VaultPolicy] = field(default_factory=dict)
+    connections: list[VaultConnectionInfo] = field(default_factory=list)
+    vault_login_accounts: list[str] = field(default_factory=list)
+    """`ns/name` of the ServiceAccounts opted in to Vault logins (vaultbridge.dev/vault-login)."""
+    cluster_grants: list[ClusterGrant] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
