@@ -222,6 +222,7 @@ class World:
             30,
             f"default ServiceAccount in {name}",
         )
+        self.admin.opt_in_vault_login(name)
         tenant = Tenant(self.devenv, self.admin, self.ident, name)
         tenant.setup()
         return tenant
