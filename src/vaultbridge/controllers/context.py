@@ -14,6 +14,7 @@ from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
 
 if TYPE_CHECKING:
+    from .instant import InstantUpdates
     from .token_store import KubeTokenStore
 
 
@@ -28,6 +29,8 @@ class OperatorContext:
     informers: dict[Resource, Informer] = field(default_factory=dict)
     # Persisted Vault tokens (--persist-tokens); None when off.
     token_store: KubeTokenStore | None = None
+    # The audit stream (--audit-stream-listen; controllers/instant.py); None when off.
+    instant_updates: InstantUpdates | None = None
 
     def informer(self, resource: Resource) -> Informer:
         return self.informers[resource]
