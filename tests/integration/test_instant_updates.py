@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
+import signal
 import socket
+import statistics
 import threading
 import time
 import urllib.error
@@ -23,7 +26,7 @@ import pytest
 
 from vaultbridge.changes import AuditStreamReceiver, KVRef, ListenAddress
 from vaultbridge.changes.stream import AuditStream, StreamConfig
-from vaultbridge.devenv.environment import DevState
+from vaultbridge.devenv.environment import DevState, env_lines
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
@@ -282,23 +285,58 @@ class AuditLog:
         )
 
 
+def dev_env_exports(devenv: DevState) -> dict[str, str]:
+    """What `eval "$(vaultbridge dev env)"` puts in the environment for the operator."""
+    exports = {}
+    for line in env_lines(devenv):
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name.startswith("VAULTBRIDGE_AUDIT_STREAM_"):
+            exports[name] = shlex.split(value)[0]
+    return exports
+
+
+def start_instant_operator(app: OwnApp) -> OperatorProcess:
+    # Only the selector (test isolation): the audit stream comes from the dev env exports.
+    return start_operator(
+        app.devenv, "--resource-selector", f"vaultbridge.dev/test-operator={app.ident}"
+    )
+
+
 @pytest.fixture
-def instant_operator(
-    devenv: DevState, kube_admin: KubeAdmin, namespace: str, crds_installed: None
-) -> Iterator[tuple[OwnApp, OperatorProcess]]:
+def own_app(
+    devenv: DevState,
+    kube_admin: KubeAdmin,
+    namespace: str,
+    crds_installed: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> OwnApp:
+    exports = dev_env_exports(devenv)
+    assert exports == {
+        "VAULTBRIDGE_AUDIT_STREAM_LISTEN": f"udp://127.0.0.1:{devenv.ports['audit-stream']}",
+        "VAULTBRIDGE_AUDIT_STREAM_PREFIX": devenv.audit_stream_prefix,
+    }
+    for name, value in exports.items():
+        monkeypatch.setenv(name, value)
     ensure_operator_namespace(kube_admin, devenv)
     app = OwnApp(devenv, kube_admin, namespace)
     app.setup_own_auth()
-    op = start_operator(
-        devenv,
-        "--resource-selector", f"vaultbridge.dev/test-operator={app.ident}",
-        "--audit-stream-listen", f"udp://127.0.0.1:{devenv.ports['audit-stream']}",
-        "--audit-stream-prefix", devenv.audit_stream_prefix,
-        "--audit-stream-heartbeat-interval", "1",
-    )  # fmt: skip
-    yield app, op
+    return app
+
+
+@pytest.fixture
+def instant_operator(own_app: OwnApp) -> Iterator[tuple[OwnApp, OperatorProcess]]:
+    op = start_instant_operator(own_app)
+    yield own_app, op
     rc = op.stop()
     assert rc == 0, op.log_tail()
+
+
+def _wait_live(op: OperatorProcess) -> None:
+    wait_for(
+        lambda: op.metric("vaultbridge_audit_stream_live") == 1,
+        90,
+        "the operator's heartbeat to come back through OpenBao",
+    )
 
 
 def test_operator_follows_vault_writes_without_polling(
@@ -323,11 +361,7 @@ def test_operator_follows_vault_writes_without_polling(
     app.wait_data("db", {"password": "v1"}, timeout=60)
     app.wait_data("multi", {"a_password": "v1", "b_token": "t1"}, timeout=60)
     app.wait_data("polled", {"password": "v1"}, timeout=60)
-    wait_for(
-        lambda: op.metric("vaultbridge_audit_stream_live") == 1,
-        60,
-        "the operator's heartbeat to come back through OpenBao",
-    )
+    _wait_live(op)
 
     log = AuditLog(devenv.vault_audit_log)
     kv2_path, kv1_path = f"secret/data/{ns}/db", f"kv1/{ns}/b"
@@ -365,3 +399,55 @@ def test_operator_follows_vault_writes_without_polling(
     app.wait_condition("db", "SecretSynced", "False", timeout=60)
     kept = app.secret_data("db")
     assert kept is not None and kept["password"] == "v2"
+
+
+def _timed_writes(bao: BaoAdmin, path: str, count: int) -> tuple[list[float], int]:
+    latencies, failures = [], 0
+    for i in range(count):
+        started = time.perf_counter()
+        status, _ = bao.call("POST", path, {"data": {"i": i}})
+        latencies.append(time.perf_counter() - started)
+        failures += status >= 400
+    return latencies, failures
+
+
+def test_frozen_then_killed_operator_costs_vault_nothing(own_app: OwnApp) -> None:
+    """SIGSTOP the operator (its socket stays bound, unread), then SIGKILL it: no Vault request
+    fails meanwhile; a new operator brings the change made meanwhile to the Secret."""
+    app = own_app
+    ns = app.ns
+    bao = app.vault.bao
+    app.vault.kv_put(f"{ns}/db", {"password": "v1"})
+    app.vss("db", refreshAfter="1h", syncConfig={"instantUpdates": True})
+    op = start_instant_operator(app)
+    try:
+        app.wait_data("db", {"password": "v1"}, timeout=60)
+        _wait_live(op)
+        noise = f"secret/data/{ns}/noise"
+        before, failed_before = _timed_writes(bao, noise, 150)
+        assert op.proc is not None
+        op.proc.send_signal(signal.SIGSTOP)
+        try:
+            app.vault.kv_put(f"{ns}/db", {"password": "while-frozen"})
+            during, failed_during = _timed_writes(bao, noise, 150)
+        finally:
+            op.proc.send_signal(signal.SIGKILL)
+            op.proc.wait()
+        print(
+            f"Vault KV write p50 before {statistics.median(before) * 1000:.1f} ms, while the "
+            f"operator is frozen {statistics.median(during) * 1000:.1f} ms; max "
+            f"{max(before) * 1000:.1f} / {max(during) * 1000:.1f} ms"
+        )
+        assert failed_before == 0 and failed_during == 0
+        unchanged = app.secret_data("db")  # nobody reconciled while frozen
+        assert unchanged is not None and unchanged["password"] == "v1"
+    finally:
+        op.stop()
+    op = start_instant_operator(app)
+    try:
+        app.wait_data("db", {"password": "while-frozen"}, timeout=60)
+        _wait_live(op)
+        app.vault.kv_put(f"{ns}/db", {"password": "after"})  # and it follows again
+        app.wait_data("db", {"password": "after"}, timeout=60)
+    finally:
+        assert op.stop() == 0, op.log_tail()
