@@ -192,7 +192,7 @@ def test_index_multi_source_replace_and_remove() -> None:
     index.replace("single", [KVRef("secret", "a", 2)])
     assert index.lookup("secret/data/a", "write") == {"multi", "single"}
     assert index.lookup("kv1/b", "write") == {"multi"}
-    assert index.keys() == {"multi", "single"}
+    assert index.registered() == {"multi", "single"}
     # An edit drops source b: it stops matching at once.
     index.replace("multi", [KVRef("secret", "a", 2)])
     assert index.lookup("kv1/b", "write") == set()

@@ -115,7 +115,7 @@ class PathIndex(Generic[K]):
         """Cheap pre-check: would ``lookup`` return anything?"""
         return bool(self.lookup(path, operation))
 
-    def keys(self) -> set[K]:
+    def registered(self) -> set[K]:
         """Every registered key: the objects to re-read after a gap in the stream."""
         return set(self._refs)
 

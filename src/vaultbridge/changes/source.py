@@ -109,7 +109,7 @@ class AuditChangeSource(Generic[K]):
 
     def resync(self) -> None:
         """Re-read every registered object once (after a gap in the stream)."""
-        keys = self.index.keys()
+        keys = self.index.registered()
         if keys:
             self._count("resync")
             self._enqueue(keys, resync=True)

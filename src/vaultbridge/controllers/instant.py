@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vaultbridge.api.common import resolve_ref
 from vaultbridge.api.static_secret import VaultStaticSecretSpec
 from vaultbridge.changes import KVRef, ListenAddress, PathIndex
 from vaultbridge.changes.liveness import SendBeat
@@ -24,6 +25,8 @@ from vaultbridge.engine.controller import Controller
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.queue import Priority
+from vaultbridge.kube import objects
+from vaultbridge.kube.resources import VAULT_AUTHS
 from vaultbridge.observability import metrics
 from vaultbridge.settings import Settings
 
@@ -150,8 +153,8 @@ def attach(
     connections: Informer,
 ) -> InstantUpdates:
     """Wire the audit stream: the VaultStaticSecret informer keeps the index, matched writes
-    enqueue HIGH into ``controller``, gap resyncs LOW (like a refresh); heartbeats go to every
-    VaultConnection's server while any object has opted in."""
+    enqueue HIGH into ``controller``, gap resyncs LOW (like a refresh); heartbeats go to the
+    Vault servers the opted-in objects use (none while no object has opted in)."""
 
     def enqueue(keys: Collection[ObjectKey], *, resync: bool) -> None:
         priority = Priority.LOW if resync else Priority.HIGH
@@ -174,15 +177,30 @@ def attach(
         on_delete=lambda obj: unregister(index, obj),
     )
     servers: dict[str, tuple[ObjectKey, dict[str, Any]]] = {}
+    operator_ns = ctx.settings.namespace
 
     def targets() -> list[str]:
+        """Vault servers of the VaultConnections the opted-in objects use (through their
+        VaultAuth); a stale connection nobody uses must not hold the stream "not live"."""
         servers.clear()
-        if not len(index):
-            return []  # nobody opted in: no heartbeat noise in Vault's audit log
-        for conn in connections.store.list():
-            address = (conn.get("spec") or {}).get("address")
-            if isinstance(address, str) and address:
-                servers.setdefault(address.rstrip("/"), (ObjectKey.of(conn), conn))
+        auths = ctx.informer(VAULT_AUTHS).store
+        for key in index.registered():
+            obj = static_secrets.store.get(key)
+            if obj is None:
+                continue
+            auth_ref = str((obj.get("spec") or {}).get("vaultAuthRef") or "")
+            auth = auths.get(access.auth_key_for(key.namespace, auth_ref))
+            if auth is None:
+                continue
+            conn_ref = str((auth.get("spec") or {}).get("vaultConnectionRef") or "")
+            conn_key = resolve_ref(
+                conn_ref, own_namespace=objects.namespace(auth), operator_namespace=operator_ns
+            )
+            conn_obj_key = ObjectKey(conn_key.namespace, conn_key.name)
+            conn = connections.store.get(conn_obj_key)
+            address = (conn or {}).get("spec", {}).get("address")
+            if conn is not None and isinstance(address, str) and address:
+                servers.setdefault(address.rstrip("/"), (conn_obj_key, conn))
         return list(servers)
 
     async def send_beat(target: str, path: str) -> None:
