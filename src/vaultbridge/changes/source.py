@@ -78,13 +78,14 @@ class AuditChangeSource(Generic[K]):
             raw = raw[len(self._prefix) :]
         # OpenBao has no audit filter: most entries are request entries or reads. Both are
         # told apart without parsing: Vault HMACs every string value it logs, so these
-        # literals can only be its own fields (a forger who uses them only loses his entry).
-        # A heartbeat is a read and must be parsed.
+        # literals can only be its own fields (a forger who uses them only loses his entry;
+        # a mount tuned with audit_non_hmac_request_keys could in theory hide a write, which
+        # refreshAfter then repairs). A heartbeat is a read and must be parsed.
         if _REQUEST_ENTRY in raw:
             self._count("ignored", "not_response")
             return
-        if (_READ in raw or _LIST in raw) and (self._beat_marker is None or
-                                               self._beat_marker not in raw):  # fmt: skip
+        is_read = _READ in raw or _LIST in raw
+        if is_read and not (self._beat_marker and self._beat_marker in raw):
             self._count("ignored", "not_a_change")
             return
         try:
