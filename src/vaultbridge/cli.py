@@ -1,4 +1,4 @@
-"""Command line: `vaultbridge run | dev up|down|status|env | version`."""
+"""Command line: `vaultbridge run | dev up|down|status|env | audit | migrate | version`."""
 
 from __future__ import annotations
 
@@ -62,6 +62,12 @@ def _audit(args: argparse.Namespace) -> int:
     return run_audit(args)
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from .migrate.cli import run_migrate
+
+    return run_migrate(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vaultbridge",
@@ -110,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_arguments(audit)
     audit.set_defaults(func=_audit)
+
+    migrate = sub.add_parser(
+        "migrate",
+        help="convert VSO (secrets.hashicorp.com) manifests into vaultbridge manifests",
+        description="Convert HashiCorp Vault Secrets Operator objects (files, directories, - for "
+        "stdin, or --from-cluster) into vaultbridge objects on stdout or --out DIR; a report of "
+        "every object goes to stderr. Exit 1 when anything could not be converted.",
+    )
+    from .migrate.cli import add_migrate_arguments
+
+    add_migrate_arguments(migrate)
+    migrate.set_defaults(func=_migrate)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(__version__) or 0)
