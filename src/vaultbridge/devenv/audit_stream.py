@@ -19,10 +19,32 @@ import socket
 from pathlib import Path
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free UDP port *below* the ephemeral range.
+
+    OpenBao connects its UDP socket to the port before anyone listens; the kernel gives that
+    socket an ephemeral local port, and if it picks the destination port itself the socket is
+    connected to itself and holds the port (seen: the operator then fails to bind). A port
+    outside the ephemeral range is never handed out that way.
+    """
+    low = _ephemeral_low()
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(max(1024, low - 12000), low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free UDP port below the ephemeral range")
 
 
 def new_prefix() -> str:
