@@ -105,6 +105,12 @@ class OperatorRun(Measured):
             "--shutdown-grace-period", "10",
             *(extra or []),
         ]  # fmt: skip
+        if "audit-stream" in env.state.ports:
+            # Instant updates (instant_change phase): the dev OpenBao's UDP audit device.
+            run += [
+                "--audit-stream-listen", f"udp://127.0.0.1:{env.state.ports['audit-stream']}",
+                "--audit-stream-prefix", env.state.audit_stream_prefix,
+            ]  # fmt: skip
         if profile:
             # py-spy records the whole run; its own CPU is outside the operator's pid.
             argv = [profile, "record", "--format", "raw", "--nonblocking"]

@@ -71,6 +71,19 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(v["p99_ms"] <= 5000 * 1.2),
             )
         )
+    ic = r.get("instant_change")
+    if ic and "p99_ms" in ic:
+        out.append(
+            (
+                f"instant updates ({ic['changes']} writes, {ic['resources']} @1h)",
+                f"p50 {ic['p50_ms']:.0f} / p99 {ic['p99_ms']:.0f} ms; "
+                f"{_fmt(ic.get('reads_in_quiet_window'))} reads in "
+                f"{_fmt(ic.get('quiet_window_seconds'))}s quiet, "
+                f"{_fmt(ic.get('reads_during_changes'))} reads for the writes",
+                "p99 <= 1000 ms, 0 reads between changes",
+                _verdict(ic["p99_ms"] <= 1000 and not ic.get("reads_in_quiet_window")),
+            )
+        )
     i = r.get("idle")
     if i:
         writes = i.get("kube_writes")

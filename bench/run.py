@@ -2,7 +2,8 @@
 
 cold sync (each N of the scaling run, floor then operator; the main N last, and kept) →
 memory at N → idle → restart → new resources under load → Vault change latency →
-memory at a larger N. Every number comes with what it was measured under.
+instant updates (audit stream) → memory at a larger N. Every number comes with what it was
+measured under.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from . import audit
 from .clients import Kube, Vault, tls_context
 from .fairness import fairness
 from .procs import FloorRun, OperatorRun, Usage
-from .setup import OPERATOR_USER, BenchEnv
+from .setup import GROUP_PATH, OPERATOR_USER, BenchEnv
 from .workload import (
     SecretObserver,
     clear_bench_namespaces,
     create_auth,
     create_vss,
+    patch_instant,
     patch_refresh,
     put_values,
     values,
@@ -126,6 +128,8 @@ class Bench:
         self.results["new_under_load"] = await self.new_under_load()
         self.checkpoint()
         self.results["vault_change"] = await self.vault_change()
+        self.checkpoint()
+        self.results["instant_change"] = await self.instant_change()
         self.checkpoint()
         if opts.memory_n > opts.n:
             self.results["memory"].append(await self.memory_at(opts.memory_n))
@@ -444,6 +448,84 @@ class Bench:
             p50_ms=percentile(latencies, 50) * 1000,
             p99_ms=percentile(latencies, 99) * 1000,
             max_ms=max(latencies) * 1000,
+        )
+        return result
+
+    async def _generation_synced(self, names: list[str]) -> bool:
+        listed = await self.kube.request(
+            "GET", f"{GROUP_PATH}/namespaces/{self.main_ns}/vaultstaticsecrets"
+        )
+        synced = {
+            o["metadata"]["name"]
+            for o in listed.get("items", [])
+            if (o.get("status") or {}).get("lastGeneration") == o["metadata"].get("generation")
+        }
+        return all(n in synced for n in names)
+
+    # --- 5: instant updates (audit stream) ----------------------------------------------
+
+    async def instant_change(self) -> dict[str, Any]:
+        """Every resource at refreshAfter 1h with syncConfig.instantUpdates; a quiet window
+        (0 reads expected), then change_count Vault writes, each followed through the audit
+        stream (the dev OpenBao's UDP socket device)."""
+        assert self.op is not None
+        if "audit-stream" not in self.env.state.ports:
+            return {"skipped": "dev environment without an audit stream"}
+        names = list(self.expected)
+        self.log(f"instant updates: {len(names)} resources → refreshAfter 1h + instantUpdates")
+        await patch_instant(self.kube, self.main_ns, names)
+        deadline = time.monotonic() + self._timeout(len(names))
+        # Settled when every object's new generation was synced: its reconcile replaced the
+        # refresh timer of the previous phase with 1h (a count of reconciles is not enough,
+        # the previous phase's refreshes add to it).
+        while not await self._generation_synced(names):
+            if time.monotonic() > deadline:
+                raise TimeoutError("instant updates: the spec change never settled")
+            await asyncio.sleep(2)
+        while await self.op.metric("vaultbridge_audit_stream_live") < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError("instant updates: the audit stream never became live")
+            await asyncio.sleep(1)
+        paths = {f"secret/data/bench/{n}" for n in names}
+        window = self.opts.read_rate_seconds
+        vc = audit.Cursor(self.env.state.vault_audit_log)
+        await asyncio.sleep(window)
+        result: dict[str, Any] = {"resources": len(names), "refresh_after": "1h"}
+        if self.env.audited:
+            counts = audit.vault_requests(vc.entries())
+            result["quiet_window_seconds"] = window
+            result["reads_in_quiet_window"] = sum(
+                c for p, c in counts.read_paths.items() if p in paths
+            )
+        changed = names[: self.opts.change_count]
+        observer = SecretObserver(self.kube, self.main_ns)
+        for name in changed:
+            observer.expect(name, values(name, 3))
+        await observer.start()
+        vc = audit.Cursor(self.env.state.vault_audit_log)
+        try:
+            written = await put_values(self.root, changed, generation=3)
+            arrived = await observer.wait(changed, 120)
+        finally:
+            await observer.stop()
+        latencies = [arrived[n] - written[n] for n in changed]
+        for name in changed:
+            self.expected[name] = values(name, 3)
+        await asyncio.sleep(5)  # late reads (drift checks) land in the count
+        if self.env.audited:
+            counts = audit.vault_requests(vc.entries())
+            result["reads_during_changes"] = sum(
+                c for p, c in counts.read_paths.items() if p in paths
+            )
+        result.update(
+            changes=len(changed),
+            p50_ms=percentile(latencies, 50) * 1000,
+            p99_ms=percentile(latencies, 99) * 1000,
+            max_ms=max(latencies) * 1000,
+            resyncs=await self.op.metric("vaultbridge_audit_stream_entries_total", result="resync"),
+            dropped=await self.op.metric(
+                "vaultbridge_audit_stream_entries_total", result="dropped"
+            ),
         )
         return result
 

@@ -100,6 +100,18 @@ async def patch_refresh(kube: Kube, namespace: str, names: list[str], refresh_af
     )
 
 
+async def patch_instant(kube: Kube, namespace: str, names: list[str]) -> None:
+    patch = {"spec": {"refreshAfter": "1h", "syncConfig": {"instantUpdates": True}}}
+    base = f"{GROUP_PATH}/namespaces/{namespace}/vaultstaticsecrets"
+    await bounded(
+        CREATE_CONCURRENCY,
+        [
+            kube.request("PATCH", f"{base}/{n}", patch, content_type="application/merge-patch+json")
+            for n in names
+        ],
+    )
+
+
 def _decoded(secret: dict[str, Any]) -> dict[str, str]:
     return {
         k: base64.b64decode(v).decode(errors="replace")

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--audit",
         action="store_true",
-        help="enable the API server audit log and an OpenBao file audit device",
+        help="enable the API server audit log (OpenBao always has file and socket audit devices)",
     )
     dev_sub.add_parser("down", help="stop every process `up` started")
     dev_sub.add_parser("status", help="print each component's state, port and version")

@@ -15,6 +15,7 @@ from vaultbridge.api.kinds import (
     VAULT_AUTH,
     VAULT_CONNECTION,
     VAULT_PATH_POLICIES,
+    VAULT_STATIC_SECRET,
 )
 from vaultbridge.api.labels import managed_by_selector
 from vaultbridge.controllers.auth import VaultAuthReconciler
@@ -22,6 +23,8 @@ from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
+from vaultbridge.controllers.instant import attach as attach_audit_stream
+from vaultbridge.controllers.instant import stream_config
 from vaultbridge.controllers.path_policy import policy_source
 from vaultbridge.controllers.pki_secret import VaultPKISecretReconciler
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
@@ -198,6 +201,14 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
 
     for reconciler in reconcilers:
         add_controller(reconciler)
+    if settings.audit_stream_listen:  # instant updates (controllers/instant.py)
+        ctx.instant_updates = attach_audit_stream(
+            ctx,
+            access,
+            controllers[VAULT_STATIC_SECRET.kind],
+            own[VAULT_STATIC_SECRET.kind],
+            own[VAULT_CONNECTION.kind],
+        )
 
     async def close_clients() -> None:
         await events.close()
@@ -260,6 +271,12 @@ async def _main(settings: Settings) -> int:
             settings.path_policy_default,
         )
         return 2
+    if settings.audit_stream_listen:
+        try:
+            stream_config(settings)
+        except ValueError as exc:
+            log.error("--audit-stream-listen: %s", exc)
+            return 2
     try:
         AddressAllowList.parse(settings.allowed_vault_addresses)
     except ValueError as exc:
@@ -302,6 +319,13 @@ async def _main(settings: Settings) -> int:
             settings.metrics_bind_address, settings.health_bind_address, ready=ready
         )
         await server.start()
+        if op.ctx.instant_updates is not None:
+            try:
+                await op.ctx.instant_updates.start()
+            except OSError as exc:
+                log.error("cannot listen on --audit-stream-listen: %s", exc)
+                await server.stop()
+                return 2
         webhook = (
             await _start_webhook(settings, kube, op) if settings.webhook_bind_address else None
         )
@@ -320,6 +344,8 @@ async def _main(settings: Settings) -> int:
         finally:
             if webhook is not None:
                 await webhook.stop()
+            if op.ctx.instant_updates is not None:
+                await op.ctx.instant_updates.stop()
             await server.stop()
     finally:
         await kube.close()

@@ -57,6 +57,11 @@ class Settings:
     critical_namespace_selector: str = ""
     critical_share: int = 4
     min_refresh_after: float = 1.0
+    audit_stream_listen: str = ""
+    audit_stream_prefix: str = ""
+    audit_stream_heartbeat_interval: float = 10.0
+    audit_stream_heartbeat_path: str = "sys/vaultbridge-heartbeat"
+    audit_stream_path_limit: int = 5
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -254,6 +259,40 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         float,
         "seconds: the shortest refreshAfter honoured; a shorter one is raised to it and "
         "reported on the object (condition RefreshAfterClamped); 0 disables",
+    ),
+    (
+        "audit_stream_listen",
+        "--audit-stream-listen",
+        str,
+        "udp://host:port or tcp://host:port to receive Vault's socket audit device on, for "
+        "syncConfig.instantUpdates (docs/operations.md); empty disables",
+    ),
+    (
+        "audit_stream_prefix",
+        "--audit-stream-prefix",
+        str,
+        "shared secret the socket audit device writes before each entry (its prefix option); "
+        "entries without it are dropped. Prefer the environment variable to the flag",
+    ),
+    (
+        "audit_stream_heartbeat_interval",
+        "--audit-stream-heartbeat-interval",
+        float,
+        "seconds between heartbeat requests to each Vault server; a heartbeat not seen in the "
+        "audit stream within 3 intervals marks a gap (every opted-in object is re-read once)",
+    ),
+    (
+        "audit_stream_heartbeat_path",
+        "--audit-stream-heartbeat-path",
+        str,
+        "Vault path the heartbeat requests (no token; audited as permission denied)",
+    ),
+    (
+        "audit_stream_path_limit",
+        "--audit-stream-path-limit",
+        int,
+        "re-reads one Vault path may trigger per 10 seconds (more entries wait for the window's "
+        "end); bounds what a forged stream can cost",
     ),
 ]
 

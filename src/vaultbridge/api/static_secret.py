@@ -65,6 +65,16 @@ class KVSource(ApiModel):
         return kv_request_path(self.mount, self.path, self.kv_version)
 
 
+class SyncConfig(ApiModel):
+    """How the operator learns that the secret changed in Vault (VSO's field)."""
+
+    instant_updates: bool = False
+    """Re-read the secret as soon as Vault's audit stream reports a write to one of its paths,
+    in addition to refreshAfter (which stays the safety net). Needs an operator started with
+    --audit-stream-listen and a socket audit device on the Vault server (docs/operations.md);
+    works with open-source Vault and OpenBao."""
+
+
 class VaultStaticSecretSpec(SyncedSecretSpec):
     """A KV secret, or several merged, synced into a Kubernetes Secret."""
 
@@ -98,6 +108,12 @@ class VaultStaticSecretSpec(SyncedSecretSpec):
     the Secret changes."""
     hmac_secret_data: bool = True
     """Keep a keyed hash of the Secret's data in the status to detect changes and hand edits."""
+    sync_config: SyncConfig | None = None
+    """Change-driven sync: `instantUpdates: true` follows Vault writes within seconds."""
+
+    @property
+    def instant_updates(self) -> bool:
+        return self.sync_config is not None and self.sync_config.instant_updates
 
     @model_validator(mode="after")
     def _single_or_sources(self) -> Self:

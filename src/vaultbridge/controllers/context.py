@@ -17,6 +17,8 @@ from vaultbridge.vault.connection import Transport
 if TYPE_CHECKING:
     from vaultbridge.persistence.token_store import KubeTokenStore
 
+    from .instant import InstantUpdates
+
 
 @dataclass
 class OperatorContext:
@@ -32,6 +34,8 @@ class OperatorContext:
     # The path policies as the informers have them (controllers/path_policy.py builds it on
     # first use, once the policy informers are registered).
     policy_source: PolicySource | None = None
+    # The audit stream (--audit-stream-listen; controllers/instant.py); None when off.
+    instant_updates: InstantUpdates | None = None
 
     def informer(self, resource: Resource) -> Informer:
         return self.informers[resource]

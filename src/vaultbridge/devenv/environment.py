@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import shutil
 import time
 import urllib.request
@@ -19,12 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import processes
+from . import audit_stream, processes
 from .build import ensure_binaries
 from .certs import CertPaths, ensure_pki
 from .errors import DevEnvError
 from .kubeapi import KubeAdmin
-from .openbao import BaoAdmin, audit_config, dev_server_argv, read_unseal_key
+from .openbao import BaoAdmin, dev_server_argv, read_unseal_key
 from .paths import K8S_VERSION, state_dir
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -52,6 +53,7 @@ class DevState:
     vault_root_token: str = ""
     vault_unseal_key: str | None = None
     audit: bool = False
+    audit_stream_prefix: str = ""  # the socket audit device's prefix (devenv/audit_stream.py)
 
     @property
     def kubeconfig(self) -> str:
@@ -123,7 +125,12 @@ def is_running(state: DevState | None) -> bool:
 def up(*, audit: bool = False, log: Any = print) -> DevState:
     home = state_dir()
     existing = load_state(home)
-    if is_running(existing) and existing is not None and existing.audit == audit:
+    if (
+        is_running(existing)
+        and existing is not None
+        and existing.audit == audit
+        and "audit-stream" in existing.ports
+    ):
         return existing
     if existing is not None:
         down(existing)
@@ -139,7 +146,9 @@ def up(*, audit: bool = False, log: Any = print) -> DevState:
         "kube-apiserver": processes.free_port(),
         "kube-controller-manager": processes.free_port(),
         "openbao": processes.free_port(),
+        "audit-stream": audit_stream.free_udp_port(),
     }
+    state.audit_stream_prefix = audit_stream.new_prefix()
     state.vault_root_token = "root-" + secrets.token_hex(12)
     for component in COMPONENTS:
         state.log_file(component).write_text("")
@@ -384,9 +393,12 @@ def _start_openbao(state: DevState, certs: CertPaths) -> None:
         dev_server_argv(
             state.ports["openbao"],
             state.vault_root_token,
-            audit_config(Path(state.home) / "openbao-audit.hcl", state.vault_audit_log)
-            if state.audit
-            else None,
+            audit_stream.audit_devices_config(
+                Path(state.home) / "openbao-audit.hcl",
+                state.vault_audit_log,
+                state.ports["audit-stream"],
+                state.audit_stream_prefix,
+            ),
         ),
         log,
         cwd=Path(state.home),
@@ -495,6 +507,15 @@ def env_lines(state: DevState) -> list[str]:
         f"export BAO_ADDR={state.vault_addr}",
         f"export BAO_TOKEN={state.vault_root_token}",
         f"export PATH={state.bin_dir}:{path}",
+        *(
+            [
+                "export VAULTBRIDGE_AUDIT_STREAM_LISTEN="
+                + audit_stream.listen_address(state.ports["audit-stream"]),
+                f"export VAULTBRIDGE_AUDIT_STREAM_PREFIX={shlex.quote(state.audit_stream_prefix)}",
+            ]
+            if "audit-stream" in state.ports
+            else []
+        ),
     ]
 
 

@@ -165,6 +165,26 @@ LEADER = Gauge(
     "1 while this replica holds the leader Lease (or runs without leader election), else 0.",
     registry=REGISTRY,
 )
+AUDIT_STREAM_ENTRIES = Counter(
+    "vaultbridge_audit_stream_entries",
+    "Audit stream entries by what became of them: received, matched (a write to a watched "
+    "path), ignored, dropped (reason: prefix, malformed, overload, too_large, limiter_full), "
+    "enqueued, deferred (rate-limited), resync (every opted-in object re-read after a gap).",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+AUDIT_STREAM_LIVE = Gauge(
+    "vaultbridge_audit_stream_live",
+    "1 while the operator's heartbeat comes back through the audit stream from every Vault "
+    "server it uses, else 0 (instant updates paused; refreshAfter continues).",
+    registry=REGISTRY,
+)
+
+
+def observe_audit_stream(result: str, reason: str) -> None:
+    """`AuditChangeSource(observe=...)` target."""
+    AUDIT_STREAM_ENTRIES.labels(result, reason).inc()
+
 
 # --- per namespace (tenant): what fair queuing shares, see docs/operations.md -----------------
 # One series per namespace that has had work, and no `name` label: a cluster's namespaces, not
