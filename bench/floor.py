@@ -30,7 +30,12 @@ async def _service_account_token(kube: Kube, namespace: str) -> str:
     resp = await kube.request(
         "POST",
         f"/api/v1/namespaces/{namespace}/serviceaccounts/default/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}},
+        # The Vault-specific audience, as the operator requests it (the bench role demands it).
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"audiences": ["vault"]},
+        },
     )
     return str(resp["status"]["token"])
 

@@ -246,18 +246,20 @@ def test_kustomize_base_is_the_chart_and_applies(
     try:
         for obj in objs:
             if obj["kind"] == "ValidatingWebhookConfiguration":
-                (webhook,) = obj["webhooks"]
-                # kustomize points the configuration at the renamed Service.
-                assert webhook["clientConfig"]["service"] == {
-                    "namespace": namespace,
-                    "name": f"{namespace}-vaultbridge-webhook",
-                    "port": 443,
-                    "path": "/validate",
-                }
-                # Cluster-wide and served by nobody here: confine it to this namespace.
-                webhook["namespaceSelector"] = {
-                    "matchLabels": {"kubernetes.io/metadata.name": namespace}
-                }
+                # The path-policy webhook and the VaultConnection address webhook.
+                assert len(obj["webhooks"]) == 2
+                for webhook in obj["webhooks"]:
+                    # kustomize points the configuration at the renamed Service.
+                    assert webhook["clientConfig"]["service"] == {
+                        "namespace": namespace,
+                        "name": f"{namespace}-vaultbridge-webhook",
+                        "port": 443,
+                        "path": "/validate",
+                    }
+                    # Cluster-wide and served by nobody here: confine it to this namespace.
+                    webhook["namespaceSelector"] = {
+                        "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                    }
             apply(kube_admin, obj)
             if obj["kind"] in ("ClusterRole", "Role"):
                 original = chart[

@@ -26,6 +26,7 @@ from . import destination
 from .context import OperatorContext
 from .delivery import DeliveryReconciler, Prepared
 from .errors import ReconcileProblem
+from .instant import set_instant_updates_condition
 from .refresh import effective_refresh
 from .status import now_rfc3339, set_condition, set_ready
 from .transform import SourceRead, build_data
@@ -127,8 +128,17 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         refresh = spec.refresh_after_seconds
         if refresh is None and spec.hmac_secret_data:
             refresh = self.ctx.settings.default_refresh_after
-        # Before the status write: a clamped request is reported on the object.
+        # Before the status write: a clamped request is reported on the object, and whether
+        # its instant updates are live (controllers/instant.py).
         refresh = effective_refresh(self.ctx, KIND, p.obj, status, refresh)
+        stream = self.ctx.instant_updates
+        set_instant_updates_condition(
+            status,
+            spec,
+            stream_enabled=stream is not None,
+            live=stream is not None and stream.is_live(p.resolved.settings.address),
+            generation=p.generation,
+        )
         await self.succeed(p, delivered=True)
         self.outage_backoff.reset(key)
         if plan.write:

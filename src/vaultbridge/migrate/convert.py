@@ -342,13 +342,12 @@ class _Conversion:
 
     def _static(self, spec: dict[str, Any]) -> None:
         self._synced(spec)
-        sync = spec.pop("syncConfig", None)
-        if isinstance(sync, dict) and sync.get("instantUpdates"):
-            self.changes.append(
-                "spec.syncConfig.instantUpdates removed: event-driven updates are not supported; "
-                "the secret is re-read every refreshAfter (default: the operator's "
-                "--default-refresh-after)"
-            )
+        # syncConfig.instantUpdates has the same name and meaning here (driven by Vault's
+        # socket audit device instead of Enterprise event subscriptions); `false` is the
+        # default and is dropped.
+        sync = spec.get("syncConfig")
+        if isinstance(sync, dict) and sync.get("instantUpdates") is False and len(sync) == 1:
+            del spec["syncConfig"]
         if spec.get("version") == 0:
             del spec["version"]
 
