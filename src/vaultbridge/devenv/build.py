@@ -121,6 +121,25 @@ def _build(go: str, module_dir: Path, target: Path, say: Callable[[str], None]) 
         [*common, "-o", str(target) + os.sep, *k8s],
         [*common, "-o", str(target / "etcd"), BINARIES["etcd"]],
     ]
+    rc = run_go_commands(commands, module_dir, env, log_file, say)
+    if rc != 0:
+        raise DevEnvError("control-plane build", f"`go build` exited with {rc}", log_file)
+    say(f"Built the control plane in {(time.monotonic() - started) / 60:.1f} min.")
+
+
+def run_go_commands(
+    commands: list[list[str]],
+    module_dir: Path,
+    env: dict[str, str],
+    log_file: Path,
+    say: Callable[[str], None],
+) -> int:
+    """Run `go build -v` commands one after another into `log_file`, printing progress.
+
+    Shared by every pinned Go-module build (control plane, Vault). Returns the first non-zero
+    exit code, or 0.
+    """
+    started = time.monotonic()
     rc = 0
     with log_file.open("w") as out:
         stop = threading.Event()
@@ -145,6 +164,4 @@ def _build(go: str, module_dir: Path, target: Path, say: Callable[[str], None]) 
                     break
         finally:
             stop.set()
-    if rc != 0:
-        raise DevEnvError("control-plane build", f"`go build` exited with {rc}", log_file)
-    say(f"Built the control plane in {(time.monotonic() - started) / 60:.1f} min.")
+    return rc

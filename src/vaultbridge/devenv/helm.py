@@ -8,48 +8,33 @@ pins reuse it. Nothing is downloaded except Go modules through the module proxy.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .build import pin_hash
 from .errors import DevEnvError
-from .paths import cache_root
+from .gomodule import build_once, cache_dir, find_module_dir, go_binary, required_version
 
 HELM_PACKAGE = "helm.sh/helm/v3/cmd/helm"
-_MARKER = ".complete"
 
 
 def helm_module_dir() -> Path:
     """The Go module that pins Helm (committed in the repo beside `devenv/controlplane`)."""
-    override = os.environ.get("VAULTBRIDGE_HELM_MODULE_DIR")
-    if override:
-        return Path(override)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "devenv" / "helm" / "go.mod"
-        if candidate.exists():
-            return candidate.parent
-    return Path.cwd() / "devenv" / "helm"
+    return find_module_dir("helm", "VAULTBRIDGE_HELM_MODULE_DIR")
 
 
 def helm_version(module_dir: Path) -> str:
     """The pinned Helm release, read from the module's `require` line."""
-    text = (module_dir / "go.mod").read_text()
-    match = re.search(r"^\s*(?:require\s+)?helm\.sh/helm/v\d+\s+(v\S+)", text, re.MULTILINE)
-    if match is None:
-        raise DevEnvError("helm build", f"no helm.sh/helm requirement in {module_dir / 'go.mod'}")
-    return match.group(1)
+    return required_version(module_dir, "helm.sh/helm/v3", "helm build")
 
 
 def helm_dir(module_dir: Path | None = None) -> Path:
     module_dir = module_dir or helm_module_dir()
-    return cache_root() / f"helm-{helm_version(module_dir)}-{pin_hash(module_dir)}"
+    return cache_dir("helm", helm_version(module_dir), module_dir)
 
 
 def ensure_helm(log: Callable[[str], None] | None = None) -> Path:
@@ -66,22 +51,14 @@ def ensure_helm(log: Callable[[str], None] | None = None) -> Path:
             "checkout or set VAULTBRIDGE_HELM_MODULE_DIR",
         )
     target = helm_dir(module_dir)
-    binary = target / "helm"
-    if (target / _MARKER).exists() and binary.exists():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise DevEnvError(
-            "helm build", "the Go toolchain (`go`) is not on PATH; it is needed once to build Helm"
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions must not build into one directory
-        if (target / _MARKER).exists() and binary.exists():
-            return binary
-        _build(go, module_dir, binary, helm_version(module_dir), say)
-        (target / _MARKER).write_text(helm_version(module_dir) + "\n")
-    return binary
+    version = helm_version(module_dir)
+
+    def build() -> None:
+        go = go_binary("helm build", "once to build Helm")
+        _build(go, module_dir, target / "helm", version, say)
+
+    build_once("helm build", target, ("helm",), version + "\n", build)
+    return target / "helm"
 
 
 def _client_go_minor(module_dir: Path) -> str:
