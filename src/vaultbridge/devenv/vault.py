@@ -91,3 +91,17 @@ def _build(
     if rc != 0:
         raise DevEnvError(_COMPONENT, f"`go build` exited with {rc}", log_file)
     say(f"Built HashiCorp Vault in {(time.monotonic() - started) / 60:.1f} min.")
+
+
+def main() -> int:
+    """`python -m vaultbridge.devenv.vault`: build (once) and print the binary's path."""
+    try:
+        print(ensure_vault())
+    except DevEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
