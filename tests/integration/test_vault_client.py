@@ -1,8 +1,10 @@
-"""The Vault client against a real OpenBao: auth, KV, leases, errors, TLS, cache.
+"""The Vault client against a real server (OpenBao, or HashiCorp Vault in `make test-hashicorp`):
+auth, KV, leases, errors, TLS, cache.
 
-Most tests share the session's OpenBao (``vault_server`` from tests/conftest.py) and isolate
+Most tests share the session's server (``vault_server`` from tests/conftest.py) and isolate
 themselves with random mount, path and role names. Tests that seal a server or need TLS start
-their own throwaway ``bao server -dev`` so they cannot disturb anyone else; the lease test starts
+their own throwaway dev server of the same kind (``bao``/``vault server -dev``) so they cannot
+disturb anyone else; the lease test starts
 a throwaway PostgreSQL for a real renewable lease (skipped where PostgreSQL is not installed).
 """
 
@@ -17,7 +19,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from vaultbridge.devenv import environment
+from vaultbridge.devenv.vaultserver import resolve_server, server_binary
 from vaultbridge.vault import (
     AuthToken,
     BadResponse,
@@ -48,8 +51,13 @@ from vaultbridge.vault import (
 
 pytestmark = pytest.mark.integration
 
+
+def _running_server() -> str | None:
+    state = environment.load_state()
+    return state.vault_server if state is not None else None
+
+
 SECRET_VALUE = "s3cr3t-value-never-shown"
-BAO = str(Path(sys.executable).parent / "bao")
 
 
 def uid(prefix: str) -> str:
@@ -162,11 +170,12 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def throwaway_bao(tmp_path: Path, *, tls: bool = False) -> AsyncIterator[_Server]:
-    """A private ``bao server -dev`` (optionally ``-dev-tls``) on a free loopback port."""
+    """A private dev server (optionally ``-dev-tls``) on a free loopback port, of the session's
+    kind: ``bao server -dev`` or ``vault server -dev``."""
     port = _free_port()
     log = tmp_path / "bao.log"
     argv = [
-        BAO,
+        server_binary(resolve_server(None, _running_server())),
         "server",
         "-dev",
         "-dev-root-token-id=root",
