@@ -37,6 +37,7 @@ from vaultbridge.vault import (
     ClientCache,
     ConnectionSettings,
     InvalidRequest,
+    NamespacesUnsupported,
     NotFound,
     PermissionDenied,
     SealedOrUnavailable,
@@ -403,6 +404,9 @@ async def test_namespace_header_scopes_requests(
 ) -> None:
     """OpenBao (>= 2.3) and Vault Enterprise have namespaces; Vault CE does not."""
     ns = uid("ns")
+    if vault_server.server == "hashicorp":
+        await _namespace_is_refused_by_vault_ce(root, transport, settings, vault_server, ns)
+        return
     await root.write(f"sys/namespaces/{ns}", {})
     try:
         scoped = VaultClient(transport, settings, token=vault_server.root_token, namespace=ns)
@@ -416,6 +420,44 @@ async def test_namespace_header_scopes_requests(
         await scoped.delete("sys/mounts/kv")
     finally:
         await root.delete(f"sys/namespaces/{ns}")
+
+
+async def _namespace_is_refused_by_vault_ce(
+    root: VaultClient,
+    transport: Transport,
+    settings: ConnectionSettings,
+    vault_server: Any,
+    ns: str,
+) -> None:
+    """Vault CE ignores X-Vault-Namespace: sent anyway, a namespaced read is answered from the
+    root namespace. The client must refuse to send it instead of reading the wrong data."""
+    health = await root.sys_health()
+    assert health.enterprise is False and not health.namespaces_supported
+    await root.kv_write("secret", f"{ns}/a", {"x": "root-namespace"}, kv_version=2)
+    # The server itself: the header changes nothing (what the client protects against).
+    from vaultbridge.devenv.vaultserver import VaultAdmin
+
+    admin = VaultAdmin(vault_server.addr, vault_server.root_token)
+    status, body = admin.call("GET", "sys/namespaces")
+    assert status in (404, 405), body  # no namespace API at all
+    recorder = Recorder()
+    counting = Transport(on_request=recorder)
+    try:
+        scoped = VaultClient(counting, settings, token=vault_server.root_token, namespace=ns)
+        for _ in range(2):
+            with pytest.raises(NamespacesUnsupported) as exc:
+                await scoped.kv_read("secret", f"{ns}/a", kv_version=2)
+            assert exc.value.reason == "VaultNamespacesUnsupported"
+            assert ns in str(exc.value) and "Community Edition" in str(exc.value)
+        # One health probe for both attempts, and the namespaced read was never sent.
+        assert recorder.calls == [("sys_health", 200)]
+        with pytest.raises(NamespacesUnsupported):
+            await scoped.login_kubernetes("kubernetes", "r", "x")
+        assert recorder.count("login_kubernetes") == 0
+        assert (await scoped.sys_health()).usable  # health ignores the namespace
+    finally:
+        await counting.close()
+        await root.delete(f"secret/metadata/{ns}/a")
 
 
 # -- generic + leases -------------------------------------------------------------------------
