@@ -16,6 +16,7 @@ from vaultbridge.vault.errors import (
     InvalidRequest,
     NamespacesUnsupported,
     SecretVersionDeleted,
+    VaultError,
     classify,
 )
 from vaultbridge.vault.models import (
@@ -56,7 +57,8 @@ class VaultClient:
     namespaced request would be served by the root namespace: before the first namespaced
     request to an address, the client asks ``sys/health`` (remembered per address for
     ``NAMESPACE_PROBE_TTL`` seconds by the transport) and refuses with ``NamespacesUnsupported``
-    when the server says it is Vault CE (``enterprise: false``).
+    when the server says it is Vault CE (``enterprise: false``). A health answer that says
+    nothing (an error, another shape) changes nothing.
     """
 
     def __init__(
@@ -127,7 +129,13 @@ class VaultClient:
 
     async def _require_namespaces(self, path: str, operation: str) -> None:
         async def probe() -> bool:
-            return (await self.sys_health()).namespaces_supported
+            try:
+                return (await self.sys_health()).namespaces_supported
+            except VaultError:
+                # Not told (e.g. a proxy that hides sys/health, or a server that is down):
+                # behave as before and let the request itself succeed or fail. Only a server
+                # that says it is Vault CE is refused.
+                return True
 
         address = self.settings.address
         supported = await self.transport.server_fact(
