@@ -50,6 +50,8 @@ class Options:
     keep: bool = False
     out: str = ""
     cold_only: bool = False
+    #: "openbao" | "hashicorp"; None: `$VAULTBRIDGE_VAULT_SERVER`, else the running one's.
+    vault_server: str | None = None
 
     @classmethod
     def quick_mode(cls) -> Options:
