@@ -528,13 +528,16 @@ async def postgres_port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             **as_user,
         )
     try:
-        for _ in range(100):
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
+        # An open port is not enough: until recovery finishes, postgres answers connections
+        # with "the database system is starting up" (57P03). Wait for it to say it is ready
+        # (generous deadline for a loaded machine).
+        for _ in range(1200):
+            if b"ready to accept connections" in (work / "log").read_bytes():
                 break
-            except OSError:
-                await asyncio.sleep(0.1)
+            assert proc.returncode is None, (work / "log").read_text(errors="replace")
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("postgres did not become ready:\n" + (work / "log").read_text())
         yield port
     finally:
         proc.send_signal(signal.SIGINT)  # fast shutdown: Vault may still hold connections
