@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean lock tools
+.PHONY: demo test test-faults test-hashicorp vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
 LOCK := requirements/lock.txt
 
@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m vaultbridge.devenv.demo
 
 ## test: lint, type-check, then unit and integration tests against the real servers
+# test-hashicorp joins `make test` once it has run green against the built HashiCorp Vault.
 test: $(STAMP) lint typecheck tools
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
@@ -39,6 +40,31 @@ test-faults: $(STAMP) tools
 	@home=$$(mktemp -d /tmp/vaultbridge-faults.XXXXXX); echo "fault tests: dev environment in $$home"; \
 	VAULTBRIDGE_DEV_HOME=$$home $(BIN)/pytest -m faults tests/integration; rc=$$?; \
 	if [ $$rc -eq 0 ]; then rm -rf $$home; else echo "logs kept in $$home/logs"; fi; exit $$rc
+
+## test-hashicorp: every test module that talks to Vault, again, against HashiCorp Vault
+## Community Edition (built once from devenv/vault, ~20 min cold): one session for the
+## Vault-facing modules, one for the Vault fault tests, each with its own throwaway dev
+## environment. Test ids carry "[vault=hashicorp]"; docs/compatibility.md lists the results.
+HASHICORP_TESTS := $(addprefix tests/integration/,test_vault_client.py test_connection_auth.py \
+	test_static_secret.py test_dynamic_secret.py test_dynamic_restart_cost.py test_pki_secret.py \
+	test_token_persistence.py test_guard_audit.py test_guard_policy.py test_tenancy.py \
+	test_bad_input.py test_vault_tls.py test_devenv_smoke.py)
+HASHICORP_FAULT_TESTS := tests/integration/test_faults_vault.py
+test-hashicorp: $(STAMP) vault-bin
+	@scripts/ensure-postgres.sh
+	@scripts/ensure-chromium.sh
+	@for run in "not faults:$(HASHICORP_TESTS)" "faults:$(HASHICORP_FAULT_TESTS)"; do \
+	  marker=$${run%%:*}; modules=$${run#*:}; \
+	  home=$$(mktemp -d /tmp/vaultbridge-hashicorp.XXXXXX); \
+	  echo "HashiCorp Vault tests (-m '$$marker'): dev environment in $$home"; \
+	  VAULTBRIDGE_VAULT_SERVER=hashicorp VAULTBRIDGE_DEV_HOME=$$home \
+	    $(BIN)/pytest -m "$$marker" $$modules; rc=$$?; \
+	  if [ $$rc -ne 0 ]; then echo "logs kept in $$home/logs"; exit $$rc; fi; rm -rf $$home; \
+	done
+
+## vault-bin: build HashiCorp Vault CE from devenv/vault once (cached in ~/.cache/vaultbridge)
+vault-bin: $(STAMP)
+	$(BIN)/python -m vaultbridge.devenv.vault
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -43,6 +43,13 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--keep", action="store_true", help="keep the bench namespaces at the end")
     p.add_argument("--out", default="", help="JSON results file (default bench/results/…)")
+    p.add_argument(
+        "--vault-server",
+        choices=("openbao", "hashicorp"),
+        default=None,
+        help="the dev environment's Vault server (default: $VAULTBRIDGE_VAULT_SERVER, else "
+        "the running environment's, else openbao); the results name it",
+    )
     a = p.parse_args(argv)
     opts = Options.quick_mode() if a.quick else Options()
     if a.n:
@@ -61,6 +68,7 @@ def parse(argv: list[str] | None = None) -> Options:
     opts.keep = a.keep
     opts.cold_only = a.cold_only
     opts.out = a.out
+    opts.vault_server = a.vault_server
     if a.fairness_noisy is not None:
         opts.fairness_noisy = a.fairness_noisy
     return opts
@@ -71,7 +79,7 @@ def log(message: str) -> None:
 
 
 async def run(opts: Options) -> dict[str, Any]:
-    env = await asyncio.to_thread(prepare, None, log)
+    env = await asyncio.to_thread(prepare, None, log, opts.vault_server)
     bench = Bench(env, opts, log)
     bench.checkpoint_path = Path(opts.out or RESULTS_DIR / "partial.json")
     bench.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,12 +92,19 @@ async def run(opts: Options) -> dict[str, Any]:
     results["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
     results["wall_seconds"] = time.time() - started
     results["audited"] = env.audited
+    results["vault_server"] = {
+        "server": env.state.vault_server,
+        "product": env.state.vault_product,
+        "version": env.state.vault_version,
+    }
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
     results = asyncio.run(run(opts))
+    server = results["vault_server"]
+    print(f"Vault server: {server['product']} {server['version']} ({server['server']})")
     print(table(results))
     print()
     print(markdown(results))

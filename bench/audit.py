@@ -1,4 +1,5 @@
-"""Counting requests from the audit logs: the API server's (by user) and OpenBao's file device.
+"""Counting requests from the audit logs: the API server's (by user) and the Vault server's
+(OpenBao or HashiCorp Vault) file audit device.
 
 Both logs are JSON lines that only grow during a run, so a window is a byte offset taken at
 its start; the API server writes its log in batches (at most 1 s late), hence `settle`.

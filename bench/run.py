@@ -53,6 +53,8 @@ class Options:
     keep: bool = False
     out: str = ""
     cold_only: bool = False
+    #: "openbao" | "hashicorp"; None: `$VAULTBRIDGE_VAULT_SERVER`, else the running one's.
+    vault_server: str | None = None
     fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
 
     @classmethod

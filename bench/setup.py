@@ -19,7 +19,7 @@ from vaultbridge.devenv import crds, environment
 from vaultbridge.devenv.certs import CertPaths, ensure_pki, issue_certificate, load_ca
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
-from vaultbridge.devenv.openbao import BaoAdmin
+from vaultbridge.devenv.vaultserver import VaultAdmin as BaoAdmin
 
 OPERATOR_NAMESPACE = "vaultbridge-system"
 OPERATOR_USER = "vaultbridge-operator"
@@ -56,10 +56,13 @@ class BenchEnv:
         return BaoAdmin(self.state.vault_addr, self.state.vault_root_token)
 
 
-def prepare(state: DevState | None = None, log: object = print) -> BenchEnv:
-    """Use `state` if given (the test session's environment), else `up(audit=True)`."""
+def prepare(
+    state: DevState | None = None, log: object = print, vault_server: str | None = None
+) -> BenchEnv:
+    """Use `state` if given (the test session's environment), else `up(audit=True)` with the
+    chosen Vault server (`vault_server`, see `environment.up`)."""
     if state is None:
-        state = environment.up(audit=True, log=log)
+        state = environment.up(audit=True, vault_server=vault_server, log=log)
     certs = ensure_pki(state.pki_dir)
     admin = KubeAdmin(state.api_url, certs)
     crds.install_crds(admin, _REPO / "deploy" / "crds")

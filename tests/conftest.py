@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,8 +25,51 @@ from vaultbridge.devenv.certs import ensure_pki
 from vaultbridge.devenv.environment import DevState, stop_operator
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.paths import cache_root
+from vaultbridge.devenv.vaultserver import (
+    DEFAULT_SERVER,
+    PRODUCT,
+    expected_version,
+    resolve_server,
+)
 
 os.environ.setdefault("VAULTBRIDGE_DEV_HOME", str(cache_root() / "test"))
+
+
+def _selected_server() -> str:
+    """The Vault server this session asks for: `$VAULTBRIDGE_VAULT_SERVER`, else the one
+    already running in `$VAULTBRIDGE_DEV_HOME`, else OpenBao (`environment.up` decides the
+    same way)."""
+    existing = environment.load_state()
+    running = existing.vault_server if environment.is_running(existing) and existing else None
+    return resolve_server(None, running)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server = _selected_server()
+    return (
+        f"vault server: {server} ({PRODUCT[server]} {expected_version(server)}); "
+        f"dev environment {os.environ['VAULTBRIDGE_DEV_HOME']}"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Name the Vault server in every test's report: a `vault_server` property (JUnit XML)
+    and, for any server but the default OpenBao, a `[vault=<server>]` suffix on the test id,
+    so a HashiCorp Vault session's passes and failures can never be mistaken for OpenBao's."""
+    server = _selected_server()
+    for item in items:
+        item.user_properties.append(("vault_server", server))
+        if server != DEFAULT_SERVER:
+            item._nodeid = f"{item.nodeid}[vault={server}]"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    state = environment.load_state()
+    if state is not None and state.vault_version:
+        terminalreporter.write_line(
+            f"vault server: {state.vault_server} ({state.vault_product} {state.vault_version} "
+            f"at {state.vault_addr})"
+        )
 
 
 @dataclass(frozen=True)
@@ -33,6 +77,7 @@ class VaultServer:
     addr: str
     root_token: str
     unseal_key: str | None
+    server: str = DEFAULT_SERVER
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +95,9 @@ def devenv() -> Iterator[DevState]:
 
 @pytest.fixture(scope="session")
 def vault_server(devenv: DevState) -> VaultServer:
-    return VaultServer(devenv.vault_addr, devenv.vault_root_token, devenv.vault_unseal_key)
+    return VaultServer(
+        devenv.vault_addr, devenv.vault_root_token, devenv.vault_unseal_key, devenv.vault_server
+    )
 
 
 @pytest.fixture(scope="session")

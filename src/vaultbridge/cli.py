@@ -15,7 +15,11 @@ def _dev(args: argparse.Namespace) -> int:
 
     try:
         if args.dev_command == "up":
-            state = environment.up(audit=args.audit, log=lambda m: print(m, file=sys.stderr))
+            state = environment.up(
+                audit=args.audit,
+                vault_server=args.vault_server,
+                log=lambda m: print(m, file=sys.stderr),
+            )
             print(f"KUBECONFIG={state.kubeconfig}", file=sys.stderr)
             print(
                 'Use it: eval "$(.venv/bin/vaultbridge dev env)"; kubectl get ns', file=sys.stderr
@@ -84,17 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
         add_run_arguments(run)
     run.set_defaults(func=_run)
 
-    dev = sub.add_parser("dev", help="local control plane + OpenBao for development and tests")
+    dev = sub.add_parser(
+        "dev", help="local control plane + OpenBao or HashiCorp Vault for development and tests"
+    )
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     up = dev_sub.add_parser(
         "up",
         help="build (once) and start etcd, kube-apiserver, "
-        "kube-controller-manager and OpenBao; reuse them if running",
+        "kube-controller-manager and a Vault server; reuse them if running",
     )
     up.add_argument(
         "--audit",
         action="store_true",
-        help="enable the API server audit log (OpenBao always has file and socket audit devices)",
+        help="enable the API server audit log (OpenBao always has file and socket audit devices; "
+        "HashiCorp Vault gets a file audit device)",
+    )
+    up.add_argument(
+        "--vault-server",
+        choices=("openbao", "hashicorp"),
+        default=None,
+        help="the Vault server to run: openbao (default, from PyPI) or hashicorp (HashiCorp "
+        "Vault Community Edition, built once from its Go module: ~20 min on 2 cores); default: "
+        "$VAULTBRIDGE_VAULT_SERVER, else the running environment's, else openbao",
     )
     dev_sub.add_parser("down", help="stop every process `up` started")
     dev_sub.add_parser("status", help="print each component's state, port and version")

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from vaultbridge.devenv import environment
 from vaultbridge.devenv.certs import cert_paths, issue_certificate, load_ca
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 from vaultbridge.devenv.paths import K8S_VERSION
+from vaultbridge.devenv.vaultserver import VaultAdmin, expected_version
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +60,21 @@ def test_version_is_the_pinned_kubernetes(kube_admin: KubeAdmin) -> None:
     assert version["major"] == "1"
 
 
-def test_serviceaccount_token_logs_in_to_openbao_and_other_namespace_is_refused(
+def test_vault_server_is_the_pinned_one(devenv: DevState) -> None:
+    """`dev up` checked it too; this says which server the whole session ran against."""
+    status, health = VaultAdmin(devenv.vault_addr, "").call("GET", "sys/health")
+    assert status == 200, health
+    assert health["version"] == expected_version(devenv.vault_server) == devenv.vault_version
+    if devenv.vault_server == "hashicorp":
+        assert health["enterprise"] is False  # Community Edition
+    else:
+        assert "enterprise" not in health  # OpenBao's health has no such field
+    assert environment.status(devenv)[-1]["version"] == (
+        f"{devenv.vault_product} {devenv.vault_version}"
+    )
+
+
+def test_serviceaccount_token_logs_in_to_vault_and_other_namespace_is_refused(
     devenv: DevState, kube_admin: KubeAdmin, namespace: str
 ) -> None:
     bao = BaoAdmin(devenv.vault_addr, devenv.vault_root_token)

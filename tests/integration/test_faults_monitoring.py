@@ -123,7 +123,7 @@ def test_vault_sealed_alert_fires_then_resolves(
     )
     server.start()
     root = bao(devenv)
-    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("openbao"))
+    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("vault"))
     assert unseal_key, "the dev server printed no unseal key"
     try:
         wait_for(lambda: server.query('up{job="vaultbridge"} == 1'), 120, "Prometheus scrapes it")

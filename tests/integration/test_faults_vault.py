@@ -128,7 +128,7 @@ def test_frozen_vault_keeps_secrets_and_recovers(
     names = _prepare(app, "frz")
     own_operator.start()
     wait_all_synced(app.admin, app.ns, RESOURCES, 90)
-    pid = devenv.pids["openbao"]
+    pid = devenv.pids["vault"]
     frozen_at = time.time()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -161,7 +161,7 @@ def test_sealed_vault_keeps_secrets_retries_jittered_and_recovers(
     own_operator.start()
     wait_all_synced(app.admin, app.ns, RESOURCES, 90)
     root = bao(devenv)
-    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("openbao"))
+    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("vault"))
     assert unseal_key, "the dev server printed no unseal key"
     sealed_at = time.time()
     root.must("PUT", "sys/seal")
@@ -270,7 +270,7 @@ def test_sealed_vault_keeps_the_certificate_and_issues_after_unseal(
     pki = PKI(app)
     own_operator.start()
     root = bao(devenv)
-    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("openbao"))
+    unseal_key = devenv.vault_unseal_key or read_unseal_key(devenv.log_file("vault"))
 
     def common_name() -> str:
         pem = (app.secret_data("cert") or {}).get("certificate", "")

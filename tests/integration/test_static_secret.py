@@ -328,7 +328,7 @@ def test_vault_unavailable_keeps_secret_and_recovers(
     app.vault.kv_put(f"{app.ns}/outage", {"k": "v1"})
     app.vss("outage", refreshAfter="1s")
     app.wait_data("outage", {"k": "v1"})
-    pid = devenv.pids["openbao"]
+    pid = devenv.pids["vault"]
     os.kill(pid, signal.SIGSTOP)
     try:
         app.wait_condition("outage", "Healthy", "False", timeout=30)

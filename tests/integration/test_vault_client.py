@@ -1,8 +1,10 @@
-"""The Vault client against a real OpenBao: auth, KV, leases, errors, TLS, cache.
+"""The Vault client against a real server (OpenBao, or HashiCorp Vault in `make test-hashicorp`):
+auth, KV, leases, errors, TLS, cache.
 
-Most tests share the session's OpenBao (``vault_server`` from tests/conftest.py) and isolate
+Most tests share the session's server (``vault_server`` from tests/conftest.py) and isolate
 themselves with random mount, path and role names. Tests that seal a server or need TLS start
-their own throwaway ``bao server -dev`` so they cannot disturb anyone else; the lease test starts
+their own throwaway dev server of the same kind (``bao``/``vault server -dev``) so they cannot
+disturb anyone else; the lease test starts
 a throwaway PostgreSQL for a real renewable lease (skipped where PostgreSQL is not installed).
 """
 
@@ -17,7 +19,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,12 +29,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from vaultbridge.devenv import environment
+from vaultbridge.devenv.vaultserver import resolve_server, server_binary
 from vaultbridge.vault import (
     AuthToken,
     BadResponse,
     ClientCache,
     ConnectionSettings,
     InvalidRequest,
+    NamespacesUnsupported,
     NotFound,
     PermissionDenied,
     SealedOrUnavailable,
@@ -48,8 +52,13 @@ from vaultbridge.vault import (
 
 pytestmark = pytest.mark.integration
 
+
+def _running_server() -> str | None:
+    state = environment.load_state()
+    return state.vault_server if state is not None else None
+
+
 SECRET_VALUE = "s3cr3t-value-never-shown"
-BAO = str(Path(sys.executable).parent / "bao")
 
 
 def uid(prefix: str) -> str:
@@ -162,11 +171,12 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def throwaway_bao(tmp_path: Path, *, tls: bool = False) -> AsyncIterator[_Server]:
-    """A private ``bao server -dev`` (optionally ``-dev-tls``) on a free loopback port."""
+    """A private dev server (optionally ``-dev-tls``) on a free loopback port, of the session's
+    kind: ``bao server -dev`` or ``vault server -dev``."""
     port = _free_port()
     log = tmp_path / "bao.log"
     argv = [
-        BAO,
+        server_binary(resolve_server(None, _running_server())),
         "server",
         "-dev",
         "-dev-root-token-id=root",
@@ -394,6 +404,9 @@ async def test_namespace_header_scopes_requests(
 ) -> None:
     """OpenBao (>= 2.3) and Vault Enterprise have namespaces; Vault CE does not."""
     ns = uid("ns")
+    if vault_server.server == "hashicorp":
+        await _namespace_is_refused_by_vault_ce(root, transport, settings, vault_server, ns)
+        return
     await root.write(f"sys/namespaces/{ns}", {})
     try:
         scoped = VaultClient(transport, settings, token=vault_server.root_token, namespace=ns)
@@ -407,6 +420,44 @@ async def test_namespace_header_scopes_requests(
         await scoped.delete("sys/mounts/kv")
     finally:
         await root.delete(f"sys/namespaces/{ns}")
+
+
+async def _namespace_is_refused_by_vault_ce(
+    root: VaultClient,
+    transport: Transport,
+    settings: ConnectionSettings,
+    vault_server: Any,
+    ns: str,
+) -> None:
+    """Vault CE ignores X-Vault-Namespace: sent anyway, a namespaced read is answered from the
+    root namespace. The client must refuse to send it instead of reading the wrong data."""
+    health = await root.sys_health()
+    assert health.enterprise is False and not health.namespaces_supported
+    await root.kv_write("secret", f"{ns}/a", {"x": "root-namespace"}, kv_version=2)
+    # The server itself: the header changes nothing (what the client protects against).
+    from vaultbridge.devenv.vaultserver import VaultAdmin
+
+    admin = VaultAdmin(vault_server.addr, vault_server.root_token)
+    status, body = admin.call("GET", "sys/namespaces")
+    assert status in (404, 405), body  # no namespace API at all
+    recorder = Recorder()
+    counting = Transport(on_request=recorder)
+    try:
+        scoped = VaultClient(counting, settings, token=vault_server.root_token, namespace=ns)
+        for _ in range(2):
+            with pytest.raises(NamespacesUnsupported) as exc:
+                await scoped.kv_read("secret", f"{ns}/a", kv_version=2)
+            assert exc.value.reason == "VaultNamespacesUnsupported"
+            assert ns in str(exc.value) and "Community Edition" in str(exc.value)
+        # One health probe for both attempts, and the namespaced read was never sent.
+        assert recorder.calls == [("sys_health", 200)]
+        with pytest.raises(NamespacesUnsupported):
+            await scoped.login_kubernetes("kubernetes", "r", "x")
+        assert recorder.count("login_kubernetes") == 0
+        assert (await scoped.sys_health()).usable  # health ignores the namespace
+    finally:
+        await counting.close()
+        await root.delete(f"secret/metadata/{ns}/a")
 
 
 # -- generic + leases -------------------------------------------------------------------------
@@ -477,13 +528,16 @@ async def postgres_port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
             **as_user,
         )
     try:
-        for _ in range(100):
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
+        # An open port is not enough: until recovery finishes, postgres answers connections
+        # with "the database system is starting up" (57P03). Wait for it to say it is ready
+        # (generous deadline for a loaded machine).
+        for _ in range(1200):
+            if b"ready to accept connections" in (work / "log").read_bytes():
                 break
-            except OSError:
-                await asyncio.sleep(0.1)
+            assert proc.returncode is None, (work / "log").read_text(errors="replace")
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("postgres did not become ready:\n" + (work / "log").read_text())
         yield port
     finally:
         proc.send_signal(signal.SIGINT)  # fast shutdown: Vault may still hold connections
@@ -755,7 +809,13 @@ async def test_custom_headers_and_vault_headers_are_sent(
     finally:
         server.close()
         await server.wait_closed()
-    head = seen[0].decode().lower()
+    # A namespaced client first asks sys/health whether the server has namespaces (Vault CE
+    # has none); that probe carries neither the client's token nor the namespace. This fake
+    # server's "health" says nothing, so the read goes ahead.
+    probe = seen[0].decode().lower()
+    assert probe.startswith("get /v1/sys/health?")
+    assert "tok-123" not in probe and "x-vault-namespace" not in probe
+    head = seen[1].decode().lower()
     assert head.startswith("get /v1/secret/data/my%20app http/1.1")
     assert "x-vault-token: tok-123" in head
     assert "spoof" not in head

@@ -1,5 +1,6 @@
 """TLS to Vault as the operator does it: VaultConnection.caCertSecretRef against a real
-`bao server -dev -dev-tls`, a wrong CA, a CA bundle that is not PEM, and skipTLSVerify.
+`bao server -dev -dev-tls` (or `vault server -dev -dev-tls` in a HashiCorp Vault session), a
+wrong CA, a CA bundle that is not PEM, and skipTLSVerify.
 
 tests/integration/test_vault_client.py proves the client's TLS handling; these prove the
 operator wires it up: the CA comes from a Secret, failures become clear conditions and events,
@@ -22,7 +23,7 @@ import pytest
 
 from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
-from vaultbridge.devenv.openbao import bao_binary
+from vaultbridge.devenv.vaultserver import server_binary
 
 from .helpers import App, wait_for
 from .operator_harness import OperatorProcess
@@ -50,15 +51,16 @@ class TLSBao:
 
 
 @pytest.fixture(scope="module")
-def tls_bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSBao]:
-    """A private `bao server -dev -dev-tls`: its own CA, a certificate for 127.0.0.1."""
+def tls_bao(tmp_path_factory: pytest.TempPathFactory, devenv: DevState) -> Iterator[TLSBao]:
+    """A private dev server of the session's kind (`bao`/`vault server -dev -dev-tls`): its own
+    CA, a certificate for 127.0.0.1."""
     work = tmp_path_factory.mktemp("tls-bao")
     certs = work / "certs"
     certs.mkdir()
     port = processes.free_port()
     log = work / "bao.log"
     argv = [
-        bao_binary(), "server", "-dev", "-dev-root-token-id=tls-root",
+        server_binary(devenv.vault_server), "server", "-dev", "-dev-root-token-id=tls-root",
         f"-dev-listen-address=127.0.0.1:{port}", "-dev-no-store-token",
         "-dev-tls", f"-dev-tls-cert-dir={certs}",
     ]  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vaultbridge.devenv.build import GoBuild, ensure_go_binaries, progress_line
+from vaultbridge.devenv.build import GoBuild, build_go_packages, ensure_go_binaries, progress_line
 from vaultbridge.devenv.errors import DevEnvError
 from vaultbridge.devenv.prometheus import release
 
@@ -66,3 +66,33 @@ def test_a_missing_module_is_a_clear_error(tmp_path: Path) -> None:
             builds=lambda _t: [],
             say=lambda _m: None,
         )
+
+
+def test_a_builds_env_reaches_its_go_commands(tmp_path: Path) -> None:
+    # A stand-in `go` that records CGO_ENABLED for each command (`go list`, then `go build`)
+    # and writes the output file `go build -o FILE` names.
+    calls = tmp_path / "calls"
+    go = tmp_path / "go"
+    go.write_text(
+        "#!/bin/sh\n"
+        f'echo "$1 CGO_ENABLED=${{CGO_ENABLED:-unset}}" >> {calls}\n'
+        'if [ "$1" = build ]; then\n'
+        '  while [ $# -gt 0 ]; do [ "$1" = -o ] && touch "$2"; shift; done\n'
+        "fi\n"
+    )
+    go.chmod(0o755)
+    builds = [
+        GoBuild(["example.com/cmd/a"], str(tmp_path / "a"), env=(("CGO_ENABLED", "0"),)),
+        GoBuild(["example.com/cmd/b"], str(tmp_path / "b")),
+    ]
+    build_go_packages(
+        str(go), tmp_path, builds, log_file=tmp_path / "log", what="x", say=lambda _m: None
+    )
+    parent = os.environ.get("CGO_ENABLED", "unset")
+    assert calls.read_text().splitlines() == [
+        "list CGO_ENABLED=0",
+        f"list CGO_ENABLED={parent}",
+        "build CGO_ENABLED=0",
+        f"build CGO_ENABLED={parent}",
+    ]
+    assert (tmp_path / "a").exists() and (tmp_path / "b").exists()

@@ -124,6 +124,7 @@ def test_404_with_live_metadata_is_plain_not_found() -> None:
         (e.VaultTimeout, "VaultTimeout", e.VaultUnreachable),
         (e.BadResponse, "VaultBadResponse", e.VaultError),
         (e.InvalidPath, "VaultInvalidPath", e.InvalidRequest),
+        (e.NamespacesUnsupported, "VaultNamespacesUnsupported", e.InvalidRequest),
     ],
 )
 def test_transport_level_errors_have_reasons_and_hierarchy(
@@ -143,7 +144,7 @@ def test_condition_reasons_are_valid_kubernetes_reasons() -> None:
     pattern = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
     # A set: `RateLimited` is the former name of `VaultThrottled`, not another class.
     classes = {c for c in vars(e).values() if isinstance(c, type) and issubclass(c, e.VaultError)}
-    assert len(classes) == 13
+    assert len(classes) == 14
     for c in classes:
         assert pattern.match(c.reason), c
     assert len({c.reason for c in classes}) == len(classes)

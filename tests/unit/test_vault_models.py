@@ -113,6 +113,18 @@ def test_health_status_usable_only_when_initialised_and_unsealed() -> None:
     assert not HealthStatus.from_body({"initialized": False, "sealed": False}).usable
 
 
+def test_namespaces_unsupported_only_on_vault_community_edition() -> None:
+    base = {"initialized": True, "sealed": False}
+    openbao = HealthStatus.from_body(base)  # OpenBao: no `enterprise` field
+    assert openbao.enterprise is None and openbao.namespaces_supported
+    ent = HealthStatus.from_body({**base, "enterprise": True})
+    assert ent.namespaces_supported
+    ce = HealthStatus.from_body({**base, "enterprise": False})
+    assert ce.enterprise is False and not ce.namespaces_supported
+    # Anything but a JSON boolean is "unknown", not "Community Edition".
+    assert HealthStatus.from_body({**base, "enterprise": "false"}).namespaces_supported
+
+
 def test_lease_info_from_renew_and_lookup() -> None:
     r = LeaseInfo.from_renew({"lease_id": "l1", "lease_duration": 30, "renewable": True})
     assert (r.lease_id, r.lease_duration, r.renewable) == ("l1", 30, True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from vaultbridge.vault import (
@@ -92,3 +94,38 @@ async def test_client_rejects_before_sending(call) -> None:  # type: ignore[no-u
     finally:
         await transport.close()
     assert hook.calls == []
+
+
+async def test_server_fact_is_single_flight_and_forgets_failures() -> None:
+    from vaultbridge.vault import Transport
+
+    calls = 0
+    release = asyncio.Event()
+
+    async def probe() -> bool:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return calls == 1
+
+    transport = Transport()
+    waiters = [asyncio.create_task(transport.server_fact("k", 300, probe)) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiters) == [True] * 5
+    assert calls == 1  # one probe for five concurrent callers
+    assert await transport.server_fact("k", 300, probe) is True
+    assert calls == 1  # remembered
+    assert await transport.server_fact("k", 0, probe) is False  # ttl 0: asked again
+    assert calls == 2
+
+    async def failing() -> bool:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("unreachable")
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            await transport.server_fact("f", 300, failing)
+    assert calls == 4  # a failure is not remembered
+    await transport.close()

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     VAULT_ERROR = "VaultError"
     VAULT_INVALID_REQUEST = "VaultInvalidRequest"
     VAULT_INVALID_PATH = "VaultInvalidPath"
+    VAULT_NAMESPACES_UNSUPPORTED = "VaultNamespacesUnsupported"
     VAULT_PERMISSION_DENIED = "VaultPermissionDenied"
     VAULT_NOT_FOUND = "VaultNotFound"
     VAULT_SECRET_VERSION_DELETED = "VaultSecretVersionDeleted"
@@ -96,6 +97,8 @@ ORIGINS: dict[Reason, Origin] = {
     Reason.VAULT_ERROR: _VAULT,
     Reason.VAULT_INVALID_REQUEST: _VAULT,
     Reason.VAULT_INVALID_PATH: _VAULT,
+    # A namespace asked of HashiCorp Vault CE, refused by the client before anything is sent.
+    Reason.VAULT_NAMESPACES_UNSUPPORTED: _VAULT,
     Reason.VAULT_PERMISSION_DENIED: _VAULT,
     Reason.VAULT_NOT_FOUND: _VAULT,
     Reason.VAULT_SECRET_VERSION_DELETED: _VAULT,

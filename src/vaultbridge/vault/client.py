@@ -17,6 +17,7 @@ from vaultbridge.vault.connection import ConnectionSettings, RawResponse, Transp
 from vaultbridge.vault.errors import (
     BadResponse,
     InvalidRequest,
+    NamespacesUnsupported,
     NotFound,
     PermissionDenied,
     SecretVersionDeleted,
@@ -33,6 +34,10 @@ from vaultbridge.vault.models import (
 from vaultbridge.vault.paths import kv_request_path, validate_path
 
 KVVersion = Literal[1, 2]
+
+#: How long a transport remembers whether the server at an address has namespaces (one
+#: `sys/health` per address and period, only for clients that use a namespace).
+NAMESPACE_PROBE_TTL = 300.0
 
 # Ask sys/health to answer 200 in every state so we can read the JSON and classify it
 # ourselves; its default status codes (429 standby, 503 sealed, 501 uninitialised...) would
@@ -89,8 +94,12 @@ class VaultClient:
 
     ``namespace`` is sent as ``X-Vault-Namespace`` on every request except ``sys/health``
     (which only exists in the root namespace). Namespaces are a Vault Enterprise feature; OpenBao
-    has them since 2.3; Vault Community Edition ignores the header on some paths and rejects it
-    on others, so leave it unset there.
+    has them since 2.3. HashiCorp Vault Community Edition ignores the header altogether, so a
+    namespaced request would be served by the root namespace: before the first namespaced
+    request to an address, the client asks ``sys/health`` (remembered per address for
+    ``NAMESPACE_PROBE_TTL`` seconds by the transport) and refuses with ``NamespacesUnsupported``
+    when the server says it is Vault CE (``enterprise: false``). A health answer that says
+    nothing (an error, another shape) changes nothing.
     """
 
     def __init__(
@@ -148,6 +157,8 @@ class VaultClient:
         token: str | None = None,
     ) -> RawResponse:
         validate_path(path)
+        if send_namespace and self.namespace:
+            await self._require_namespaces(path, operation)
         delay = 0.0
         for attempt in range(self.throttle_retries + 1):
             if attempt:
@@ -183,6 +194,30 @@ class VaultClient:
             method=method,
             retry_after=raw.retry_after,
         )
+
+    async def _require_namespaces(self, path: str, operation: str) -> None:
+        async def probe() -> bool:
+            try:
+                return (await self.sys_health()).namespaces_supported
+            except VaultError:
+                # Not told (e.g. a proxy that hides sys/health, or a server that is down):
+                # behave as before and let the request itself succeed or fail. Only a server
+                # that says it is Vault CE is refused.
+                return True
+
+        address = self.settings.address
+        supported = await self.transport.server_fact(
+            f"namespaces-supported {address}", NAMESPACE_PROBE_TTL, probe
+        )
+        if not supported:
+            raise NamespacesUnsupported(
+                f"Vault namespace {self.namespace!r} requested, but the server at {address} is "
+                "HashiCorp Vault Community Edition, which has no namespaces and would answer "
+                "from the root namespace; remove the namespace, or use Vault Enterprise or "
+                "OpenBao",
+                path=path,
+                operation=operation,
+            )
 
     @staticmethod
     def _envelope(raw: RawResponse, path: str, operation: str) -> VaultResponse:

@@ -14,9 +14,9 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +28,7 @@ from vaultbridge.vault.fairshare import FairShare
 from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RequestHook = Callable[[str, int | str, float], None]
 """``on_request(operation, status_or_error_reason, seconds)`` — called once per HTTP attempt.
@@ -175,6 +176,7 @@ class Transport:
         self.on_request = on_request
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[tuple[bytes | None, bool], ssl.SSLContext] = {}
+        self._facts: dict[str, tuple[float, asyncio.Task[Any]]] = {}
         self._closed = False
 
     @property
@@ -189,6 +191,9 @@ class Transport:
 
     async def close(self) -> None:
         self._closed = True
+        for _, task in self._facts.values():
+            task.cancel()
+        self._facts.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -205,6 +210,29 @@ class Transport:
                 raise_for_status=False,
             )
         return self._session
+
+    async def server_fact(self, key: str, ttl: float, probe: Callable[[], Awaitable[T]]) -> T:
+        """`probe()`'s answer, remembered for `ttl` seconds per `key` (e.g. a property of the
+        server at one address). Single-flight: concurrent callers share one probe. A failed
+        probe is not remembered: its callers get the error, the next caller probes again."""
+        now = time.monotonic()
+        entry = self._facts.get(key)
+        if entry is None or now - entry[0] >= ttl:
+            entry = (now, asyncio.ensure_future(probe()))
+            # Retrieve the outcome even if every caller was cancelled meanwhile (no warning).
+            entry[1].add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._facts[key] = entry
+        task = entry[1]
+        try:
+            # Shielded: one caller's cancellation must not cancel the probe the others await.
+            result: T = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            if self._facts.get(key) is entry:
+                del self._facts[key]
+            raise
+        return result
 
     async def ssl_context(self, settings: ConnectionSettings) -> ssl.SSLContext | bool:
         if not settings.is_tls:

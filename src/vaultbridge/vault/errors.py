@@ -57,6 +57,17 @@ class InvalidRequest(VaultError):
     reason = "VaultInvalidRequest"
 
 
+class NamespacesUnsupported(InvalidRequest):
+    """A Vault namespace was asked for, but the server has no namespaces: we refuse to send it.
+
+    HashiCorp Vault Community Edition ignores `X-Vault-Namespace` altogether, so a namespaced
+    login or read would silently happen in the root namespace, with the root namespace's roles
+    and data. Namespaces exist in Vault Enterprise and OpenBao (>= 2.3).
+    """
+
+    reason = "VaultNamespacesUnsupported"
+
+
 class InvalidPath(InvalidRequest):
     """A mount or path failed local validation (``..``, empty segments, leading ``/``).
 

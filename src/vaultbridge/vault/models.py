@@ -50,10 +50,18 @@ class HealthStatus:
     cluster_name: str | None = None
     cluster_id: str | None = None
     server_time_utc: int | None = None
+    #: HashiCorp Vault says `enterprise: true|false`; OpenBao's health has no such field (None).
+    enterprise: bool | None = None
 
     @property
     def usable(self) -> bool:
         return self.initialized and not self.sealed
+
+    @property
+    def namespaces_supported(self) -> bool:
+        """False only for HashiCorp Vault Community Edition (`enterprise: false`), which
+        ignores `X-Vault-Namespace`; Vault Enterprise and OpenBao have namespaces."""
+        return self.enterprise is not False
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> HealthStatus:
@@ -66,6 +74,7 @@ class HealthStatus:
             cluster_name=_opt_str(body.get("cluster_name")),
             cluster_id=_opt_str(body.get("cluster_id")),
             server_time_utc=_int(body.get("server_time_utc")) or None,
+            enterprise=ent if isinstance(ent := body.get("enterprise"), bool) else None,
         )
 
 
