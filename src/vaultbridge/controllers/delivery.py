@@ -9,6 +9,7 @@
           → deliver()     write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
          any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
+                                           (Vault throttling: only a requeue, see `fail`)
 
 A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that answers only
 the kind's own questions: what it fetches, when it is next due, what its status records and
@@ -34,7 +35,7 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination, SyncedSecretSpec
 from vaultbridge.api.kinds import KindInfo
 from vaultbridge.api.labels import owner_from_labels
-from vaultbridge.engine.backoff import Backoff
+from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
@@ -42,9 +43,11 @@ from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
+from vaultbridge.vault.errors import VaultThrottled
 
 from . import destination, finalizer, rollout
 from .context import OperatorContext
+from .drift_guard import DriftGuard, last_other_manager
 from .errors import ReconcileProblem
 from .path_policy import enforce_path_policy, keys_whose_verdict_changed
 from .reasons import Reason, event_reason, is_vault_side
@@ -100,6 +103,7 @@ class DeliveryReconciler(Generic[SpecT]):
         self.ctx = ctx
         self.access = access
         self.backoff = Backoff()
+        self.drift = DriftGuard()
 
     @property
     def kind(self) -> str:
@@ -121,6 +125,7 @@ class DeliveryReconciler(Generic[SpecT]):
     def forget(self, key: ObjectKey) -> None:
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)
+        self.drift.forget(key)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
         """How long to wait before retrying a failure that time can fix."""
@@ -260,9 +265,13 @@ class DeliveryReconciler(Generic[SpecT]):
         plan = destination.plan(
             p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
         )
+        if plan.write and plan.cause == "drift":
+            self.check_drift(p, live)
         if plan.write:
             await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
+            if plan.cause == "drift":
+                self.drift_repaired(p)
         if on_written is not None:
             on_written()
         if (
@@ -277,6 +286,29 @@ class DeliveryReconciler(Generic[SpecT]):
                 self.ctx, p.obj, p.spec.rollout_restart_targets
             )
         return Delivered(plan, restart_failures)
+
+    def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
+        """Before repairing a drifted destination: raise `DriftConflict` when another writer
+        keeps changing it (the rule is in drift_guard.py). Every kind's repair passes here."""
+        verdict = self.drift.check(
+            p.key, p.generation, objects.resource_version(live) if live is not None else ""
+        )
+        if verdict.repair:
+            return
+        manager = last_other_manager(live)
+        raise ReconcileProblem(
+            Reason.DRIFT_CONFLICT,
+            f"Secret {p.dest.name} keeps being changed by field manager {manager!r}; "
+            f"stopped repairing it after {self.drift.limit} repairs within "
+            f"{self.drift.window:g}s. Repairs resume when the spec changes or the Secret stays "
+            f"unchanged for {self.drift.quiet:g}s",
+            retry_after=verdict.wait,
+            repeat_event=False,
+        )
+
+    def drift_repaired(self, p: Prepared[SpecT]) -> None:
+        self.drift.repaired(p.key)
+        metrics.DRIFT_REPAIRS.labels(self.kind, p.key.namespace, p.key.name).inc()
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
         """Write the status the kind computed; the object is Ready."""
@@ -299,7 +331,16 @@ class DeliveryReconciler(Generic[SpecT]):
         problem: ReconcileProblem,
     ) -> Result:
         """Record the failure where the user looks (conditions, event, metric) and pick the
-        retry: none when only an edit can fix it (the watches bring the next reconcile)."""
+        retry: none when only an edit can fix it (the watches bring the next reconcile).
+
+        Vault throttling (429, `VaultThrottled`) is not a failure of the object: Vault asks the
+        whole operator to slow down (the global rate already dropped). The object is only
+        requeued after Vault's Retry-After (else ~1 s, jittered): no condition, no event."""
+        if problem.reason == Reason.VAULT_THROTTLED:
+            cause = problem.__cause__
+            after = cause.retry_after if isinstance(cause, VaultThrottled) else None
+            log.info("Vault throttled %s %s; requeued", self.kind, key)
+            return Result(requeue_after=after if after is not None else jittered(1.0, 0.75, 1.25))
         generation = objects.generation(obj)
         set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
         if is_vault_side(problem.reason):
@@ -307,11 +348,13 @@ class DeliveryReconciler(Generic[SpecT]):
         set_condition(status, "Ready", False, problem.reason, problem.message, generation)
         metrics.RESOURCE_READY.labels(self.kind, key.namespace, key.name).set(0)
         changed = await patch_status_if_changed(self.ctx.kube, self.info.resource, obj, status)
-        if changed or problem.retry:
+        if changed or (problem.retry and problem.repeat_event):
             self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
         log.warning("sync failed: %s: %s", problem.reason, problem.message)
         if not problem.retry:
             return Result()
+        if problem.retry_after is not None:
+            return Result(requeue_after=problem.retry_after)
         return Result(requeue_after=self.retry_delay(key, obj, problem))
 
     async def _release_finalizer(self, obj: dict[str, Any]) -> None:
