@@ -262,6 +262,8 @@ async def test_dynamic_drift_conflict_issues_no_new_credentials() -> None:
         h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     assert len(h.vault.requests) == 3  # the first issue and two repairs
     assert _condition(h, VAULT_DYNAMIC_SECRETS, "SecretSynced")["reason"] == "DriftConflict"
+    assert "'tool'" in _condition(h, VAULT_DYNAMIC_SECRETS, "Ready")["message"]
+    assert h.events.reasons().count("DriftConflict") == 1
 
 
 def test_last_other_manager() -> None:

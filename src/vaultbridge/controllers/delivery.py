@@ -290,13 +290,21 @@ class DeliveryReconciler(Generic[SpecT]):
     def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
         """Before repairing a drifted destination: raise `DriftConflict` when another writer
         keeps changing it (the rule is in drift_guard.py). Every kind's repair passes here."""
+        problem = self.drift_conflict(p, live)
+        if problem is not None:
+            raise problem
+
+    def drift_conflict(
+        self, p: Prepared[SpecT], live: dict[str, Any] | None
+    ) -> ReconcileProblem | None:
+        """The `DriftConflict` to report instead of a repair, None when the repair may go."""
         verdict = self.drift.check(
             p.key, p.generation, objects.resource_version(live) if live is not None else ""
         )
         if verdict.repair:
-            return
+            return None
         manager = last_other_manager(live)
-        raise ReconcileProblem(
+        return ReconcileProblem(
             Reason.DRIFT_CONFLICT,
             f"Secret {p.dest.name} keeps being changed by field manager {manager!r}; "
             f"stopped repairing it after {self.drift.limit} repairs within "

@@ -43,6 +43,8 @@ class Verdict:
     repair: bool
     wait: float = 0.0
     """Held: seconds until the quiet window could end (the object is looked at again then)."""
+    started: bool = False
+    """Held from this check on (the first refusal: the moment to tell the user)."""
 
 
 class DriftGuard:
@@ -83,7 +85,7 @@ class DriftGuard:
             track.held = True
             track.resource_version = resource_version
             track.unchanged_since = now
-            return Verdict(False, self.quiet)
+            return Verdict(False, self.quiet, started=True)
         return Verdict(True)
 
     def repaired(self, key: ObjectKey) -> None:

@@ -30,7 +30,7 @@ from . import destination, finalizer, lease_schedule, live_secret
 from .context import OperatorContext
 from .delivery import Delivered, DeliveryReconciler, Prepared, SpecT
 from .errors import ReconcileProblem
-from .reasons import GIVE_UP_ON_DELETE_REASONS
+from .reasons import GIVE_UP_ON_DELETE_REASONS, Reason
 from .status import set_condition, set_ready
 from .vault_access import VaultAccess
 
@@ -123,6 +123,8 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         super().__init__(ctx, access)
         # What this process issued last: trusted over the cached status (see above).
         self._held: dict[ObjectKey, HeldT] = {}
+        # Objects whose drifted Secret the drift guard refused to repair: the message.
+        self._conflicts: dict[ObjectKey, str] = {}
 
     def held_from_status(self, obj: dict[str, Any]) -> HeldT | None:
         raise NotImplementedError
@@ -143,6 +145,7 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     def forget(self, key: ObjectKey) -> None:
         super().forget(key)
         self._held.pop(key, None)
+        self._conflicts.pop(key, None)
 
     def reissue_cause(
         self, p: Prepared[SpecT], held: HeldT | None, live: dict[str, Any] | None
@@ -180,9 +183,19 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
             destination.check_ownership(p.obj, p.dest, live)
             cause = self.reissue_cause(p, held, live)
+        self._conflicts.pop(p.key, None)
         if cause == "drift":
-            # A repair here issues new credentials too: the drift guard decides first.
-            self.check_drift(p, live)
+            # A repair here issues new credentials too: the drift guard decides first. When it
+            # refuses, the held item is kept as if nothing drifted, so renewals and rotations
+            # still happen on time; `mark_held` reports the conflict instead of "synced".
+            conflict = self.drift_conflict(p, live)
+            if conflict is not None:
+                # Repairs resume on the next reconcile after the quiet window (the lease
+                # schedule's, or a watch event's); the Warning event comes once, from
+                # `mark_held`, when the condition turns to DriftConflict.
+                self._conflicts[p.key] = conflict.message
+                log.info("drift conflict on %s: %s", p.key, conflict.message)
+                return None, live
         return cause, live
 
     async def deliver_new(
@@ -284,8 +297,20 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         status, generation = p.status, p.generation
         status["lastGeneration"] = generation
         status["secretMAC"] = held.mac
-        set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_condition(status, "Healthy", True, "Healthy", "Vault requests succeed", generation)
+        conflict = self._conflicts.get(p.key)
+        if conflict is not None:
+            reason = str(Reason.DRIFT_CONFLICT)
+            was: dict[str, Any] = next(
+                (c for c in status.get("conditions") or [] if c.get("type") == "SecretSynced"),
+                {},
+            )
+            set_condition(status, "SecretSynced", False, reason, conflict, generation)
+            set_condition(status, "Ready", False, reason, conflict, generation)
+            if was.get("reason") != reason:
+                self.ctx.events.emit(p.obj, "Warning", reason, conflict)
+            return
+        set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_ready(status, restart_failures, message, generation)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
