@@ -68,7 +68,8 @@ def test_second_writer_gets_drift_conflict_not_a_write_loop(
     app.vss("fought")
     app.wait_data("fought", {"password": "from-vault"})
     app.wait_condition("fought", "SecretSynced", "True")
-    labels = {"kind": "VaultStaticSecret", "namespace": app.ns, "name": "fought"}
+    # One object in this namespace: its series is the only one of (kind, namespace).
+    labels = {"kind": "VaultStaticSecret", "namespace": app.ns}
     repairs_before = operator.metric("vaultbridge_drift_repairs_total", **labels)
 
     path = f"/api/v1/namespaces/{app.ns}/secrets/fought?fieldManager=intruder"

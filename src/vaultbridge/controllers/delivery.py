@@ -23,6 +23,7 @@ Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconcil
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault.errors import VaultThrottled
 
-from . import destination, finalizer, rollout
+from . import destination, finalizer, live_secret, rollout
 from .context import OperatorContext
 from .drift_guard import DriftGuard, last_other_manager
 from .errors import ReconcileProblem
@@ -104,6 +105,7 @@ class DeliveryReconciler(Generic[SpecT]):
         self.access = access
         self.backoff = Backoff()
         self.drift = DriftGuard()
+        self._drift_managers: dict[ObjectKey, str] = {}
 
     @property
     def kind(self) -> str:
@@ -126,6 +128,7 @@ class DeliveryReconciler(Generic[SpecT]):
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)
         self.drift.forget(key)
+        self._drift_managers.pop(key, None)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
         """How long to wait before retrying a failure that time can fix."""
@@ -266,7 +269,7 @@ class DeliveryReconciler(Generic[SpecT]):
             p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
         )
         if plan.write and plan.cause == "drift":
-            self.check_drift(p, live)
+            await self.check_drift(p, live)
         if plan.write:
             await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
@@ -287,14 +290,14 @@ class DeliveryReconciler(Generic[SpecT]):
             )
         return Delivered(plan, restart_failures)
 
-    def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
+    async def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
         """Before repairing a drifted destination: raise `DriftConflict` when another writer
         keeps changing it (the rule is in drift_guard.py). Every kind's repair passes here."""
-        problem = self.drift_conflict(p, live)
+        problem = await self.drift_conflict(p, live)
         if problem is not None:
             raise problem
 
-    def drift_conflict(
+    async def drift_conflict(
         self, p: Prepared[SpecT], live: dict[str, Any] | None
     ) -> ReconcileProblem | None:
         """The `DriftConflict` to report instead of a repair, None when the repair may go."""
@@ -303,7 +306,15 @@ class DeliveryReconciler(Generic[SpecT]):
         )
         if verdict.repair:
             return None
-        manager = last_other_manager(live)
+        manager = self._drift_managers.get(p.key)
+        if verdict.started or manager is None:
+            # The informer drops managedFields: one read from the API server per conflict
+            # names the other writer (not one per event of the fight).
+            fresh = live
+            if live is not None and "managedFields" not in objects.meta(live):
+                with contextlib.suppress(ReconcileProblem):
+                    fresh = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
+            manager = self._drift_managers[p.key] = last_other_manager(fresh)
         return ReconcileProblem(
             Reason.DRIFT_CONFLICT,
             f"Secret {p.dest.name} keeps being changed by field manager {manager!r}; "

@@ -188,7 +188,7 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             # A repair here issues new credentials too: the drift guard decides first. When it
             # refuses, the held item is kept as if nothing drifted, so renewals and rotations
             # still happen on time; `mark_held` reports the conflict instead of "synced".
-            conflict = self.drift_conflict(p, live)
+            conflict = await self.drift_conflict(p, live)
             if conflict is not None:
                 # Repairs resume on the next reconcile after the quiet window (the lease
                 # schedule's, or a watch event's); the Warning event comes once, from
