@@ -14,12 +14,18 @@ ARG PYTHON_VERSION=3.12
 FROM python:${PYTHON_VERSION}-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# Locked, hash-checked dependencies first (requirements/runtime.txt: the runtime subset of
+# requirements/lock.txt, see docs/development.md), then the wheel with --no-deps: nothing is
+# resolved at build time, so an image built next month holds the same versions.
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+RUN python -m venv /opt/vaultbridge \
+ && /opt/vaultbridge/bin/pip install --require-hashes -r requirements/runtime.txt \
+ && python -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes -r requirements/build.txt
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m venv /opt/vaultbridge \
- && /opt/vaultbridge/bin/pip install --upgrade pip \
- && /opt/vaultbridge/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/vaultbridge/bin/pip install /wheels/*.whl \
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/vaultbridge/bin/pip install --no-deps /wheels/*.whl \
  && /opt/vaultbridge/bin/pip uninstall --yes pip \
  && /opt/vaultbridge/bin/vaultbridge version
 

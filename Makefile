@@ -4,12 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean
+.PHONY: demo test test-faults lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
-$(STAMP): pyproject.toml
+LOCK := requirements/lock.txt
+
+# Exactly the locked, hash-checked versions (docs/development.md: "Dependencies and the lock"),
+# then vaultbridge itself without resolving anything (its build backend is in the lock too).
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 ## demo: start the local control plane + OpenBao + operator, apply examples, show the Secrets
@@ -17,15 +21,21 @@ demo: $(STAMP)
 	$(BIN)/python -m vaultbridge.devenv.demo
 
 ## test: lint, type-check, then unit and integration tests against the real servers
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck tools
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
 	$(MAKE) test-faults
 
+## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
+## that the chart and alerting tests use, printing done/total packages and an estimate
+tools: $(STAMP)
+	$(BIN)/python -m vaultbridge.devenv.helm
+	$(BIN)/python -m vaultbridge.devenv.prometheus
+
 ## test-faults: fault-injection tests (freeze/seal Vault, restart the API server, kill the
 ## operator) in their own pytest session with their own throwaway dev environment
-test-faults: $(STAMP)
+test-faults: $(STAMP) tools
 	@home=$$(mktemp -d /tmp/vaultbridge-faults.XXXXXX); echo "fault tests: dev environment in $$home"; \
 	VAULTBRIDGE_DEV_HOME=$$home $(BIN)/pytest -m faults tests/integration; rc=$$?; \
 	if [ $$rc -eq 0 ]; then rm -rf $$home; else echo "logs kept in $$home/logs"; fi; exit $$rc
@@ -59,6 +69,10 @@ dev-down: $(STAMP)
 BENCH_ARGS ?= --n 2000
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## lock: re-resolve requirements/*.txt from pyproject.toml (LOCK_ARGS="--upgrade" to move pins)
+lock:
+	scripts/lock-deps.sh $(LOCK_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -36,6 +36,11 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     p.add_argument("--profile", default="", help="path to py-spy: profile the operator")
     p.add_argument("--cold-only", action="store_true", help="only the cold sync (and scaling)")
+    p.add_argument(
+        "--fairness-noisy",
+        type=int,
+        help="noisy resources of the fairness scenario (default 1000, quick 0 = skipped)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench namespaces at the end")
     p.add_argument("--out", default="", help="JSON results file (default bench/results/…)")
     a = p.parse_args(argv)
@@ -56,6 +61,8 @@ def parse(argv: list[str] | None = None) -> Options:
     opts.keep = a.keep
     opts.cold_only = a.cold_only
     opts.out = a.out
+    if a.fairness_noisy is not None:
+        opts.fairness_noisy = a.fairness_noisy
     return opts
 
 

@@ -82,7 +82,14 @@ class Measured:
 class OperatorRun(Measured):
     """`vaultbridge run` with its own identity (kubeconfig user `vaultbridge-operator`)."""
 
-    def __init__(self, env: BenchEnv, workers: int, vault_qps: float, profile: str = "") -> None:
+    def __init__(
+        self,
+        env: BenchEnv,
+        workers: int,
+        vault_qps: float,
+        profile: str = "",
+        extra: list[str] | None = None,
+    ) -> None:
         self.metrics_port = processes.free_port()
         self.health_port = processes.free_port()
         run = [
@@ -96,6 +103,7 @@ class OperatorRun(Measured):
             "--workers", str(workers),
             "--vault-qps", str(vault_qps),
             "--shutdown-grace-period", "10",
+            *(extra or []),
         ]  # fmt: skip
         if profile:
             # py-spy records the whole run; its own CPU is outside the operator's pid.

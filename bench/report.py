@@ -112,6 +112,19 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 ),
             )
         )
+    f = r.get("fairness")
+    if f:
+        for mode in ("fair", "unfair"):
+            m = f[mode]
+            out.append(
+                (
+                    f"quiet namespace vs {f['noisy_resources']} noisy @1s "
+                    f"(--fair-queuing={'true' if mode == 'fair' else 'false'})",
+                    f"alone max {max(m['alone_s']):.2f}s, under noise max {max(m['noisy_s']):.2f}s",
+                    f"<= 1.5x alone + 0.5s ({m['bound_s']:.2f}s)",
+                    _verdict(m["within_bound"]) if mode == "fair" else "(reference)",
+                )
+            )
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import audit
 from .clients import Kube, Vault, tls_context
+from .fairness import fairness
 from .procs import FloorRun, OperatorRun, Usage
 from .setup import OPERATOR_USER, BenchEnv
 from .workload import (
@@ -50,11 +51,18 @@ class Options:
     keep: bool = False
     out: str = ""
     cold_only: bool = False
+    fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
 
     @classmethod
     def quick_mode(cls) -> Options:
         return cls(
-            n=100, quick=True, idle_seconds=10, new_count=10, change_count=10, read_rate_seconds=8
+            n=100,
+            quick=True,
+            idle_seconds=10,
+            new_count=10,
+            change_count=10,
+            read_rate_seconds=8,
+            fairness_noisy=0,
         )
 
 
@@ -97,7 +105,7 @@ class Bench:
     async def run(self) -> dict[str, Any]:
         opts = self.opts
         await clear_bench_namespaces(self.kube)
-        largest = max([opts.n, *opts.scaling, opts.memory_n])
+        largest = max([opts.n, *opts.scaling, opts.memory_n, opts.fairness_noisy])
         self.log(f"writing {largest} + {opts.new_count} Vault paths")
         await put_values(self.root, names_for(largest))
         await put_values(self.root, self._new_names())
@@ -122,15 +130,21 @@ class Bench:
         if opts.memory_n > opts.n:
             self.results["memory"].append(await self.memory_at(opts.memory_n))
             self.checkpoint()
-        return await self._finish()
+        return await self._finish(with_fairness=opts.fairness_noisy > 0)
 
-    async def _finish(self) -> dict[str, Any]:
+    async def _finish(self, with_fairness: bool = False) -> dict[str, Any]:
         opts = self.opts
         wrong = await wrong_secrets(self.kube, self.main_ns, self.expected)
         self.results["final_check"] = {"secrets": len(self.expected), "wrong": wrong[:20]}
         if self.op is not None:
             self.results["operator_exit_code"] = await asyncio.to_thread(self.op.stop)
             self.op = None
+        if with_fairness:
+            # Last, on an empty cluster: its operators would otherwise reconcile the main
+            # namespace too, and that load would be in its "alone" baseline.
+            await clear_bench_namespaces(self.kube)
+            self.results["fairness"] = await fairness(self)
+            self.checkpoint()
         if not opts.keep:
             await clear_bench_namespaces(self.kube)
         return self.results

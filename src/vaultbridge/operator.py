@@ -33,14 +33,17 @@ from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
+from vaultbridge.engine.queue import Fairness, Lane
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
+from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import NAMESPACES, SECRETS, Resource
+from vaultbridge.kube.selectors import LabelMatcher, parse_selector
 from vaultbridge.observability import metrics
 from vaultbridge.observability.logs import configure_logging, current_resource
 from vaultbridge.observability.server import ObservabilityServer
@@ -48,6 +51,7 @@ from vaultbridge.persistence.token_store import KubeTokenStore
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
 from vaultbridge.vault.connection import Transport
+from vaultbridge.vault.fairshare import FairShare, current_tenant, tenant_scope
 from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger("vaultbridge")
@@ -65,7 +69,8 @@ class _Instrumented:
     async def reconcile(self, key: ObjectKey) -> Any:
         token = current_resource.set(f"{self.kind}/{key.namespace}/{key.name}")
         try:
-            with metrics.RECONCILE_SECONDS.labels(self.kind).time():
+            # The namespace is the tenant of the Vault requests this reconcile makes.
+            with metrics.RECONCILE_SECONDS.labels(self.kind).time(), tenant_scope(key.namespace):
                 return await self.inner.reconcile(key)
         finally:
             current_resource.reset(token)
@@ -90,11 +95,24 @@ class Operator:
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     hmac_key = await load_or_create_hmac_key(kube, settings.namespace, settings.hmac_key_secret)
 
+    def on_vault_request(operation: str, status: str | int, seconds: float) -> None:
+        metrics.observe_vault_request(operation, status, seconds)
+        if tenant := current_tenant.get():
+            metrics.NAMESPACE_VAULT_REQUESTS.labels(tenant).inc()
+
+    def on_vault_throttled(tenant: str, seconds: float) -> None:
+        if tenant:
+            metrics.NAMESPACE_VAULT_THROTTLED_SECONDS.labels(tenant).inc(seconds)
+
     bucket = TokenBucket(settings.vault_qps, settings.vault_burst)
     # Vault's 429s lower the bucket's rate (AIMD) instead of failing objects one by one.
     adapter = AdaptiveRate(bucket)
     transport = Transport(
-        rate_limiter=bucket, rate_adapter=adapter, on_request=metrics.observe_vault_request
+        rate_limiter=bucket,
+        rate_adapter=adapter,
+        # Fair queuing: when namespaces want more than the rate, each gets an equal turn.
+        fair_share=FairShare(bucket, on_wait=on_vault_throttled) if settings.fair_queuing else None,
+        on_request=on_vault_request,
     )
     # Persisted tokens keep the leases they created alive across restarts (token_store.py).
     token_store = (
@@ -130,6 +148,10 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         ctx.informers[resource] = informer_manager.add_informer(inf)
         return inf
 
+    namespaces = informer(NAMESPACES)
+    namespaces.add_handlers(on_delete=lambda ns: metrics.forget_namespace(objects.name(ns)))
+    fairness = _fairness(settings, namespaces)
+
     access = VaultAccess(ctx)
     own = {k.kind: informer(k.resource, label_selector=selector) for k in KINDS}
     sources = Sources(
@@ -143,7 +165,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read
         # by every secret reconcile (controllers/path_policy.py) and by the admission webhook.
         path_policies=informer(VAULT_PATH_POLICIES),
-        namespaces=informer(NAMESPACES),
+        namespaces=namespaces,
         own=own,
     )
     reconcilers: list[SetupReconciler] = [
@@ -164,9 +186,12 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
             _Instrumented(kind, reconciler),
             workers=settings.workers,
             queue_wait_hook=lambda seconds, _priority: wait.observe(seconds),
+            fairness=fairness,
         )
         ctl.add_reconcile_hook(_reconcile_metrics)
         metrics.QUEUE_DEPTH.labels(kind).set_function(lambda: float(len(ctl.queue)))
+        if fairness is not None:
+            metrics.register_queue_depths(kind, ctl.queue.depth_by_tenant)
         controllers[kind] = manager.add_controller(ctl)
         # Each reconciler declares what it watches, next to the code that reads it.
         reconciler.setup_with_manager(ctl, sources)
@@ -180,6 +205,47 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         await transport.close()
 
     return Operator(ctx, manager, controllers, informer_manager, close_clients)
+
+
+def critical_matcher(settings: Settings) -> LabelMatcher | None:
+    """The --critical-namespace-selector as a function of labels (``ValueError`` if bad)."""
+    if not settings.critical_namespace_selector.strip():
+        return None
+    return parse_selector(settings.critical_namespace_selector)
+
+
+def _fairness(settings: Settings, namespaces: Informer) -> Fairness[ObjectKey] | None:
+    """Tenant = namespace; lane = CRITICAL for namespaces the platform team's selector picks.
+
+    Namespace labels are set by whoever may edit Namespaces (the platform team), not by a
+    tenant who can only create our objects in it, so a tenant cannot grant itself the lane.
+    """
+    if not settings.fair_queuing:
+        return None
+    matcher = critical_matcher(settings)
+
+    def wait_hook(tenant: str, seconds: float) -> None:
+        if tenant:
+            metrics.NAMESPACE_QUEUE_WAIT_SECONDS.labels(tenant).observe(seconds)
+
+    lane_of = None
+    if matcher is not None:
+        critical = matcher
+
+        def lane_of(key: ObjectKey) -> Lane:
+            ns = namespaces.store.get(ObjectKey("", key.namespace)) if key.namespace else None
+            return (
+                Lane.CRITICAL
+                if ns is not None and critical(objects.labels(ns))
+                else (Lane.ORDINARY)
+            )
+
+    return Fairness(
+        tenant_of=lambda key: key.namespace,
+        lane_of=lane_of,
+        critical_share=settings.critical_share,
+        wait_hook=wait_hook,
+    )
 
 
 def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str) -> None:
@@ -199,6 +265,16 @@ async def _main(settings: Settings) -> int:
     except ValueError as exc:
         log.error("--allowed-vault-addresses: %s", exc)
         return 2
+    try:
+        critical_matcher(settings)
+    except ValueError as exc:
+        log.error("--critical-namespace-selector: %s", exc)
+        return 2
+    if settings.critical_share < 1:
+        log.error("--critical-share must be at least 1, not %d", settings.critical_share)
+        return 2
+    if settings.critical_namespace_selector and not settings.fair_queuing:
+        log.warning("--critical-namespace-selector has no effect with --fair-queuing=false")
     try:
         config = load_config(settings.kubeconfig, settings.context)
     except KubeError as exc:

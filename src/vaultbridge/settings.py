@@ -54,6 +54,10 @@ class Settings:
     persist_tokens: bool = True
     allowed_vault_addresses: str = ""
     allowed_token_audiences: str = "vault"  # noqa: S105 - an audience, not a secret
+    fair_queuing: bool = True
+    critical_namespace_selector: str = ""
+    critical_share: int = 4
+    min_refresh_after: float = 1.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -232,6 +236,33 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         str,
         "comma-separated audiences a VaultAuth may request for ServiceAccount tokens; an "
         "audience the Kubernetes API server accepts is refused whatever this lists",
+    ),
+    (
+        "fair_queuing",
+        "--fair-queuing",
+        _bool,
+        "true: each namespace has its own sub-queue, served round-robin, and an equal share of "
+        "the Vault request rate while it is contended; false: one line per kind",
+    ),
+    (
+        "critical_namespace_selector",
+        "--critical-namespace-selector",
+        str,
+        "label selector on Namespaces (e.g. vaultbridge.dev/critical=true) whose objects are "
+        "served before others' (see --critical-share); empty: no critical lane",
+    ),
+    (
+        "critical_share",
+        "--critical-share",
+        int,
+        "turns the critical lane gets for each turn of ordinary work while both wait (>= 1)",
+    ),
+    (
+        "min_refresh_after",
+        "--min-refresh-after",
+        float,
+        "seconds: the shortest refreshAfter honoured; a shorter one is raised to it and "
+        "reported on the object (condition RefreshAfterClamped); 0 disables",
     ),
 ]
 

@@ -50,7 +50,7 @@ class OperatorProcess:
     # Default: the dev environment's cluster-admin kubeconfig. The deployment tests pass one
     # holding a ServiceAccount token, to run with exactly the chart's RBAC.
     kubeconfig: str | None = None
-    ready_timeout: float = 60.0
+    ready_timeout: float = 240.0  # a generous deadline: start-up on a loaded 2-core machine
 
     def start(self, wait_ready: bool = True) -> None:
         env = dict(os.environ)

@@ -33,7 +33,19 @@ def _run(*argv: str | Path, cwd: Path | None = None) -> str:
 
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", wheels, REPO)
+    # As the Dockerfile does: no resolution, the locked hatchling of this venv builds it.
+    _run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        wheels,
+        REPO,
+    )
     (wheel,) = wheels.glob("vaultbridge-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "vaultbridge/py.typed" in names

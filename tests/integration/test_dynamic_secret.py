@@ -179,6 +179,7 @@ def _restarted_at(app: App, name: str) -> str | None:
 
 def test_credentials_work_and_lease_is_renewed_in_place(db: DB) -> None:
     db.role("app", default_ttl="6s", max_ttl="1h")
+    created_at = int(time.time())
     db.vds("creds")
     data = db.wait_synced("creds")
     assert db.can_login(data), "the credentials in the Secret must log in to PostgreSQL"
@@ -188,7 +189,8 @@ def test_credentials_work_and_lease_is_renewed_in_place(db: DB) -> None:
     assert lease["renewable"] is True and lease["duration"] == 6
     assert lease["requestID"]
     first_renewal = status["lastRenewalTime"]
-    assert abs(first_renewal - time.time()) < 30
+    # When it was issued, as an ordering (after the resource existed, before we looked).
+    assert created_at <= first_renewal <= time.time(), (created_at, first_renewal)
     assert status["secretMAC"].startswith("hmac-sha256:")
     secret_rv = db.app.secret("creds")["metadata"]["resourceVersion"]  # type: ignore[index]
 
@@ -219,21 +221,24 @@ def test_max_ttl_brings_new_credentials_and_restarts_rollout(db: DB) -> None:
     first = db.wait_synced("rotating")
     first_lease = db.status("rotating")["secretLease"]["id"]
     assert _restarted_at(db.app, "api") is None, "the first issue must not restart workloads"
-    started = time.monotonic()
 
     def rotated() -> dict[str, str] | None:
         data = db.app.secret_data("rotating") or {}
         return data if data.get("username") not in (None, first["username"]) else None
 
-    second = wait_for(rotated, 20, "new credentials after the max TTL")
-    elapsed = time.monotonic() - started
-    # Renewals carry the lease to near its 10 s max TTL; new credentials come before it ends.
-    assert elapsed < 12, elapsed
+    second = wait_for(rotated, 60, "new credentials after the max TTL")
+    # Renewals carry the lease to its 10 s max TTL; new credentials come before it ends. Told
+    # by what the operator decided, not by a stopwatch: the rotation's cause is a renewal that
+    # Vault granted (so the lease was alive) but cut short by the max TTL ("lease-exhausted"),
+    # not an expired lease ("lease-due", which a late operator would report).
+    event = db.app.wait_event("rotating", "SecretRotated")
+    assert "(lease-exhausted)" in event["message"], event["message"]
+    failed = [e for e in db.app.events("rotating") if e["reason"] == "LeaseRenewalFailed"]
+    assert not failed, failed  # the other way to "lease-exhausted": a renewal Vault refused
     assert db.can_login(second)
     new_lease = db.status("rotating")["secretLease"]["id"]
     assert new_lease != first_lease
     wait_for(lambda: _restarted_at(db.app, "api"), 10, "rollout restart annotation")
-    db.app.wait_event("rotating", "SecretRotated")
     db.app.wait_event("rotating", "RolloutRestartTriggered")
     # The old credentials were not cut short: they lived until their max TTL.
     cond = db.app.condition(PLURAL, "rotating", "LeaseRenewal")
@@ -360,10 +365,19 @@ def test_non_renewable_lease_is_reissued_at_the_renewal_point(db: DB) -> None:
             data = db.app.secret_data("cert-lease") or {}
             return data if data.get("serial_number") not in (None, first["serial_number"]) else None
 
-        started = time.monotonic()
-        wait_for(reissued, 10, "a new certificate before the 6 s lease ends")
-        assert time.monotonic() - started < 6
-        assert db.status("cert-lease")["secretLease"]["id"] != status["secretLease"]["id"]
+        wait_for(reissued, 60, "a new certificate at the renewal point of the 6 s lease")
+
+        # Before the old lease ends, by the times recorded: the operator's issue time of the new
+        # lease against the old certificate's expiry as Vault set it (not a stopwatch in here).
+        def reissue_recorded() -> dict[str, Any] | None:
+            now = db.status("cert-lease")
+            return now if now["secretLease"]["id"] != status["secretLease"]["id"] else None
+
+        new_status = wait_for(reissue_recorded, 30, "the new lease in the status")
+        assert new_status["lastRenewalTime"] < int(first["expiration"]), (new_status, first)
+        assert new_status["lastRenewalTime"] >= status["lastRenewalTime"] + int(
+            status["secretLease"]["duration"] * 0.67 * 0.8
+        ), "re-issued before the renewal point's window"
     finally:
         db.app.admin.request("DELETE", crd_path(PLURAL, db.app.ns, "cert-lease"))
         wait_for(lambda: db.app.get(PLURAL, "cert-lease") is None, 20, "cert-lease deleted")
@@ -499,6 +513,10 @@ def test_response_without_lease_is_refreshed_after_refresh_after(db: DB) -> None
     cond = db.app.condition(PLURAL, "plain", "LeaseRenewal")
     assert cond is not None and cond["reason"] == "NoLease", cond
     db.app.vault.kv_put(f"{db.app.ns}/plain", {"token": "t-2"}, mount="kv1")
-    started = time.monotonic()
-    db.app.wait_data("plain", {"token": "t-2"}, timeout=10)
-    assert time.monotonic() - started < 5
+    db.app.wait_data("plain", {"token": "t-2"}, timeout=60)
+    # What brought it is the refreshAfter timer (no lease, no watch on Vault): the operator
+    # says so in the event, and its recorded read times are one refresh period apart (the
+    # window opens at 80 % of 3 s; whole seconds in the status).
+    event = db.app.wait_event("plain", "SecretRotated")
+    assert "(refresh)" in event["message"], event["message"]
+    assert db.status("plain")["lastRenewalTime"] - status["lastRenewalTime"] >= 2

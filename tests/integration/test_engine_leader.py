@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -29,7 +29,9 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, f"leaked tasks: {leaked}"
 
 
-def elector(kube: KubeClient, namespace: str, identity: str) -> LeaderElector:
+def elector(
+    kube: KubeClient, namespace: str, identity: str, clock: Callable[[], float] = time.monotonic
+) -> LeaderElector:
     return LeaderElector(
         kube,
         namespace,
@@ -38,11 +40,25 @@ def elector(kube: KubeClient, namespace: str, identity: str) -> LeaderElector:
         lease_duration=LEASE_SECONDS,
         renew_deadline=1.0,
         retry_period=0.1,
+        clock=clock,
     )
 
 
+class FreezableClock:
+    """The monotonic clock until ``freeze()``; from then on time stands still for its user."""
+
+    def __init__(self) -> None:
+        self.frozen_at: float | None = None
+
+    def __call__(self) -> float:
+        return time.monotonic() if self.frozen_at is None else self.frozen_at
+
+    def freeze(self) -> None:
+        self.frozen_at = time.monotonic()
+
+
 async def test_one_leader_and_quick_handover_on_release(kube: KubeClient, namespace: str) -> None:
-    a, b = elector(kube, namespace, "a"), elector(kube, namespace, "b")
+    a = elector(kube, namespace, "a")
     a_stop, b_stop = asyncio.Event(), asyncio.Event()
     order: list[str] = []
 
@@ -51,6 +67,8 @@ async def test_one_leader_and_quick_handover_on_release(kube: KubeClient, namesp
         await stop.wait()
         order.append(f"{name} ends")
 
+    b_clock = FreezableClock()
+    b = elector(kube, namespace, "b", b_clock)
     run_a = asyncio.create_task(a.run(lambda: work("a", a_stop)))
     while not a.is_leader:
         await asyncio.sleep(0.02)
@@ -58,17 +76,18 @@ async def test_one_leader_and_quick_handover_on_release(kube: KubeClient, namesp
     await asyncio.sleep(2 * LEASE_SECONDS)  # a keeps renewing: b never gets in
     assert order == ["a starts"] and not b.is_leader
 
+    # From here on b's clock stands still: a lease can never *expire* for b, so if b leads,
+    # a's release handed it over (no stopwatch needed to tell the two apart).
+    b_clock.freeze()
     a_stop.set()
-    start = time.monotonic()
-    await asyncio.wait_for(run_a, 2)
+    await asyncio.wait_for(run_a, 60)  # a returns normally: it was not deposed
     while not b.is_leader:
         await asyncio.sleep(0.02)
-    assert time.monotonic() - start < LEASE_SECONDS  # released, not expired
     lease = await kube.get(LEASES, "leader", namespace)
     assert lease["spec"]["holderIdentity"] == "b"
     assert lease["spec"]["leaseTransitions"] == 1
     b_stop.set()
-    await asyncio.wait_for(run_b, 2)
+    await asyncio.wait_for(run_b, 60)
     assert order == ["a starts", "a ends", "b starts", "b ends"]
     released = await kube.get(LEASES, "leader", namespace)
     assert not released["spec"].get("holderIdentity")
@@ -89,17 +108,26 @@ async def test_takeover_waits_for_a_dead_holders_lease_to_expire(
         },
         namespace,
     )
-    b = elector(kube, namespace, "b")
+    # b's clock: the real one, with every reading recorded.
+    readings: list[float] = []
+
+    def clock() -> float:
+        readings.append(time.monotonic())
+        return readings[-1]
+
+    b = elector(kube, namespace, "b", clock)
     started = asyncio.Event()
+    clock_at_start: list[float] = []
 
     async def work() -> None:
+        clock_at_start.append(clock())
         started.set()
 
-    begin = time.monotonic()
-    await asyncio.wait_for(b.run(work), 5)
+    await asyncio.wait_for(b.run(work), 60)
     assert started.is_set()
-    # b watched the record stay unchanged for the lease duration on its own clock first.
-    assert time.monotonic() - begin >= 1.0
+    # b watched the record stay unchanged for the lease duration (1 s) on its own clock
+    # before taking it: a lower bound, which load only makes truer.
+    assert clock_at_start[0] - readings[0] >= 1.0, readings
 
 
 async def test_leader_that_loses_the_lease_stops_its_work(kube: KubeClient, namespace: str) -> None:

@@ -369,12 +369,19 @@ class DeliveryReconciler(Generic[SpecT]):
         changed = await patch_status_if_changed(self.ctx.kube, self.info.resource, obj, status)
         if changed or (problem.retry and problem.repeat_event):
             self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
-        log.warning("sync failed: %s: %s", problem.reason, problem.message)
         if not problem.retry:
+            log.warning("sync failed: %s: %s", problem.reason, problem.message)
             return Result()
         if problem.retry_after is not None:
-            return Result(requeue_after=problem.retry_after)
-        return Result(requeue_after=self.retry_delay(key, obj, problem))
+            delay = problem.retry_after
+        else:
+            delay = self.retry_delay(key, obj, problem)
+        # The retry delay as decided, in the log record: the schedule can be checked from the
+        # log (tests do) instead of being inferred from when the retries happened to run.
+        log.warning(
+            "sync failed: %s: %s", problem.reason, problem.message, extra={"retry_in": delay}
+        )
+        return Result(requeue_after=delay)
 
     async def _release_finalizer(self, obj: dict[str, Any]) -> None:
         if self.finalizer_name is not None:

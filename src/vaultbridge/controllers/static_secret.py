@@ -26,6 +26,7 @@ from . import destination
 from .context import OperatorContext
 from .delivery import DeliveryReconciler, Prepared
 from .errors import ReconcileProblem
+from .refresh import effective_refresh
 from .status import now_rfc3339, set_condition, set_ready
 from .transform import SourceRead, build_data
 from .vault_access import VaultAccess
@@ -123,6 +124,11 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
             status["lastSyncTime"] = now_rfc3339()
             log.info("wrote Secret %s/%s (%s)", key.namespace, p.dest.name, plan.cause)
         self._mark_synced(p, new_mac, [r.version for r in reads], delivered.restart_failures)
+        refresh = spec.refresh_after_seconds
+        if refresh is None and spec.hmac_secret_data:
+            refresh = self.ctx.settings.default_refresh_after
+        # Before the status write: a clamped request is reported on the object.
+        refresh = effective_refresh(self.ctx, KIND, p.obj, status, refresh)
         await self.succeed(p, delivered=True)
         self.outage_backoff.reset(key)
         if plan.write:
@@ -136,9 +142,6 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
                 self.emit_written(
                     p, "SecretSynced", f"Secret {p.dest.name} rewritten ({plan.cause})"
                 )
-        refresh = spec.refresh_after_seconds
-        if refresh is None and spec.hmac_secret_data:
-            refresh = self.ctx.settings.default_refresh_after
         return Result(requeue_after=jittered(refresh) if refresh else None)
 
     def _mark_synced(

@@ -8,22 +8,17 @@ pins reuse it. Nothing is downloaded except Go modules through the module proxy.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
-import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .build import pin_hash
+from .build import GoBuild, ensure_go_binaries, pin_hash
 from .errors import DevEnvError
 from .paths import cache_root
 
 HELM_PACKAGE = "helm.sh/helm/v3/cmd/helm"
-_MARKER = ".complete"
 
 
 def helm_module_dir() -> Path:
@@ -65,23 +60,16 @@ def ensure_helm(log: Callable[[str], None] | None = None) -> Path:
             f"the Go module pinning Helm was not found at {module_dir}; run from a vaultbridge "
             "checkout or set VAULTBRIDGE_HELM_MODULE_DIR",
         )
-    target = helm_dir(module_dir)
-    binary = target / "helm"
-    if (target / _MARKER).exists() and binary.exists():
-        return binary
-    go = shutil.which("go")
-    if go is None:
-        raise DevEnvError(
-            "helm build", "the Go toolchain (`go`) is not on PATH; it is needed once to build Helm"
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    with (target / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions must not build into one directory
-        if (target / _MARKER).exists() and binary.exists():
-            return binary
-        _build(go, module_dir, binary, helm_version(module_dir), say)
-        (target / _MARKER).write_text(helm_version(module_dir) + "\n")
-    return binary
+    version = helm_version(module_dir)
+    target = ensure_go_binaries(
+        what=f"Helm {version}",
+        module_dir=module_dir,
+        target=helm_dir(module_dir),
+        binaries=["helm"],
+        builds=lambda target: [GoBuild([HELM_PACKAGE], str(target / "helm"), _ldflags(module_dir))],
+        say=say,
+    )
+    return target / "helm"
 
 
 def _client_go_minor(module_dir: Path) -> str:
@@ -91,28 +79,15 @@ def _client_go_minor(module_dir: Path) -> str:
     return match.group(1)
 
 
-def _build(
-    go: str, module_dir: Path, binary: Path, version: str, say: Callable[[str], None]
-) -> None:
-    log_file = binary.parent / "build.log"
-    env = dict(os.environ)
-    env.setdefault("GOFLAGS", "-mod=readonly")
+def _ldflags(module_dir: Path) -> str:
     # As Helm's own Makefile does: the release for `helm version`, and the Kubernetes minor
     # of its client-go as the default `.Capabilities.KubeVersion` (else it says v1.20).
     minor = _client_go_minor(module_dir)
-    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={version}"]
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={helm_version(module_dir)}"]
     for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
         flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={minor}"]
-    ldflags = " ".join(flags)
-    cmd = [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(binary), HELM_PACKAGE]
-    say(f"Building Helm {version} from its Go module into {binary.parent} (log: {log_file})")
-    started = time.monotonic()
-    with log_file.open("w") as out:
-        out.write("$ " + " ".join(cmd) + "\n")
-        out.flush()
-        rc = subprocess.run(
-            cmd, cwd=module_dir, env=env, stdout=out, stderr=subprocess.STDOUT, check=False
-        ).returncode
-    if rc != 0 or not binary.exists():
-        raise DevEnvError("helm build", f"`go build` exited with {rc}", log_file)
-    say(f"Built Helm in {(time.monotonic() - started) / 60:.1f} min.")
+    return " ".join(flags)
+
+
+if __name__ == "__main__":  # `make test` builds it up front, with progress on the terminal
+    print(f"Helm: {ensure_helm()}", file=sys.stderr)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from vaultbridge.engine.backoff import Backoff
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
-from vaultbridge.engine.queue import Priority, QueueShutDown, WorkQueue
+from vaultbridge.engine.queue import Fairness, Priority, QueueShutDown, WorkQueue
 from vaultbridge.kube import objects
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class Controller:
     ``error_priority`` is used for retries after failures and ``requeue_priority`` for
     ``Result.requeue_after``; both are below HIGH so new objects overtake them. Metrics:
     ``queue_wait_hook(seconds, priority)`` per dequeued key, ``queue.stats()`` for depths,
-    ``add_reconcile_hook`` for reconcile durations and outcomes.
+    ``add_reconcile_hook`` for reconcile durations and outcomes. ``fairness``: how the queue
+    shares the workers between tenants (``engine/queue.py``); ``None``: one line for all.
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class Controller:
         error_priority: Priority = Priority.NORMAL,
         requeue_priority: Priority = Priority.LOW,
         queue_wait_hook: Callable[[float, Priority], None] | None = None,
+        fairness: Fairness[ObjectKey] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
@@ -137,7 +139,9 @@ class Controller:
         self.reconciler = reconciler
         self.workers = workers
         self.backoff = backoff if backoff is not None else Backoff()
-        self.queue: WorkQueue[ObjectKey] = WorkQueue(name, clock=clock, wait_hook=queue_wait_hook)
+        self.queue: WorkQueue[ObjectKey] = WorkQueue(
+            name, clock=clock, wait_hook=queue_wait_hook, fairness=fairness
+        )
         self._clock = clock
         self._error_priority = error_priority
         self._requeue_priority = requeue_priority

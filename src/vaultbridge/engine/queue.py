@@ -1,4 +1,4 @@
-"""A work queue of object keys with de-duplication, priorities and delayed adds.
+"""A work queue of object keys with de-duplication, priorities, delayed adds and fairness.
 
 The queue holds *keys*, not events: reconcilers re-read current state, so ten changes to one
 object while it waits cost one reconcile. Guarantees:
@@ -6,10 +6,23 @@ object while it waits cost one reconcile. Guarantees:
 * a key is in the ready queue at most once; re-adding it can only raise its priority;
 * a key handed out by ``get`` is never handed out again until ``done`` is called for it;
   adds that arrive in between are remembered and the key is queued again on ``done``;
-* higher priority first, FIFO within a priority. A key promoted to a higher priority joins
-  the back of that priority's line. (LOW work can wait behind a steady stream of HIGH work;
-  HIGH is only for new objects and spec changes, which are bursty.)
+* within a tenant: higher priority first, FIFO within a priority. A key promoted to a higher
+  priority joins the back of that priority's line. (LOW work can wait behind a steady stream
+  of HIGH work *of the same tenant*; HIGH is only for new objects and spec changes.)
+* across tenants (``Fairness.tenant_of``, e.g. the namespace): every tenant with ready keys
+  has one sub-queue, and the sub-queues of a lane are served round-robin, one key per turn.
+  A tenant that becomes ready joins the back of the ring, so with T tenants ready in its lane
+  its first key is handed out within T turns of that lane, however many keys the others hold
+  (1,000 keys of A and 1 of B: B is served by the second ``get``).
+* lanes (``Fairness.lane_of``): CRITICAL work is served before ORDINARY work, but never
+  starves it: while both lanes have ready keys, ``critical_share`` (k) turns go to CRITICAL
+  for each turn of ORDINARY — of any k + 1 consecutive gets, at least k are critical (if it
+  has that many) and at least one is ordinary. A lane alone gets every turn.
 * ``add_after`` keeps at most one pending delay per key: the earliest, unless ``replace``.
+
+Without ``Fairness`` every key belongs to one tenant of the ordinary lane: the plain
+priority queue. The queue knows nothing of what a tenant or a lane means; the caller's
+functions decide (they are called once, when a key enters the ready queue).
 """
 
 from __future__ import annotations
@@ -36,6 +49,28 @@ class Priority(IntEnum):
     HIGH = 2  # new objects and spec changes: users are waiting for these
 
 
+class Lane(IntEnum):
+    """Which line a tenant's keys wait in; the platform team decides (see ``Fairness``)."""
+
+    ORDINARY = 0
+    CRITICAL = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Fairness(Generic[K]):
+    """How the queue shares its workers between tenants (see the module docstring).
+
+    ``tenant_of(key)`` names the key's tenant (an opaque string); ``lane_of(key)`` its lane;
+    ``critical_share`` is k, the CRITICAL turns per ORDINARY turn while both wait.
+    ``wait_hook(tenant, seconds)`` observes each handed-out key's wait, per tenant.
+    """
+
+    tenant_of: Callable[[K], str]
+    lane_of: Callable[[K], Lane] | None = None
+    critical_share: int = 4
+    wait_hook: Callable[[str, float], None] | None = None
+
+
 class QueueShutDown(Exception):
     """``get`` on a queue that was shut down."""
 
@@ -51,10 +86,21 @@ class QueueStats:
 
 
 @dataclass(slots=True)
-class _Ready:
+class _Ready(Generic[K]):
     priority: Priority
     seq: int
     enqueued_at: float
+    sub: _SubQueue[K]
+
+
+@dataclass(slots=True, eq=False)
+class _SubQueue(Generic[K]):
+    """One tenant's ready keys in one lane: a heap by (priority, seq) with lazy deletion."""
+
+    tenant: str
+    lane: Lane
+    heap: list[tuple[int, int, K]]
+    live: int = 0  # ready keys of this tenant (heap entries may be stale)
 
 
 @dataclass(slots=True)
@@ -78,13 +124,21 @@ class WorkQueue(Generic[K]):
         *,
         clock: Callable[[], float] = time.monotonic,
         wait_hook: Callable[[float, Priority], None] | None = None,
+        fairness: Fairness[K] | None = None,
     ) -> None:
         self.name = name
         self._clock = clock
         self._wait_hook = wait_hook
+        self._fairness = fairness
+        if fairness is not None and fairness.critical_share < 1:
+            raise ValueError("critical_share must be >= 1")
         self._seq = itertools.count()
-        self._ready: dict[K, _Ready] = {}
-        self._ready_heap: list[tuple[int, int, K]] = []
+        self._ready: dict[K, _Ready[K]] = {}
+        # (lane, tenant) -> its sub-queue, while it holds ready keys; each lane's ring holds
+        # the sub-queues with ready keys in round-robin order (front = next to serve).
+        self._subs: dict[tuple[Lane, str], _SubQueue[K]] = {}
+        self._rings: dict[Lane, deque[_SubQueue[K]]] = {lane: deque() for lane in Lane}
+        self._critical_streak = 0  # CRITICAL turns since the last ORDINARY one
         self._processing: set[K] = set()
         self._dirty: dict[K, Priority] = {}
         self._delayed: dict[K, _Delayed] = {}
@@ -115,7 +169,8 @@ class WorkQueue(Generic[K]):
                 entry.seq = next(self._seq)
                 self._push_ready(key, entry)
             return
-        entry = _Ready(priority, next(self._seq), self._clock())
+        entry = _Ready(priority, next(self._seq), self._clock(), self._sub_for(key))
+        entry.sub.live += 1
         self._ready[key] = entry
         self._push_ready(key, entry)
         self._adds += 1
@@ -164,17 +219,23 @@ class WorkQueue(Generic[K]):
         if self._shutdown:
             raise QueueShutDown(self.name)
         self._promote_due()
-        while self._ready_heap:
-            _neg_priority, seq, key = heapq.heappop(self._ready_heap)
-            entry = self._ready.get(key)
-            if entry is None or entry.seq != seq:
-                continue  # superseded by a promotion
-            del self._ready[key]
-            self._processing.add(key)
-            if self._wait_hook is not None:
-                self._wait_hook(max(0.0, self._clock() - entry.enqueued_at), entry.priority)
-            return key
-        raise asyncio.QueueEmpty
+        ring = self._next_ring()
+        if ring is None:
+            raise asyncio.QueueEmpty
+        sub = ring.popleft()
+        key, entry = self._pop_sub(sub)
+        if sub.live:
+            ring.append(sub)  # served one key: to the back of the line
+        else:
+            del self._subs[(sub.lane, sub.tenant)]
+        del self._ready[key]
+        self._processing.add(key)
+        waited = max(0.0, self._clock() - entry.enqueued_at)
+        if self._wait_hook is not None:
+            self._wait_hook(waited, entry.priority)
+        if self._fairness is not None and self._fairness.wait_hook is not None:
+            self._fairness.wait_hook(sub.tenant, waited)
+        return key
 
     async def get(self) -> K:
         """Wait for the next ready key. Raises ``QueueShutDown`` once the queue is shut down."""
@@ -244,6 +305,13 @@ class WorkQueue(Generic[K]):
         entry = self._delayed.get(key)
         return entry.due if entry is not None else None
 
+    def depth_by_tenant(self) -> dict[str, int]:
+        """Ready keys per tenant (both lanes summed); tenants with none are absent."""
+        depths: dict[str, int] = {}
+        for (_lane, tenant), sub in self._subs.items():
+            depths[tenant] = depths.get(tenant, 0) + sub.live
+        return depths
+
     def stats(self) -> QueueStats:
         now = self._clock()
         oldest = min((e.enqueued_at for e in self._ready.values()), default=now)
@@ -258,11 +326,48 @@ class WorkQueue(Generic[K]):
 
     # -- internals -----------------------------------------------------------------------
 
-    def _push_ready(self, key: K, entry: _Ready) -> None:
-        heapq.heappush(self._ready_heap, (-int(entry.priority), entry.seq, key))
-        if len(self._ready_heap) > 2 * len(self._ready) + 64:
-            self._ready_heap = [(-int(e.priority), e.seq, k) for k, e in self._ready.items()]
-            heapq.heapify(self._ready_heap)
+    def _sub_for(self, key: K) -> _SubQueue[K]:
+        """The sub-queue a newly ready key joins; a tenant new to the ring joins its back."""
+        fair = self._fairness
+        tenant = fair.tenant_of(key) if fair is not None else ""
+        lane = fair.lane_of(key) if fair is not None and fair.lane_of is not None else Lane.ORDINARY
+        sub = self._subs.get((lane, tenant))
+        if sub is None:
+            sub = self._subs[(lane, tenant)] = _SubQueue(tenant, lane, [])
+            self._rings[lane].append(sub)
+        return sub
+
+    def _next_ring(self) -> deque[_SubQueue[K]] | None:
+        """The lane whose turn it is: CRITICAL, except every (k+1)-th turn while ORDINARY
+        waits too (the weighted rule of the module docstring)."""
+        critical, ordinary = self._rings[Lane.CRITICAL], self._rings[Lane.ORDINARY]
+        share = self._fairness.critical_share if self._fairness is not None else 1
+        if critical and (not ordinary or self._critical_streak < share):
+            self._critical_streak += 1
+            return critical
+        if ordinary:
+            self._critical_streak = 0
+            return ordinary
+        return None
+
+    def _pop_sub(self, sub: _SubQueue[K]) -> tuple[K, _Ready[K]]:
+        """Take the best live key of a sub-queue (``sub.live > 0``), skipping stale entries."""
+        while True:
+            _neg_priority, seq, key = heapq.heappop(sub.heap)
+            if self._is_live(sub, (_neg_priority, seq, key)):
+                sub.live -= 1
+                return key, self._ready[key]
+
+    def _is_live(self, sub: _SubQueue[K], item: tuple[int, int, K]) -> bool:
+        entry = self._ready.get(item[2])
+        return entry is not None and entry.seq == item[1] and entry.sub is sub
+
+    def _push_ready(self, key: K, entry: _Ready[K]) -> None:
+        sub = entry.sub
+        heapq.heappush(sub.heap, (-int(entry.priority), entry.seq, key))
+        if len(sub.heap) > 2 * sub.live + 64:
+            sub.heap = [item for item in sub.heap if self._is_live(sub, item)]
+            heapq.heapify(sub.heap)
 
     def _compact_delayed(self) -> None:
         if len(self._delayed_heap) > 2 * len(self._delayed) + 64:

@@ -8,9 +8,11 @@ Labels never carry secret values; per-resource series use kind/namespace/name on
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # `*_created` gauges double the series of every counter and histogram and nobody alerts on them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -171,6 +173,77 @@ LEADER = Gauge(
     "1 while this replica holds the leader Lease (or runs without leader election), else 0.",
     registry=REGISTRY,
 )
+
+# --- per namespace (tenant): what fair queuing shares, see docs/operations.md -----------------
+# One series per namespace that has had work, and no `name` label: a cluster's namespaces, not
+# its objects, bound the count. A deleted namespace's series are dropped (forget_namespace).
+NAMESPACE_QUEUE_WAIT_SECONDS = Histogram(
+    "vaultbridge_namespace_queue_wait_seconds",
+    "Time a key of this namespace waited in the work queue before a reconcile started.",
+    ["namespace"],
+    buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 15, 60),
+    registry=REGISTRY,
+)
+NAMESPACE_VAULT_REQUESTS = Counter(
+    "vaultbridge_namespace_vault_requests",
+    "Requests to Vault made on behalf of this namespace's objects.",
+    ["namespace"],
+    registry=REGISTRY,
+)
+NAMESPACE_VAULT_THROTTLED_SECONDS = Counter(
+    "vaultbridge_namespace_vault_throttled_seconds",
+    "Seconds this namespace's Vault requests waited for their share of --vault-qps.",
+    ["namespace"],
+    registry=REGISTRY,
+)
+REFRESH_CLAMPED = Counter(
+    "vaultbridge_refresh_clamped",
+    "Reconciles whose refreshAfter was raised to --min-refresh-after, by kind and namespace.",
+    ["kind", "namespace"],
+    registry=REGISTRY,
+)
+
+
+class _QueueDepths(Collector):
+    """`vaultbridge_namespace_queue_depth{kind,namespace}`, read from the queues on scrape
+    (only namespaces with ready keys appear, so an idle cluster exports nothing)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, Callable[[], dict[str, int]]] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "vaultbridge_namespace_queue_depth",
+            "Keys of this namespace ready in the work queue of this kind.",
+            labels=["kind", "namespace"],
+        )
+        for kind, depths in list(self.sources.items()):
+            for namespace, depth in sorted(depths().items()):
+                family.add_metric([kind, namespace], float(depth))
+        yield family
+
+
+_QUEUE_DEPTHS = _QueueDepths()
+REGISTRY.register(_QUEUE_DEPTHS)
+
+
+def register_queue_depths(kind: str, depths: Callable[[], dict[str, int]]) -> None:
+    """Export `depths()` (namespace -> ready keys) of the `kind` queue on every scrape."""
+    _QUEUE_DEPTHS.sources[kind] = depths
+
+
+def forget_namespace(namespace: str) -> None:
+    """Drop a deleted namespace's per-namespace series."""
+    for metric in (
+        NAMESPACE_QUEUE_WAIT_SECONDS,
+        NAMESPACE_VAULT_REQUESTS,
+        NAMESPACE_VAULT_THROTTLED_SECONDS,
+    ):
+        with contextlib.suppress(KeyError):
+            metric.remove(namespace)
+    for kind in list(_QUEUE_DEPTHS.sources):
+        with contextlib.suppress(KeyError):
+            REFRESH_CLAMPED.remove(kind, namespace)
 
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:

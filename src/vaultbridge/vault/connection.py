@@ -24,6 +24,7 @@ import yarl
 
 from vaultbridge import __version__
 from vaultbridge.vault.errors import VaultError, VaultTimeout, VaultTLSError, VaultUnreachable
+from vaultbridge.vault.fairshare import FairShare
 from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class Transport:
         limit: int = 100,
         limit_per_host: int = 0,
         rate_limiter: TokenBucket | None = None,
+        fair_share: FairShare | None = None,
         on_request: RequestHook | None = None,
         rate_adapter: AdaptiveRate | None = None,
     ) -> None:
@@ -168,6 +170,8 @@ class Transport:
         self._limit_per_host = limit_per_host
         self.rate_limiter = rate_limiter
         self.rate_adapter = rate_adapter
+        # In front of rate_limiter (the same bucket): who gets the next token (fairshare.py).
+        self.fair_share = fair_share
         self.on_request = on_request
         self._session: aiohttp.ClientSession | None = None
         self._ssl_contexts: dict[tuple[bytes | None, bool], ssl.SSLContext] = {}
@@ -239,7 +243,9 @@ class Transport:
         if namespace:
             headers["X-Vault-Namespace"] = namespace
         ssl_ctx = await self._ssl_context_or_error(settings, path, operation)
-        if self.rate_limiter is not None:
+        if self.fair_share is not None:
+            await self.fair_share.acquire()
+        elif self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         ticket = self.rate_adapter.sent() if self.rate_adapter is not None else None
 
