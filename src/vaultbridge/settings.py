@@ -37,6 +37,7 @@ class Settings:
     health_bind_address: str = "0.0.0.0:8081"
     shutdown_grace_period: float = 30.0
     default_refresh_after: float = 60.0
+    finalizer_timeout: float = 300.0
     hmac_key_secret: str = "vaultbridge-hmac-key"  # noqa: S105 - a Secret name
     path_policy_default: str = "allow-all"
     webhook_bind_address: str = ""
@@ -132,6 +133,14 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         "--default-refresh-after",
         float,
         "refresh interval in seconds for VaultStaticSecrets that set no refreshAfter",
+    ),
+    (
+        "finalizer_timeout",
+        "--finalizer-timeout",
+        float,
+        "seconds after an object's deletionTimestamp during which revoking its lease or "
+        "certificate is retried while Vault is unreachable or sealed; then the finalizer is "
+        "released with a Warning event (the lease expires at its TTL)",
     ),
     (
         "hmac_key_secret",

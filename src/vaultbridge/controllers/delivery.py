@@ -9,6 +9,7 @@
           → deliver()     write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
          any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
+                                           (Vault throttling: only a requeue, see `fail`)
 
 A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that answers only
 the kind's own questions: what it fetches, when it is next due, what its status records and
@@ -22,6 +23,7 @@ Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconcil
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +36,7 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination, SyncedSecretSpec
 from vaultbridge.api.kinds import KindInfo
 from vaultbridge.api.labels import owner_from_labels
-from vaultbridge.engine.backoff import Backoff
+from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
@@ -42,9 +44,11 @@ from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
+from vaultbridge.vault.errors import VaultThrottled
 
-from . import destination, finalizer, rollout
+from . import destination, finalizer, live_secret, rollout
 from .context import OperatorContext
+from .drift_guard import DriftGuard, last_other_manager
 from .errors import ReconcileProblem
 from .path_policy import enforce_path_policy, keys_whose_verdict_changed
 from .reasons import Reason, event_reason, is_vault_side
@@ -100,6 +104,8 @@ class DeliveryReconciler(Generic[SpecT]):
         self.ctx = ctx
         self.access = access
         self.backoff = Backoff()
+        self.drift = DriftGuard()
+        self._drift_managers: dict[ObjectKey, str] = {}
 
     @property
     def kind(self) -> str:
@@ -121,6 +127,8 @@ class DeliveryReconciler(Generic[SpecT]):
     def forget(self, key: ObjectKey) -> None:
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)
+        self.drift.forget(key)
+        self._drift_managers.pop(key, None)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
         """How long to wait before retrying a failure that time can fix."""
@@ -260,9 +268,13 @@ class DeliveryReconciler(Generic[SpecT]):
         plan = destination.plan(
             p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
         )
+        if plan.write and plan.cause == "drift":
+            await self.check_drift(p, live)
         if plan.write:
             await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
+            if plan.cause == "drift":
+                self.drift_repaired(p)
         if on_written is not None:
             on_written()
         if (
@@ -277,6 +289,45 @@ class DeliveryReconciler(Generic[SpecT]):
                 self.ctx, p.obj, p.spec.rollout_restart_targets
             )
         return Delivered(plan, restart_failures)
+
+    async def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
+        """Before repairing a drifted destination: raise `DriftConflict` when another writer
+        keeps changing it (the rule is in drift_guard.py). Every kind's repair passes here."""
+        problem = await self.drift_conflict(p, live)
+        if problem is not None:
+            raise problem
+
+    async def drift_conflict(
+        self, p: Prepared[SpecT], live: dict[str, Any] | None
+    ) -> ReconcileProblem | None:
+        """The `DriftConflict` to report instead of a repair, None when the repair may go."""
+        verdict = self.drift.check(
+            p.key, p.generation, objects.resource_version(live) if live is not None else ""
+        )
+        if verdict.repair:
+            return None
+        manager = self._drift_managers.get(p.key)
+        if verdict.started or manager is None:
+            # The informer drops managedFields: one read from the API server per conflict
+            # names the other writer (not one per event of the fight).
+            fresh = live
+            if live is not None and "managedFields" not in objects.meta(live):
+                with contextlib.suppress(ReconcileProblem):
+                    fresh = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
+            manager = self._drift_managers[p.key] = last_other_manager(fresh)
+        return ReconcileProblem(
+            Reason.DRIFT_CONFLICT,
+            f"Secret {p.dest.name} keeps being changed by field manager {manager!r}; "
+            f"stopped repairing it after {self.drift.limit} repairs within "
+            f"{self.drift.window:g}s. Repairs resume when the spec changes or the Secret stays "
+            f"unchanged for {self.drift.quiet:g}s",
+            retry_after=verdict.wait,
+            repeat_event=False,
+        )
+
+    def drift_repaired(self, p: Prepared[SpecT]) -> None:
+        self.drift.repaired(p.key)
+        metrics.DRIFT_REPAIRS.labels(self.kind, p.key.namespace, p.key.name).inc()
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
         """Write the status the kind computed; the object is Ready."""
@@ -299,7 +350,16 @@ class DeliveryReconciler(Generic[SpecT]):
         problem: ReconcileProblem,
     ) -> Result:
         """Record the failure where the user looks (conditions, event, metric) and pick the
-        retry: none when only an edit can fix it (the watches bring the next reconcile)."""
+        retry: none when only an edit can fix it (the watches bring the next reconcile).
+
+        Vault throttling (429, `VaultThrottled`) is not a failure of the object: Vault asks the
+        whole operator to slow down (the global rate already dropped). The object is only
+        requeued after Vault's Retry-After (else ~1 s, jittered): no condition, no event."""
+        if problem.reason == Reason.VAULT_THROTTLED:
+            cause = problem.__cause__
+            after = cause.retry_after if isinstance(cause, VaultThrottled) else None
+            log.info("Vault throttled %s %s; requeued", self.kind, key)
+            return Result(requeue_after=after if after is not None else jittered(1.0, 0.75, 1.25))
         generation = objects.generation(obj)
         set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
         if is_vault_side(problem.reason):
@@ -307,12 +367,15 @@ class DeliveryReconciler(Generic[SpecT]):
         set_condition(status, "Ready", False, problem.reason, problem.message, generation)
         metrics.RESOURCE_READY.labels(self.kind, key.namespace, key.name).set(0)
         changed = await patch_status_if_changed(self.ctx.kube, self.info.resource, obj, status)
-        if changed or problem.retry:
+        if changed or (problem.retry and problem.repeat_event):
             self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
         if not problem.retry:
             log.warning("sync failed: %s: %s", problem.reason, problem.message)
             return Result()
-        delay = self.retry_delay(key, obj, problem)
+        if problem.retry_after is not None:
+            delay = problem.retry_after
+        else:
+            delay = self.retry_delay(key, obj, problem)
         # The retry delay as decided, in the log record: the schedule can be checked from the
         # log (tests do) instead of being inferred from when the retries happened to run.
         log.warning(

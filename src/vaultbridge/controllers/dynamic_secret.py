@@ -47,8 +47,8 @@ from .held_lease import (
     static_ttl,
 )
 from .lease_schedule import Action
-from .leased import Deleting, LeasedReconciler
-from .reasons import GIVE_UP_ON_DELETE_REASONS, Reason
+from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
+from .reasons import Reason
 from .status import set_condition
 from .vault_call import call_vault
 
@@ -260,10 +260,10 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
         message = f"Secret {p.dest.name} holds valid credentials from Vault"
         self.mark_held(p, held, message, restart_failures)
 
-    async def clean_up(self, d: Deleting[VaultDynamicSecretSpec, HeldLease]) -> bool:
+    async def clean_up(self, d: Deleting[VaultDynamicSecretSpec, HeldLease]) -> NotCleaned | None:
         key, obj, spec, held = d.key, d.obj, d.spec, d.held
         if held is None or not held.lease_id:
-            return True
+            return None
         try:
             resolved = await self.access.resolve(key.namespace, spec.vault_auth_ref)
             await call_vault(
@@ -274,29 +274,10 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
                 lambda c: c.revoke_lease(held.lease_id),
             )
         except ReconcileProblem as problem:
-            cause = problem.__cause__
-            if isinstance(cause, InvalidRequest | NotFound):
-                log.info("lease %s already gone: %s", held.lease_id, cause)
-            elif problem.reason in GIVE_UP_ON_DELETE_REASONS:
-                self.ctx.events.emit(
-                    obj,
-                    "Warning",
-                    "LeaseRevokeSkipped",
-                    f"cannot revoke lease {held.lease_id} ({problem.message}); it expires "
-                    "at the end of its TTL",
-                )
-            else:
-                self.ctx.events.emit(
-                    obj,
-                    "Warning",
-                    "LeaseRevokeFailed",
-                    f"revoking lease {held.lease_id} failed: {problem.message}",
-                )
-                return False
-            return True
+            return not_cleaned(problem, f"lease {held.lease_id}", "LeaseRevokeFailed")
         log.info("revoked lease %s of %s/%s", held.lease_id, key.namespace, key.name)
         self.ctx.events.emit(obj, "Normal", "LeaseRevoked", f"revoked lease {held.lease_id}")
-        return True
+        return None
 
 
 def _export_expiry(key: ObjectKey, held: HeldLease) -> None:

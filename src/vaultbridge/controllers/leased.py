@@ -10,6 +10,7 @@ never turns into new credentials by itself.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -19,13 +20,17 @@ from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
+from vaultbridge.observability import metrics
 from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.secrets.redact import SecretData
+from vaultbridge.vault.client import RevokeOutcome, revoke_outcome
+from vaultbridge.vault.errors import VaultError
 
 from . import destination, finalizer, lease_schedule, live_secret
 from .context import OperatorContext
 from .delivery import Delivered, DeliveryReconciler, Prepared, SpecT
 from .errors import ReconcileProblem
+from .reasons import GIVE_UP_ON_DELETE_REASONS, Reason
 from .status import set_condition, set_ready
 from .vault_access import VaultAccess
 
@@ -64,6 +69,52 @@ class Deleting(Generic[SpecT, HeldT]):
     held: HeldT | None
 
 
+#: Vault's side of the deletion cannot be reached (VaultAuth / VaultConnection gone, login
+#: refused by the guard): like a missing permission, waiting does not help.
+AUTH_UNAVAILABLE = "auth_unavailable"
+#: Transient failures outlasted --finalizer-timeout.
+TIMED_OUT = "timeout"
+
+
+@dataclass(frozen=True)
+class NotCleaned:
+    """Why the Vault work of a deletion did not happen (returned by `clean_up`)."""
+
+    outcome: str
+    """A `RevokeOutcome` value (not REVOKED), or AUTH_UNAVAILABLE."""
+    what: str
+    """What is left, for the event: "lease <id>", "certificate <serial>"."""
+    message: str
+    """The failure, safe for events (no secret values)."""
+    retry_reason: str
+    """The Warning event reason while a transient failure is retried (e.g. LeaseRevokeFailed)."""
+
+
+def not_cleaned(problem: ReconcileProblem, what: str, retry_reason: str) -> NotCleaned:
+    """The outcome of a failed revoke (or of the steps before it) as a `NotCleaned`."""
+    cause = problem.__cause__
+    if problem.reason in GIVE_UP_ON_DELETE_REASONS:
+        outcome = AUTH_UNAVAILABLE
+    elif isinstance(cause, VaultError):
+        outcome = str(revoke_outcome(cause))
+    else:
+        # Kubernetes API errors and the like: time may fix them.
+        outcome = str(RevokeOutcome.TRANSIENT)
+    return NotCleaned(outcome, what, problem.message, retry_reason)
+
+
+def deleting_for(obj: dict[str, Any], now: float) -> float:
+    """Seconds since the object's deletionTimestamp (0 if absent or unreadable)."""
+    raw = objects.meta(obj).get("deletionTimestamp")
+    if not isinstance(raw, str):
+        return 0.0
+    try:
+        since = dt.datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+    return max(0.0, now - since)
+
+
 class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     """A delivery kind that holds an item issued by Vault; subclasses provide
     `held_from_status` and `expires_at`."""
@@ -72,6 +123,8 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         super().__init__(ctx, access)
         # What this process issued last: trusted over the cached status (see above).
         self._held: dict[ObjectKey, HeldT] = {}
+        # Objects whose drifted Secret the drift guard refused to repair: the message.
+        self._conflicts: dict[ObjectKey, str] = {}
 
     def held_from_status(self, obj: dict[str, Any]) -> HeldT | None:
         raise NotImplementedError
@@ -92,6 +145,7 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     def forget(self, key: ObjectKey) -> None:
         super().forget(key)
         self._held.pop(key, None)
+        self._conflicts.pop(key, None)
 
     def reissue_cause(
         self, p: Prepared[SpecT], held: HeldT | None, live: dict[str, Any] | None
@@ -129,6 +183,19 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
             destination.check_ownership(p.obj, p.dest, live)
             cause = self.reissue_cause(p, held, live)
+        self._conflicts.pop(p.key, None)
+        if cause == "drift":
+            # A repair here issues new credentials too: the drift guard decides first. When it
+            # refuses, the held item is kept as if nothing drifted, so renewals and rotations
+            # still happen on time; `mark_held` reports the conflict instead of "synced".
+            conflict = await self.drift_conflict(p, live)
+            if conflict is not None:
+                # Repairs resume on the next reconcile after the quiet window (the lease
+                # schedule's, or a watch event's); the Warning event comes once, from
+                # `mark_held`, when the condition turns to DriftConflict.
+                self._conflicts[p.key] = conflict.message
+                log.info("drift conflict on %s: %s", p.key, conflict.message)
+                return None, live
         return cause, live
 
     async def deliver_new(
@@ -144,7 +211,7 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     ) -> Delivered:
         """Deliver a newly issued item that replaces `held` (None: the first one); the new
         item is remembered as soon as it is in the Secret."""
-        return await self.deliver(
+        delivered = await self.deliver(
             p,
             live,
             data,
@@ -154,6 +221,9 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             restart=restart,
             on_written=lambda: self.remember(p.key, new),
         )
+        if cause == "drift" and delivered.plan.write:
+            self.drift_repaired(p)
+        return delivered
 
     def announce(
         self, p: Prepared[SpecT], delivered: Delivered, first: bool, created: str, rotated: str
@@ -166,18 +236,55 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             self.emit_written(p, "SecretRotated", rotated)
 
     async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
+        """Finalizers always end, by one rule for every kind and finalizer:
+
+        - done (revoked / cleared): release;
+        - Vault no longer knows the lease or certificate: nothing is left; release quietly;
+        - permission denied, or the VaultAuth side is gone: waiting does not help; release at
+          once, the item is left to expire at its TTL;
+        - transient (Vault unreachable, sealed, throttled; API errors): retry on the backoff
+          until --finalizer-timeout after the deletionTimestamp, then release as above.
+
+        Every release without revocation: a `LeaseLeftToExpire` Warning event and
+        `vaultbridge_finalizers_released_without_revocation{kind, reason}`.
+        """
         assert self.finalizer_name is not None
         if not finalizer.has_finalizer(obj, self.finalizer_name):
             return Result()
-        if not await self.clean_up(Deleting(key, obj, spec, self.current(key, obj))):
-            return Result(requeue_after=self.backoff.failure(key))
+        left = await self.clean_up(Deleting(key, obj, spec, self.current(key, obj)))
+        if left is not None and left.outcome == RevokeOutcome.LEASE_UNKNOWN:
+            log.info("%s of %s already gone in Vault: %s", left.what, key, left.message)
+        elif left is not None:
+            reason = left.outcome
+            if left.outcome == RevokeOutcome.TRANSIENT:
+                remaining = self.ctx.settings.finalizer_timeout - deleting_for(obj, time.time())
+                if remaining > 0:
+                    self.ctx.events.emit(
+                        obj,
+                        "Warning",
+                        left.retry_reason,
+                        f"cleaning up {left.what} failed ({left.message}); retrying for "
+                        f"{remaining:.0f}s more (--finalizer-timeout)",
+                    )
+                    return Result(requeue_after=min(self.backoff.failure(key), remaining))
+                reason = TIMED_OUT
+            self.ctx.events.emit(
+                obj,
+                "Warning",
+                "LeaseLeftToExpire",
+                f"{left.what} was not revoked ({left.message}); it is left to expire at its "
+                "TTL and the finalizer is released",
+            )
+            metrics.FINALIZERS_RELEASED_UNREVOKED.labels(self.kind, reason).inc()
+            log.warning("released the finalizer of %s without revoking %s", key, left.what)
         await self._release_finalizer(obj)
         self.forget(key)
         return Result()
 
-    async def clean_up(self, d: Deleting[SpecT, HeldT]) -> bool:
-        """The Vault work of a deletion (revoke...); False: retry later, keep the finalizer."""
-        return True
+    async def clean_up(self, d: Deleting[SpecT, HeldT]) -> NotCleaned | None:
+        """The Vault work of a deletion (revoke...); a `NotCleaned` when it did not happen
+        (`finalize` decides whether to retry or release)."""
+        return None
 
     def mark_held(
         self,
@@ -190,8 +297,20 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         status, generation = p.status, p.generation
         status["lastGeneration"] = generation
         status["secretMAC"] = held.mac
-        set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_condition(status, "Healthy", True, "Healthy", "Vault requests succeed", generation)
+        conflict = self._conflicts.get(p.key)
+        if conflict is not None:
+            reason = str(Reason.DRIFT_CONFLICT)
+            was: dict[str, Any] = next(
+                (c for c in status.get("conditions") or [] if c.get("type") == "SecretSynced"),
+                {},
+            )
+            set_condition(status, "SecretSynced", False, reason, conflict, generation)
+            set_condition(status, "Ready", False, reason, conflict, generation)
+            if was.get("reason") != reason:
+                self.ctx.events.emit(p.obj, "Warning", reason, conflict)
+            return
+        set_condition(status, "SecretSynced", True, "Synced", message, generation)
         set_ready(status, restart_failures, message, generation)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:

@@ -26,17 +26,15 @@ from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.certificates import certificate_fields
 from vaultbridge.secrets.hmac import compute_mac
-from vaultbridge.vault.client import VaultClient
-from vaultbridge.vault.errors import InvalidRequest
-from vaultbridge.vault.errors import NotFound as NotFoundInVault
+from vaultbridge.vault.client import RevokeOutcome, VaultClient
 from vaultbridge.vault.models import VaultResponse
 
 from . import lease_schedule
 from .delivery import Prepared
 from .errors import ReconcileProblem
 from .lease_schedule import Action
-from .leased import Deleting, LeasedReconciler
-from .reasons import GIVE_UP_ON_DELETE_REASONS, Reason
+from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
+from .reasons import Reason
 from .vault_access import ResolvedAuth
 from .vault_call import call_vault
 
@@ -225,8 +223,8 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         serial: str,
         *,
         replaced: bool,
-    ) -> bool:
-        """Revoke `serial`; True when done (or nothing is left to do)."""
+    ) -> NotCleaned | None:
+        """Revoke `serial`; None when done (or nothing is left to do)."""
         path = spec.revoke_path()
 
         async def revoke(client: VaultClient) -> VaultResponse | None:
@@ -237,24 +235,26 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         try:
             await call_vault(self.access, resolved, key.namespace, spec.namespace, revoke)
         except ReconcileProblem as problem:
-            if isinstance(problem.__cause__, InvalidRequest | NotFoundInVault):
+            left = not_cleaned(problem, f"certificate {serial}", "CertificateRevokeFailed")
+            if left.outcome == RevokeOutcome.LEASE_UNKNOWN:
                 # Unknown or expired serial: nothing left to revoke; retrying cannot help.
                 log.info("certificate %s not revocable: %s", serial, problem.message)
-                return True
-            self.ctx.events.emit(
-                obj,
-                "Warning",
-                "CertificateRevokeFailed",
-                f"revoking certificate {serial} failed: {problem.message}",
-            )
+                return None
+            if replaced:
+                self.ctx.events.emit(
+                    obj,
+                    "Warning",
+                    "CertificateRevokeFailed",
+                    f"revoking certificate {serial} failed: {problem.message}",
+                )
             log.warning("revoking certificate %s failed: %s", serial, problem.message)
-            return False
+            return left
         what = "replaced" if replaced else "deleted"
         self.ctx.events.emit(
             obj, "Normal", "CertificateRevoked", f"revoked {what} certificate {serial}"
         )
         log.info("revoked certificate %s (%s)", serial, what)
-        return True
+        return None
 
     def _mark_synced(
         self,
@@ -267,30 +267,25 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         message = f"Secret {p.dest.name} holds certificate {held.serial}"
         self.mark_held(p, held, message, restart_failures)
 
-    async def clean_up(self, d: Deleting[VaultPKISecretSpec, HeldCert]) -> bool:
+    async def clean_up(self, d: Deleting[VaultPKISecretSpec, HeldCert]) -> NotCleaned | None:
         key, obj, spec, held = d.key, d.obj, d.spec, d.held
         if spec.revoke and held is not None:
+            what = f"certificate {held.serial}"
             try:
                 resolved = await self.access.resolve(key.namespace, spec.vault_auth_ref)
             except ReconcileProblem as problem:
-                if problem.reason not in GIVE_UP_ON_DELETE_REASONS:
-                    return False
-                self.ctx.events.emit(
-                    obj,
-                    "Warning",
-                    "CertificateRevokeSkipped",
-                    f"cannot revoke certificate {held.serial} ({problem.message})",
-                )
-            else:
-                if not await self._revoke(key, obj, resolved, spec, held.serial, replaced=False):
-                    return False
+                return not_cleaned(problem, what, "CertificateRevokeFailed")
+            left = await self._revoke(key, obj, resolved, spec, held.serial, replaced=False)
+            if left is not None:
+                return left
         if spec.clear:
             try:
                 await self._clear(key, spec)
             except ReconcileProblem as problem:
-                self.ctx.events.emit(obj, "Warning", problem.reason, problem.message)
-                return False
-        return True
+                return not_cleaned(
+                    problem, f"the data of Secret {spec.destination.name}", problem.reason
+                )
+        return None
 
     async def _clear(self, key: ObjectKey, spec: VaultPKISecretSpec) -> None:
         """Empty the destination's data (for `create: false` Secrets that outlive us)."""

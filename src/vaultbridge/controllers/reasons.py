@@ -64,6 +64,7 @@ class Reason(StrEnum):
     DESTINATION_NOT_FOUND = "DestinationNotFound"
     DESTINATION_INVALID = "DestinationInvalid"
     DESTINATION_WRITE_FAILED = "DestinationWriteFailed"
+    DRIFT_CONFLICT = "DriftConflict"
     ROLLOUT_RESTART_FAILED = "RolloutRestartFailed"
     AUDIENCE_CHECK_FAILED = "AudienceCheckFailed"
     # Spec side: only an edit (of this object or one it refers to) helps.
@@ -130,6 +131,7 @@ ORIGINS: dict[Reason, Origin] = {
     Reason.DESTINATION_NOT_FOUND: _KUBE,
     Reason.DESTINATION_INVALID: _KUBE,
     Reason.DESTINATION_WRITE_FAILED: _KUBE,
+    Reason.DRIFT_CONFLICT: _KUBE,
     Reason.ROLLOUT_RESTART_FAILED: _KUBE,
     Reason.AUDIENCE_CHECK_FAILED: _KUBE,
     Reason.INVALID_SPEC: _SPEC,

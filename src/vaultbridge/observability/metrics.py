@@ -108,6 +108,14 @@ FINALIZERS_RELEASED_UNREVOKED = Counter(
     ["kind", "reason"],
     registry=REGISTRY,
 )
+DRIFT_REPAIRS = Counter(
+    "vaultbridge_drift_repairs",
+    "Rewrites of a destination Secret that drifted from what the operator wrote, per object "
+    "(one series per object that ever drifted, removed when it is deleted, like "
+    "vaultbridge_resource_ready).",
+    ["kind", "namespace", "name"],
+    registry=REGISTRY,
+)
 CLIENT_CACHE = Counter(
     "vaultbridge_client_cache_lookups",
     "Vault client cache lookups (hit or miss).",
@@ -260,9 +268,9 @@ def forget_namespace(namespace: str) -> None:
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:
     """Drop a deleted resource's series so the registry does not grow without bound."""
-    for gauge in (RESOURCE_READY, RESOURCE_LAST_SYNC, RESOURCE_EXPIRY):
+    for series in (RESOURCE_READY, RESOURCE_LAST_SYNC, RESOURCE_EXPIRY, DRIFT_REPAIRS):
         with contextlib.suppress(KeyError):
-            gauge.remove(kind, namespace, name)
+            series.remove(kind, namespace, name)
 
 
 def observe_kube_request(verb: str, resource: str, code: int, seconds: float) -> None:
