@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from vaultbridge.api.labels import managed_by_selector
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
-from vaultbridge.kube import objects
 
 from .operator_harness import (
     TEST_OPERATOR_LABEL,
@@ -134,7 +134,7 @@ class Tenant:
     def synced_count(self) -> int:
         status, listed = self.admin.request(
             "GET",
-            f"/api/v1/namespaces/{self.ns}/secrets?labelSelector={objects.managed_by_selector()}",
+            f"/api/v1/namespaces/{self.ns}/secrets?labelSelector={managed_by_selector()}",
             timeout=60,
         )
         assert status == 200, dump(listed)
