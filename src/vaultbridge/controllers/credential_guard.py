@@ -158,7 +158,11 @@ class CredentialGuard:
                 f"ServiceAccount {who} is not enabled for Vault logins: the operator requests "
                 f'tokens only for ServiceAccounts annotated {VAULT_LOGIN_ANNOTATION}="true" '
                 "(set by someone allowed to edit ServiceAccounts in the namespace)",
-                retry=False,
+                # Retried on the normal backoff: the opt-in is an edit of a ServiceAccount,
+                # which the operator does not watch (it caches no ServiceAccounts), so only a
+                # retry sees it. A retry costs one ServiceAccount GET: no TokenRequest, no
+                # Vault request. (Found by `make demo`: its apply annotates `default` right
+                # after the ServiceAccount controller creates it.)
             )
 
     async def _check_audiences_before(self, grant: TokenGrant, audiences: frozenset[str]) -> None:

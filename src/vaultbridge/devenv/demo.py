@@ -124,6 +124,20 @@ def _kubectl(state: DevState, *args: str) -> str:
     return done.stdout
 
 
+def _apply_examples(state: DevState) -> str:
+    """`kubectl apply -f examples/`, once more if it raced the ServiceAccount controller.
+
+    The examples create the `demo` namespace and annotate its `default` ServiceAccount in one
+    apply; the ServiceAccount controller creates `default` as soon as the namespace exists, so
+    apply's create can meet an AlreadyExists. A second apply patches the existing object."""
+    try:
+        return _kubectl(state, "apply", "-f", str(examples_dir()))
+    except DevEnvError as exc:
+        if "AlreadyExists" not in str(exc):
+            raise
+        return _kubectl(state, "apply", "-f", str(examples_dir()))
+
+
 def _secret(admin: KubeAdmin, name: str) -> dict[str, bytes] | None:
     status, obj = admin.request("GET", f"/api/v1/namespaces/{DEMO_NAMESPACE}/secrets/{name}")
     if status != 200:
@@ -156,9 +170,7 @@ def run_demo() -> int:
     pid = start_operator(state)
     _say(f"    running as pid {pid}, log {state.log_file('operator')}")
     _say(f"==> 5/6 kubectl apply -f {examples_dir()}")
-    _say(
-        "    " + _kubectl(state, "apply", "-f", str(examples_dir())).strip().replace("\n", "\n    ")
-    )
+    _say("    " + _apply_examples(state).strip().replace("\n", "\n    "))
     if not _wait(lambda: all(_secret(admin, s) is not None for s in SECRETS), 60):
         _say(_kubectl(state, "get", "vaultstaticsecrets", "-n", DEMO_NAMESPACE))
         raise DevEnvError(
