@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from vaultbridge.api.common import (
+    AllowedNamespaces,
     ApiModel,
     CelRule,
     DNSSubdomain,
@@ -16,7 +17,6 @@ from vaultbridge.api.common import (
     StringMap,
     VaultNamespace,
     VaultPath,
-    cel,
     resolve_ref,
 )
 from vaultbridge.api.conditions import Conditions
@@ -45,7 +45,6 @@ DEFAULT_AUDIENCE = "vault"
 """The audience a ServiceAccount token for Vault carries unless a VaultAuth names others. Never
 the API server's own: a token Vault accepts must be useless against the API server (the
 operator checks it, see controllers/credential_guard.py)."""
-ALLOWED_NAMESPACE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[*])$"
 
 Audiences = Annotated[list[ShortString], Field(max_length=16)]
 TokenExpiration = Annotated[int, Field(ge=MIN_TOKEN_EXPIRATION, le=2**32)]
@@ -139,23 +138,7 @@ class VaultAuthSpec(ApiModel):
     VaultConnection named `default` in the operator's namespace."""
     namespace: VaultNamespace | None = None
     """Vault Enterprise / OpenBao namespace to log in to."""
-    allowed_namespaces: Annotated[
-        list[
-            Annotated[
-                str,
-                StringConstraints(min_length=1, max_length=63, pattern=ALLOWED_NAMESPACE_PATTERN),
-            ]
-        ],
-        Field(
-            max_length=256,
-            json_schema_extra=cel(
-                CelRule(
-                    rule="!self.exists(n, n == '*') || size(self) == 1",
-                    message="'*' must be the only entry",
-                ),
-            ),
-        ),
-    ] = Field(default_factory=list)
+    allowed_namespaces: AllowedNamespaces = Field(default_factory=list)
     """Namespaces whose objects may use this VaultAuth. Unset or empty: only this VaultAuth's
     own namespace. ["*"]: every namespace. Otherwise the listed namespaces (and its own)."""
     method: AuthMethod

@@ -59,6 +59,28 @@ def cel(*rules: CelRule) -> dict[str, Any]:
     return {"x-kubernetes-validations": [r.to_schema() for r in rules]}
 
 
+ALLOWED_NAMESPACE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[*])$"
+
+AllowedNamespaces = Annotated[
+    list[
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=63, pattern=ALLOWED_NAMESPACE_PATTERN),
+        ]
+    ],
+    Field(
+        max_length=256,
+        json_schema_extra=cel(
+            CelRule(
+                rule="!self.exists(n, n == '*') || size(self) == 1",
+                message="'*' must be the only entry",
+            ),
+        ),
+    ),
+]
+"""`allowedNamespaces` of VaultConnection and VaultAuth: namespace names, or ["*"] alone."""
+
+
 class ApiModel(BaseModel):
     """Base of every spec/status model.
 

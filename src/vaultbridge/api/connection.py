@@ -6,12 +6,11 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
-from vaultbridge.api.common import ApiModel, CelRule, DNSSubdomain, StringMap, cel
+from vaultbridge.api.common import AllowedNamespaces, ApiModel, DNSSubdomain, StringMap
 from vaultbridge.api.conditions import Conditions
 from vaultbridge.api.duration import Duration, parse_duration
 
 ADDRESS_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
-ALLOWED_NAMESPACE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[*])$"
 CA_CERT_KEY = "ca.crt"
 """The key read from the Secret named by caCertSecretRef."""
 
@@ -32,23 +31,7 @@ class VaultConnectionSpec(ApiModel):
     """Extra HTTP headers sent with every request to the server."""
     timeout: Duration = "30s"
     """Time limit for one request to the server, as a duration such as 30s."""
-    allowed_namespaces: Annotated[
-        list[
-            Annotated[
-                str,
-                StringConstraints(min_length=1, max_length=63, pattern=ALLOWED_NAMESPACE_PATTERN),
-            ]
-        ],
-        Field(
-            max_length=256,
-            json_schema_extra=cel(
-                CelRule(
-                    rule="!self.exists(n, n == '*') || size(self) == 1",
-                    message="'*' must be the only entry",
-                ),
-            ),
-        ),
-    ] = Field(default_factory=list)
+    allowed_namespaces: AllowedNamespaces = Field(default_factory=list)
     """Namespaces whose VaultAuths may use this VaultConnection. Unset or empty: only this
     VaultConnection's own namespace. ["*"]: every namespace. Otherwise the listed namespaces
     (and its own)."""

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from vaultbridge.api.auth import ALLOWED_NAMESPACE_PATTERN
 from vaultbridge.api.common import (
+    ALLOWED_NAMESPACE_PATTERN,
     DNS_LABEL_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
     OBJECT_REF_PATTERN,
