@@ -1,0 +1,1 @@
+"""Inject mode: secrets written into pods as in-memory files, never a Kubernetes Secret."""
