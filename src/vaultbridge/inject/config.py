@@ -36,13 +36,13 @@ AGENT_ROOT_ENV = "VAULTBRIDGE_AGENT_ROOT"
 directory, touch file). Unset in pods; set when the agent runs outside a pod (tests, debugging
 on a laptop) so the pod's paths land in a scratch directory."""
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Literal[1] = 1
 
 DEFAULT_MOUNT_PATH = "/vault/secrets"
 """Where the in-memory volume is mounted in every container of the pod (Vault Agent
 Injector's path, so applications moving over keep their paths)."""
 
-DEFAULT_TOKEN_PATH = "/var/run/secrets/vaultbridge.dev/token"
+DEFAULT_TOKEN_PATH = "/var/run/secrets/vaultbridge.dev/token"  # noqa: S105 (a path)
 """Where the projected ServiceAccount token (audience from the VaultAuth) is mounted in the
 agent containers only; the application containers do not see it."""
 
