@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +33,11 @@ from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.controllers.watches import SetupReconciler, Sources
+from vaultbridge.engine import runner
 from vaultbridge.engine.controller import Controller, Reconciler
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
-from vaultbridge.engine.leader import LeaderElector, LeadershipLost
+from vaultbridge.engine.leader import LeaderElector
 from vaultbridge.engine.manager import Manager
 from vaultbridge.engine.pod_label import OwnPodLabel
 from vaultbridge.engine.queue import Fairness, Lane
@@ -91,10 +93,6 @@ class Operator:
     controllers: dict[str, Controller]
     informer_manager: Manager
     close: Callable[[], Awaitable[None]]
-
-    async def informer_manager_synced(self) -> None:
-        """Return once every cache holds its first list."""
-        await asyncio.gather(*(i.wait_synced() for i in self.informer_manager.informers))
 
 
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
@@ -402,44 +400,17 @@ def _leader_pod_label(settings: Settings, kube: KubeClient) -> OwnPodLabel | Non
     return OwnPodLabel(kube, settings.namespace, pod_name, LEADER_LABEL)
 
 
-async def run_until_stopped(
-    op: Operator, elector: LeaderElector | None, pod_label: OwnPodLabel | None = None
-) -> int:
-    """Run the caches always and the controllers while leading, until SIGTERM/SIGINT.
+def _leading(op: Operator, pod_label: OwnPodLabel | None) -> AbstractAsyncContextManager[None]:
+    """What this replica does while it leads, around its controllers (engine/runner.py)."""
 
-    Exit codes: 0 after a signal, 1 when leadership was lost or a component died (the
-    process restarts and starts over, like client-go operators).
-    """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            op.manager.stop()  # second signal: cut the grace period short
-            return
-        stop.set()
-        op.manager.stop()
-        if elector is not None and not elector.is_leader:
-            work.cancel()  # a standby has nothing to drain
-
-    async def lead() -> None:
-        synced = asyncio.create_task(op.informer_manager_synced())
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (synced, stopped):
-                task.cancel()
-            await asyncio.gather(synced, stopped, return_exceptions=True)
-        if stop.is_set():
-            return
+    @contextlib.asynccontextmanager
+    async def leading() -> AsyncIterator[None]:
         metrics.LEADER.set(1)
-        log.info("caches synced; starting controllers")
         sweep = asyncio.create_task(_sweep_persisted_tokens(op.ctx), name="token-sweep")
         if pod_label is not None:
             await pod_label.set(True)
         try:
-            await op.manager.run()
+            yield
         finally:
             sweep.cancel()
             await asyncio.gather(sweep, return_exceptions=True)
@@ -447,40 +418,27 @@ async def run_until_stopped(
             if pod_label is not None:
                 await asyncio.shield(pod_label.set(False))
 
-    if pod_label is not None:
-        await pod_label.set(False)  # a restarted container in a former leader's Pod
-    informers = asyncio.create_task(op.informer_manager.run(), name="informers")
-    work = asyncio.create_task(elector.run(lead) if elector else lead(), name="controllers")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    rc = 0
-    try:
-        await asyncio.wait({informers, work}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
-            rc = 1
-            if informers.done():
-                log.error("informers ended unexpectedly: %r", _exception(informers))
-                op.manager.stop()
-                if elector is not None and not elector.is_leader:
-                    work.cancel()
-        results = await asyncio.gather(work, return_exceptions=True)
-        for result in results:
-            if isinstance(result, LeadershipLost):
-                log.error("%s; exiting so a fresh process can stand for election", result)
-                rc = 1
-            elif isinstance(result, Exception):
-                log.error("controllers ended with %r", result)
-                rc = 1
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        if not work.done():
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-        await op.close()
-        op.informer_manager.stop()
-        await asyncio.gather(informers, return_exceptions=True)
-    return rc
+    return leading()
+
+
+async def run_until_stopped(
+    op: Operator, elector: LeaderElector | None, pod_label: OwnPodLabel | None = None
+) -> int:
+    """Caches always, controllers while leading, until SIGTERM/SIGINT (engine/runner.py has
+    the rules and exit codes); ours: the leader's metric, token sweep and Pod label."""
+
+    async def before_start() -> None:
+        if pod_label is not None:
+            await pod_label.set(False)  # a restarted container in a former leader's Pod
+
+    return await runner.run_until_stopped(
+        op.informer_manager,
+        op.manager,
+        elector,
+        while_leading=lambda: _leading(op, pod_label),
+        before_start=before_start,
+        close=op.close,
+    )
 
 
 async def _sweep_persisted_tokens(ctx: OperatorContext) -> None:
@@ -492,10 +450,6 @@ async def _sweep_persisted_tokens(ctx: OperatorContext) -> None:
         await ctx.token_store.sweep()
     except KubeError as exc:
         log.warning("sweeping persisted Vault tokens failed: %s", exc)
-
-
-def _exception(task: asyncio.Task[None]) -> BaseException | None:
-    return None if task.cancelled() else task.exception()
 
 
 def run_operator(settings: Settings) -> int:
