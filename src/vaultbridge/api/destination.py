@@ -6,7 +6,7 @@ Shared by the three secret kinds so that a change here changes all of them the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -240,7 +240,7 @@ def inject_refusal(delivery: str, dest: Destination, restart_targets: int) -> st
 
 
 _NO_DEST = "!has(self.destination)"
-INJECT_CEL_RULES = (
+INJECT_CEL_RULES: tuple[CelRule, ...] = (
     CelRule(
         rule="(has(self.delivery) && self.delivery == 'inject') || "
         "(has(self.destination) && has(self.destination.name) && self.destination.name != '')",
@@ -270,7 +270,7 @@ INJECT_CEL_RULES = (
 class SyncedSecretSpec(ApiModel):
     """Fields every kind that writes a Secret shares."""
 
-    cel_rules = INJECT_CEL_RULES
+    cel_rules: ClassVar[tuple[CelRule, ...]] = INJECT_CEL_RULES
 
     delivery: Delivery = "secret"
     """How the data reaches workloads: `secret` (a Kubernetes Secret, the default) or
@@ -289,9 +289,7 @@ class SyncedSecretSpec(ApiModel):
 
     @model_validator(mode="after")
     def _destination_fits_delivery(self) -> Self:
-        problem = inject_refusal(
-            self.delivery, self.destination, len(self.rollout_restart_targets)
-        )
+        problem = inject_refusal(self.delivery, self.destination, len(self.rollout_restart_targets))
         if problem is not None:
             raise ValueError(problem)
         return self
