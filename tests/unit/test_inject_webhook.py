@@ -491,3 +491,35 @@ def test_inject_spec_refuses_secret_only_fields() -> None:
             VaultStaticSecretSpec.model_validate(base | extra)
     with pytest.raises(ValidationError, match=r"destination\.name is required"):
         VaultStaticSecretSpec.model_validate(base | {"delivery": "secret"})
+
+
+async def test_one_projected_token_per_distinct_audience() -> None:
+    h, injector = _harness(allowed_token_audiences="vault,vault-b")
+    h.cache(
+        VAULT_AUTHS,
+        {
+            "metadata": {"name": "b", "namespace": NS, "uid": "a3"},
+            "spec": {
+                "method": "jwt",
+                "vaultConnectionRef": "vaultbridge-system/default",
+                "jwt": {"role": "b-role", "serviceAccount": "x", "audiences": ["vault-b"]},
+            },
+        },
+    )
+    _object(h, VAULT_STATIC_SECRETS, "one", INJECT_VSS | {"destination": {}})
+    _object(h, VAULT_STATIC_SECRETS, "two", INJECT_VSS | {"destination": {}, "vaultAuthRef": "b"})
+    _object(h, VAULT_STATIC_SECRETS, "three", INJECT_VSS | {"destination": {}})
+    first = pod({"vaultbridge.dev/inject": "one,two,three"})
+    mutated = apply_patch(first, _decode(await injector.review(review(first))))
+    volume = next(v for v in mutated["spec"]["volumes"] if v["name"] == TOKEN_VOLUME)
+    sources = [s["serviceAccountToken"] for s in volume["projected"]["sources"]]
+    assert [(s["audience"], s["path"]) for s in sources] == [
+        ("vault", "token"),
+        ("vault-b", "token-1"),
+    ]
+    config = AgentConfig.from_env(mutated["spec"]["initContainers"][0]["env"][0]["value"])
+    assert [(o.name, o.login.method, o.login.token_path) for o in config.objects] == [
+        ("one", "kubernetes", DEFAULT_TOKEN_PATH),
+        ("two", "jwt", f"{TOKEN_DIR}/token-1"),
+        ("three", "kubernetes", DEFAULT_TOKEN_PATH),
+    ]

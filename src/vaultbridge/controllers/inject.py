@@ -27,7 +27,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
@@ -40,7 +40,6 @@ from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.queue import Priority
 from vaultbridge.inject.config import (
-    DEFAULT_TOKEN_PATH,
     AgentConfig,
     AgentFile,
     AgentLogin,
@@ -50,6 +49,7 @@ from vaultbridge.inject.config import (
 from vaultbridge.inject.pod import (
     INJECTED_LABEL,
     INJECTED_OBJECTS_ANNOTATION,
+    TOKEN_DIR,
     AgentOptions,
     InjectRefused,
     InjectRequest,
@@ -232,9 +232,7 @@ class PodInjector:
                 update={
                     "login": r.agent_object.login.model_copy(
                         update={
-                            "token_path": DEFAULT_TOKEN_PATH.rsplit("/", 1)[0]
-                            + "/"
-                            + token_file(audiences.index(r.audience))
+                            "token_path": f"{TOKEN_DIR}/{token_file(audiences.index(r.audience))}"
                         }
                     )
                 }
@@ -308,7 +306,7 @@ class PodInjector:
             enforce_path_policy(self.ctx, namespace, spec)
             transformation = resolve_transformation(self.ctx, namespace, spec.destination)
             auth = resolved.auth
-            method, role, audiences = _login_of(auth, what)
+            method, role, audiences = _login_of(auth)
             grant = TokenGrant(
                 auth_key=resolved.auth_key,
                 connection_key=resolved.connection_key,
@@ -357,7 +355,9 @@ class PodInjector:
         return Resolved(info.kind, name, agent_object, audiences[0])
 
 
-def _login_of(auth: VaultAuthSpec, what: str) -> tuple[Any, str, Sequence[str]]:
+def _login_of(
+    auth: VaultAuthSpec,
+) -> tuple[Literal["kubernetes", "jwt"], str, Sequence[str]]:
     """(method, role, audiences) of a VaultAuth a pod can use; ReconcileProblem otherwise."""
     if auth.method == "kubernetes" and auth.kubernetes is not None:
         return "kubernetes", auth.kubernetes.role, auth.kubernetes.audiences or ["vault"]
