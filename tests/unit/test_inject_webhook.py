@@ -216,6 +216,8 @@ def _harness(**settings: Any) -> tuple[Harness, PodInjector]:
             },
         },
     )
+    for res in (VAULT_STATIC_SECRETS, VAULT_DYNAMIC_SECRETS, VAULT_PKI_SECRETS):
+        h.ctx.informers[res]._synced.set()  # as after the first list
     return h, PodInjector(h.ctx, VaultAccess(h.ctx), OPTIONS)
 
 
@@ -340,6 +342,14 @@ def _refusal(answer: dict[str, Any]) -> tuple[str, str]:
     assert "patch" not in response
     cause = response["status"]["details"]["causes"][0]
     return cause["reason"], response["status"]["message"]
+
+
+async def test_webhook_refuses_while_its_caches_are_not_synced() -> None:
+    h, injector = _harness()
+    _object(h, VAULT_STATIC_SECRETS, "db", INJECT_VSS | {"destination": {}})
+    h.ctx.informers[VAULT_PKI_SECRETS]._synced.clear()
+    reason, message = _refusal(await injector.review(review(pod({"vaultbridge.dev/inject": "db"}))))
+    assert reason == "InjectNotReady" and "not synced" in message
 
 
 async def test_webhook_refuses_an_object_in_secret_delivery() -> None:

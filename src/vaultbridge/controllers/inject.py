@@ -219,6 +219,15 @@ class PodInjector:
 
     async def patch_for(self, namespace: str, pod: Obj) -> list[dict[str, Any]]:
         request = parse_request(pod)
+        if not all(
+            (i := self.ctx.informers.get(info.resource)) is not None and i.has_synced
+            for info in SECRET_KINDS
+        ):
+            # Just started: an empty cache would answer "not found". The pod's controller
+            # retries; a bare pod is re-created by whoever created it.
+            raise InjectRefused(
+                "InjectNotReady", "the operator's caches are not synced yet; retry in a moment"
+            )
         service_account = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
         resolved = [
             await self.resolve(namespace, service_account, name, request) for name in request.names
