@@ -29,6 +29,7 @@ from .operator_harness import (
     GROUP_PATH,
     TEST_OPERATOR_LABEL,
     OperatorProcess,
+    VaultFixture,
     crd_path,
     dump,
 )
@@ -348,3 +349,33 @@ def test_operator_down_refuses_only_opted_in_pods(space: Ns, inject_op: InjectOp
         INIT_CONTAINER,
         SIDECAR_CONTAINER,
     ]
+
+
+def test_moving_to_inject_deletes_the_synced_secret(space: Ns, devenv: DevState) -> None:
+    vault = VaultFixture(devenv, space.ns)
+    vault.allow_role([f"secret/data/{space.ns}/*"])
+    vault.kv_put(f"{space.ns}/db", {"password": "canary-3f9a"})
+    space.vss("db", f"{space.ns}/db", destination={"name": "db", "create": True})
+    wait_for(lambda: "db" in space.secrets(), 60, "the synced Secret db")
+    path = crd_path("vaultstaticsecrets", space.ns, "db")
+
+    # The API server refuses inject with Secret-only fields (CEL), naming them.
+    status, resp = space.admin.request_patch(path, {"spec": {"delivery": "inject"}})  # type: ignore[attr-defined]
+    assert status == 422, dump(resp)
+    assert "with delivery inject no Secret is written" in resp["message"]
+
+    status, resp = space.admin.request_patch(  # type: ignore[attr-defined]
+        path, {"spec": {"delivery": "inject", "destination": None}}
+    )
+    assert status == 200, dump(resp)
+    # Its data leaves etcd: the operator deletes the Secret it owned.
+    wait_for(lambda: "db" not in space.secrets(), 60, "the Secret deleted after moving to inject")
+
+    def inject_ready() -> dict[str, Any] | None:
+        obj = space.get("db")
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        ok = any(c["type"] == "Ready" and c["reason"] == "InjectReady" for c in conditions)
+        return obj if ok else None
+
+    obj = wait_for(inject_ready, 60, "db Ready with reason InjectReady")
+    assert "secretMAC" not in obj["status"] and obj["status"]["injectedPods"] == 0
