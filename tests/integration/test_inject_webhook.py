@@ -359,6 +359,20 @@ def test_moving_to_inject_deletes_the_synced_secret(space: Ns, devenv: DevState)
     wait_for(lambda: "db" in space.secrets(), 60, "the synced Secret db")
     path = crd_path("vaultstaticsecrets", space.ns, "db")
 
+    # Secret delivery without a destination name: refused by the API server (CEL).
+    status, resp = space.admin.request(
+        "POST",
+        crd_path("vaultstaticsecrets", space.ns) + "?dryRun=All",
+        {
+            "apiVersion": "vaultbridge.dev/v1beta1",
+            "kind": "VaultStaticSecret",
+            "metadata": {"name": "nameless"},
+            "spec": {"mount": "secret", "type": "kv-v2", "path": "x"},
+        },
+    )
+    assert status == 422, dump(resp)
+    assert "destination.name is required when delivery is secret" in resp["message"]
+
     # The API server refuses inject with Secret-only fields (CEL), naming them.
     status, resp = space.admin.request_patch(path, {"spec": {"delivery": "inject"}})  # type: ignore[attr-defined]
     assert status == 422, dump(resp)

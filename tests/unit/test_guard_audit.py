@@ -264,3 +264,4 @@ def test_inject_objects_are_listed_with_their_pods_and_hold_no_secret() -> None:
     out = io.StringIO()
     render_table(report, out, width=200)
     assert "Delivered into pods" in out.getvalue()
+    assert '<table id="injected">' in render_html(report)
