@@ -533,3 +533,60 @@ async def test_one_projected_token_per_distinct_audience() -> None:
         ("two", "jwt", f"{TOKEN_DIR}/token-1"),
         ("three", "kubernetes", DEFAULT_TOKEN_PATH),
     ]
+
+
+async def test_moving_to_inject_revokes_the_held_lease_and_deletes_the_secret() -> None:
+    from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
+
+    from ..fakes import response
+
+    vault = FakeVault(
+        responses=[
+            response(
+                {"username": "u1", "password": "p1"},
+                lease_id="database/creds/app/1",
+                duration=3600,
+                renewable=True,
+            )
+        ]
+    )
+    h = make_ctx(vault)
+    h.ctx.informers[SECRETS] = Informer(h.kube, SECRETS)  # type: ignore[arg-type]
+    r = VaultDynamicSecretReconciler(h.ctx, h.access)
+    key = ObjectKey(NS, "creds")
+    spec = {
+        "mount": "database",
+        "path": "creds/app",
+        "revoke": True,
+        "destination": {"name": "creds", "create": True},
+    }
+    h.cache(
+        VAULT_DYNAMIC_SECRETS,
+        {
+            "metadata": {"name": "creds", "namespace": NS, "uid": "u-c", "generation": 1},
+            "spec": spec,
+        },
+    )
+    await r.reconcile(key)
+    secret = h.kube.stored(SECRETS, NS, "creds")
+    assert secret is not None
+    h.ctx.informers[SECRETS].store._put(secret)  # the owned-Secret cache saw the write
+    obj = h.refresh(VAULT_DYNAMIC_SECRETS, key)
+    assert obj["metadata"].get("finalizers")
+
+    obj["spec"] = {"delivery": "inject", "mount": "database", "path": "creds/app", "revoke": True}
+    obj["metadata"]["generation"] = 2
+    h.cache(VAULT_DYNAMIC_SECRETS, obj)
+    await r.reconcile(key)
+    assert ("revoke", "database/creds/app/1") in h.vault.requests
+    assert h.kube.stored(SECRETS, NS, "creds") is None
+    after = h.kube.stored(VAULT_DYNAMIC_SECRETS, NS, "creds")
+    assert after is not None and not after["metadata"].get("finalizers")
+    assert "secretLease" not in after["status"] and "secretMAC" not in after["status"]
+    assert {"LeaseRevoked", "SecretDeleted"} <= set(h.events.reasons())
+
+    # Once: a later reconcile revokes nothing more.
+    h.refresh(VAULT_DYNAMIC_SECRETS, key)
+    requests = list(h.vault.requests)
+    await r.reconcile(key)
+    assert h.vault.requests == requests

@@ -126,6 +126,10 @@ class DeliveryReconciler(Generic[SpecT]):
     async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
         return Result()
 
+    async def leave_secret_delivery(self, p: Prepared[SpecT]) -> None:
+        """The object moved to delivery inject (its Secret is deleted next): release what the
+        kind held for that Secret (controllers/inject.py calls it once, at the move)."""
+
     def forget(self, key: ObjectKey) -> None:
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)

@@ -61,7 +61,7 @@ from vaultbridge.inject.pod import (
     wants_injection,
 )
 from vaultbridge.kube import objects
-from vaultbridge.kube.resources import PODS
+from vaultbridge.kube.resources import PODS, SECRETS
 from vaultbridge.secrets import pipeline
 
 from . import destination
@@ -147,18 +147,38 @@ def count_pods(pods: Informer | None, kind: str, key: ObjectKey) -> int:
 
 async def deliver_to_pods(reconciler: DeliveryReconciler[Any], p: Prepared[Any]) -> Result:
     """The pod-file target: the flow's checks passed (`prepare`); record how many pods use the
-    object. No Vault read, no Secret. A Secret this object wrote while it was in `secret`
-    delivery is deleted (only if the operator owns it): its data must leave etcd."""
+    object. No Vault read, no Secret. Secrets this object owns from its `secret` delivery are
+    deleted (their data must leave etcd), after the kind released what it held for them."""
     ctx = reconciler.ctx
-    previous = p.status.get("destinationName")
-    if previous and await destination.delete_if_owned(ctx, p.obj, str(previous)):
-        log.info(
-            "deleted Secret %s/%s: the object moved to delivery inject", p.key.namespace, previous
-        )
-        reconciler.ctx.events.emit(
-            p.obj, "Normal", "SecretDeleted", f"deleted Secret {previous}: delivery is inject"
-        )
-    for stale in ("destinationName", "secretMAC", "secretLease", "lastSyncTime", "vaultVersion"):
+    secrets = ctx.informers.get(SECRETS)
+    owned = [
+        objects.name(s)
+        for s in (secrets.store.list(p.key.namespace) if secrets is not None else [])
+        if destination.is_owned_by(s, p.obj)
+    ]
+    if p.status.get("secretMAC"):
+        # Just moved from secret delivery: revoke / clear what was held for the Secret.
+        await reconciler.leave_secret_delivery(p)
+    for name in owned:
+        if await destination.delete_if_owned(ctx, p.obj, name):
+            log.info(
+                "deleted Secret %s/%s: the object moved to delivery inject", p.key.namespace, name
+            )
+            ctx.events.emit(
+                p.obj, "Normal", "SecretDeleted", f"deleted Secret {name}: delivery is inject"
+            )
+    for stale in (
+        "destinationName",
+        "secretMAC",
+        "secretLease",
+        "lastSyncTime",
+        "vaultVersion",
+        "lastRenewalTime",
+        "staticCredsMetaData",
+        "serialNumber",
+        "expiration",
+        "lastRotation",
+    ):
         p.status.pop(stale, None)
     pods = ctx.informers.get(PODS)
     count = count_pods(pods, reconciler.kind, p.key)
