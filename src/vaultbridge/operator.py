@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from vaultbridge.api.kinds import (
     VAULT_PATH_POLICIES,
     VAULT_STATIC_SECRET,
 )
-from vaultbridge.api.labels import managed_by_selector
+from vaultbridge.api.labels import LEADER_LABEL, managed_by_selector
 from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
@@ -37,6 +38,7 @@ from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.engine.manager import Manager
+from vaultbridge.engine.pod_label import OwnPodLabel
 from vaultbridge.engine.queue import Fairness, Lane
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
@@ -345,7 +347,7 @@ async def _main(settings: Settings) -> int:
             else "",
         )
         try:
-            return await run_until_stopped(op, elector)
+            return await run_until_stopped(op, elector, _leader_pod_label(settings, kube))
         finally:
             if webhook is not None:
                 await webhook.stop()
@@ -402,7 +404,19 @@ class _Elector(LeaderElector):
         self.role_known = True
 
 
-async def run_until_stopped(op: Operator, elector: LeaderElector | None) -> int:
+def _leader_pod_label(settings: Settings, kube: KubeClient) -> OwnPodLabel | None:
+    """With an audit stream, the leader labels its own Pod (POD_NAME, set by the chart from
+    the downward API) so the chart's audit-stream Service reaches the replica that acts on
+    the entries; without POD_NAME (out of cluster) there is no Pod to label."""
+    pod_name = os.environ.get("POD_NAME")
+    if not settings.audit_stream_listen or not pod_name:
+        return None
+    return OwnPodLabel(kube, settings.namespace, pod_name, LEADER_LABEL)
+
+
+async def run_until_stopped(
+    op: Operator, elector: LeaderElector | None, pod_label: OwnPodLabel | None = None
+) -> int:
     """Run the caches always and the controllers while leading, until SIGTERM/SIGINT.
 
     Exit codes: 0 after a signal, 1 when leadership was lost or a component died (the
@@ -434,13 +448,19 @@ async def run_until_stopped(op: Operator, elector: LeaderElector | None) -> int:
         metrics.LEADER.set(1)
         log.info("caches synced; starting controllers")
         sweep = asyncio.create_task(_sweep_persisted_tokens(op.ctx), name="token-sweep")
+        if pod_label is not None:
+            await pod_label.set(True)
         try:
             await op.manager.run()
         finally:
             sweep.cancel()
             await asyncio.gather(sweep, return_exceptions=True)
             metrics.LEADER.set(0)
+            if pod_label is not None:
+                await asyncio.shield(pod_label.set(False))
 
+    if pod_label is not None:
+        await pod_label.set(False)  # a restarted container in a former leader's Pod
     informers = asyncio.create_task(op.informer_manager.run(), name="informers")
     work = asyncio.create_task(elector.run(lead) if elector else lead(), name="controllers")
     for sig in (signal.SIGTERM, signal.SIGINT):

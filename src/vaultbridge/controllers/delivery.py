@@ -40,6 +40,7 @@ from vaultbridge.api.kinds import KindInfo
 from vaultbridge.api.labels import owner_from_labels
 from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
+from vaultbridge.engine.echoes import OwnWrites
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
@@ -108,6 +109,8 @@ class DeliveryReconciler(Generic[SpecT]):
         self.backoff = Backoff()
         self.drift = DriftGuard()
         self._drift_managers: dict[ObjectKey, str] = {}
+        self.own_writes = OwnWrites(destination.data_fingerprint)
+        """Secrets this reconciler is writing, so their echo events reconcile nothing."""
 
     @property
     def kind(self) -> str:
@@ -183,12 +186,14 @@ class DeliveryReconciler(Generic[SpecT]):
             )
 
     def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
-        """A change or deletion of a Secret we wrote brings its owner back (drift repair)."""
+        """A change or deletion of a Secret we wrote brings its owner back (drift repair);
+        our own write coming back does not (`own_writes`)."""
         ctl.watch_owned(
             sources.owned_secrets,
             self.kind,
             self.info.group,
             fallback=lambda s: owner_from_labels(s, self.kind),
+            skip=self.own_writes.is_echo,
         )
 
     # -- the flow ----------------------------------------------------------------------------
@@ -289,6 +294,10 @@ class DeliveryReconciler(Generic[SpecT]):
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)
         if plan.write:
+            if p.dest.create:  # only Secrets we own are watched
+                self.own_writes.expect(
+                    ObjectKey(p.key.namespace, p.dest.name), destination.fingerprint(data)
+                )
             await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
             if plan.cause == "drift":

@@ -12,6 +12,8 @@ Rules (the same for every kind that writes a Secret):
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,21 @@ from .errors import ReconcileProblem
 
 def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
+
+
+def fingerprint(data: Mapping[str, bytes]) -> str:
+    """A digest of Secret data as `write` sends it (compared with `data_fingerprint`)."""
+    return _digest(encode_data(data))
+
+
+def data_fingerprint(secret: Mapping[str, Any]) -> str:
+    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values."""
+    return _digest((secret or {}).get("data") or {})
+
+
+def _digest(encoded: Mapping[str, str]) -> str:
+    # sha256 over canonical JSON of the base64 values: in-memory only, compared, never logged.
+    return hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
