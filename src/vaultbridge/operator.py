@@ -25,6 +25,7 @@ from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
+from vaultbridge.controllers.inject import INJECTED_SELECTOR, PodInjector, pod_metadata_only
 from vaultbridge.controllers.instant import attach as attach_audit_stream
 from vaultbridge.controllers.instant import stream_config
 from vaultbridge.controllers.path_policy import policy_source
@@ -44,12 +45,13 @@ from vaultbridge.engine.queue import Fairness, Lane
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
+from vaultbridge.inject.pod import AgentOptions
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
 from vaultbridge.kube.events import EventRecorder
-from vaultbridge.kube.resources import NAMESPACES, SECRETS, Resource
+from vaultbridge.kube.resources import NAMESPACES, PODS, SECRETS, Resource
 from vaultbridge.kube.selectors import LabelMatcher, parse_selector
 from vaultbridge.observability import metrics
 from vaultbridge.observability.logs import configure_logging, current_resource
@@ -93,6 +95,7 @@ class Operator:
     controllers: dict[str, Controller]
     informer_manager: Manager
     close: Callable[[], Awaitable[None]]
+    access: VaultAccess | None = None
 
 
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
@@ -170,6 +173,8 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         path_policies=informer(VAULT_PATH_POLICIES),
         namespaces=namespaces,
         own=own,
+        # Inject mode: only pods the webhook mutated, metadata only (controllers/inject.py).
+        injected_pods=informer(PODS, label_selector=INJECTED_SELECTOR, transform=pod_metadata_only),
     )
     reconcilers: list[SetupReconciler] = [
         VaultConnectionReconciler(ctx, access),
@@ -215,7 +220,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         await clients.close()
         await transport.close()
 
-    return Operator(ctx, manager, controllers, informer_manager, close_clients)
+    return Operator(ctx, manager, controllers, informer_manager, close_clients, access)
 
 
 def critical_matcher(settings: Settings) -> LabelMatcher | None:
@@ -354,7 +359,11 @@ async def _main(settings: Settings) -> int:
 
 async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> RunningWebhook:
     """The path-policy admission webhook; it answers from the same caches as the reconciles
-    and runs on every replica (admission must not wait for leadership)."""
+    and runs on every replica (admission must not wait for leadership). Inject mode's pod
+    mutation is served next to it when --mutating-webhook-config-name is set."""
+    injector = None
+    if settings.mutating_webhook_config_name and op.access is not None:
+        injector = PodInjector(op.ctx, op.access, AgentOptions(image=settings.agent_image))
     return await start_webhook(
         kube,
         policy_source(op.ctx),
@@ -366,6 +375,9 @@ async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> 
         webhook_config=settings.webhook_config_name,
         default=settings.path_policy_default,
         addresses=AddressAllowList.parse(settings.allowed_vault_addresses),
+        mutating_config=settings.mutating_webhook_config_name,
+        mutate_pods=injector.review if injector is not None else None,
+        register_url=settings.webhook_register_url,
     )
 
 

@@ -62,6 +62,11 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
         "validatingwebhookconfigurations",
         False,
     ),
+    "MutatingWebhookConfiguration": (
+        "/apis/admissionregistration.k8s.io/v1",
+        "mutatingwebhookconfigurations",
+        False,
+    ),
 }
 
 
@@ -202,7 +207,11 @@ class Release:
     def webhook_args(self) -> list[str]:
         """The chart's webhook flags, bound to loopback instead of the pod's port."""
         (container,) = self.find("Deployment")["spec"]["template"]["spec"]["containers"]
-        args = [a for a in container["args"] if a.startswith(("--webhook-", "--path-policy-"))]
+        args = [
+            a
+            for a in container["args"]
+            if a.startswith(("--webhook-", "--path-policy-", "--mutating-webhook-"))
+        ]
         assert any(a.startswith("--webhook-config-name=") for a in args), args
         local = {"--webhook-bind-address": f"127.0.0.1:{self.webhook_port}",
                  "--webhook-hosts": "127.0.0.1"}  # fmt: skip
@@ -259,7 +268,7 @@ class Release:
     def close(self) -> None:
         # The webhook configuration first: it must not outlive the server it points at.
         for obj in self.objects:
-            if obj["kind"] == "ValidatingWebhookConfiguration":
+            if obj["kind"] in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
                 self.admin.request("DELETE", object_path(obj, True))
         for op in self.operators:
             op.stop(timeout=20)
@@ -610,6 +619,16 @@ def _check_ca_bundle(rel: Release, _app: Workload) -> None:
     assert not ca_bundle(rel.admin, rel.find("ValidatingWebhookConfiguration"))
 
 
+def _check_inject_ca_bundle(rel: Release, _app: Workload) -> None:
+    # The inject webhook's configuration cannot be trusted without its caBundle either.
+    op = rel.operator(webhook=True)
+    op.start(wait_ready=False)
+    assert op.proc is not None
+    rc = op.proc.wait(60)
+    assert rc != 0, op.log_tail()
+    assert log_mentions(op, 'cannot get resource "mutatingwebhookconfigurations"'), op.log_tail()
+
+
 def _pod(rel: Release, name: str, labels: dict[str, str]) -> str:
     """A Pod object for the operator to label (no kubelet runs it: it stays Pending)."""
     body = {
@@ -663,6 +682,9 @@ CAPABILITIES: dict[str, Capability] = {
     "namespace-selectors": Capability(
         "", ("namespaces",), ("list", "watch"), _never_ready('cannot list resource "namespaces"')
     ),
+    "inject-pod-count": Capability(
+        "", ("pods",), ("list", "watch"), _never_ready('cannot list resource "pods"')
+    ),
     "report-status": Capability(
         "vaultbridge.dev",
         (
@@ -715,6 +737,13 @@ CAPABILITIES: dict[str, Capability] = {
         ("validatingwebhookconfigurations",),
         ("get", "patch"),
         _check_ca_bundle,
+        values=lambda rel: {"webhook": rel.webhook_values()},
+    ),
+    "inject-ca-bundle": Capability(
+        "admissionregistration.k8s.io",
+        ("mutatingwebhookconfigurations",),
+        ("get", "patch"),
+        _check_inject_ca_bundle,
         values=lambda rel: {"webhook": rel.webhook_values()},
     ),
 }

@@ -184,15 +184,18 @@ def test_required_fields_and_defaults() -> None:
     assert k8s["properties"]["tokenExpirationSeconds"]["minimum"] == 600
     assert k8s["properties"]["tokenExpirationSeconds"]["default"] == 600
     static = _spec_schema("VaultStaticSecret")
-    assert static["required"] == ["destination"]
+    # destination (and its name) is required by a CEL rule only when delivery is secret.
+    assert "required" not in static
+    assert static["properties"]["delivery"]["default"] == "secret"
     assert static["properties"]["hmacSecretData"]["default"] is True
     dest = static["properties"]["destination"]
-    assert dest["required"] == ["name"]
+    assert "required" not in dest
+    rules = [r["message"] for r in static["x-kubernetes-validations"]]
+    assert "destination.name is required when delivery is secret" in rules
     assert dest["properties"]["name"]["maxLength"] == 253
     assert dest["properties"]["type"]["default"] == "Opaque"
     assert _spec_schema("VaultPKISecret")["properties"]["expiryOffset"]["default"] == "5m"
     assert sorted(_spec_schema("VaultDynamicSecret")["required"]) == [
-        "destination",
         "mount",
         "path",
     ]

@@ -5,6 +5,8 @@
       ├─ spec invalid     → fail(InvalidSpec, no retry); while deleting, release the finalizer
       ├─ being deleted    → kind.finalize()
       └─ prepare()        resolve refs → path policy → transformation → finalizer
+          ├─ delivery inject → inject.deliver_to_pods(): the pod-file target; nothing fetched,
+          │                    no Secret (each pod's agent fetches); status counts the pods
           → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
           → deliver()     write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
@@ -47,7 +49,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault.errors import VaultThrottled
 
-from . import destination, finalizer, live_secret, rollout
+from . import destination, finalizer, inject, live_secret, rollout
 from .context import OperatorContext
 from .drift_guard import DriftGuard, last_other_manager
 from .errors import ReconcileProblem
@@ -127,6 +129,10 @@ class DeliveryReconciler(Generic[SpecT]):
     async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
         return Result()
 
+    async def leave_secret_delivery(self, p: Prepared[SpecT]) -> None:
+        """The object moved to delivery inject (its Secret is deleted next): release what the
+        kind held for that Secret (controllers/inject.py calls it once, at the move)."""
+
     def forget(self, key: ObjectKey) -> None:
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)
@@ -171,6 +177,13 @@ class DeliveryReconciler(Generic[SpecT]):
             ),
             priority_fn=label_changes_only,
         )
+        if sources.injected_pods is not None:
+            # Inject: a mutated pod came or went, recount (status.injectedPods).
+            ctl.watch(
+                sources.injected_pods,
+                mapper=lambda pod: inject.pod_keys(self.kind, pod),
+                priority_fn=inject.pods_come_and_go,
+            )
 
     def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
         """A change or deletion of a Secret we wrote brings its owner back (drift repair);
@@ -208,7 +221,11 @@ class DeliveryReconciler(Generic[SpecT]):
         if objects.is_deleting(obj):
             return await self.finalize(key, obj, spec)
         try:
-            return await self.sync(await self.prepare(key, obj, spec, status))
+            prepared = await self.prepare(key, obj, spec, status)
+            # The delivery target: the one place the flow tells sync from inject.
+            if spec.injected:
+                return await inject.deliver_to_pods(self, prepared)
+            return await self.sync(prepared)
         except ReconcileProblem as problem:
             return await self.fail(key, obj, status, problem)
 
@@ -222,7 +239,8 @@ class DeliveryReconciler(Generic[SpecT]):
         enforce_path_policy(self.ctx, key.namespace, spec)
         transformation = resolve_transformation(self.ctx, key.namespace, spec.destination)
         if self.finalizer_name is not None:
-            if self.wants_finalizer(spec):
+            # Inject: leases and certificates are the agents', per pod; nothing to revoke here.
+            if self.wants_finalizer(spec) and not spec.injected:
                 await finalizer.ensure_finalizer(
                     self.ctx, self.info.resource, obj, self.finalizer_name
                 )

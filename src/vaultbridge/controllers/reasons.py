@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from enum import Enum, StrEnum
 
+INJECT_READY = "InjectReady"
+"""Ready reason of an object with `delivery: inject`: references and policy check out; the
+agents of the pods that use it fetch its data (the operator reads nothing from Vault for it)."""
+
 
 class Origin(Enum):
     VAULT = "vault"

@@ -43,6 +43,8 @@ class Sources:
     namespaces: Informer
     own: dict[str, Informer]
     """Each kind's own informer, by kind."""
+    injected_pods: Informer | None = None
+    """Only the pods the inject webhook mutated (label selector; metadata kept only)."""
 
     def of(self, kind: str) -> Informer:
         return self.own[kind]

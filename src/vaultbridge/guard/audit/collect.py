@@ -242,9 +242,13 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                 operator_namespace=operator_namespace,
             )
             status = obj.get("status") or {}
-            synced = bool(status.get("secretMAC") or status.get("lastSyncTime")) or any(
-                c.get("type") == "SecretSynced" and c.get("status") == "True"
-                for c in status.get("conditions") or []
+            delivery = str(spec.get("delivery") or "secret")
+            synced = delivery != "inject" and (
+                bool(status.get("secretMAC") or status.get("lastSyncTime"))
+                or any(
+                    c.get("type") == "SecretSynced" and c.get("status") == "True"
+                    for c in status.get("conditions") or []
+                )
             )
             inv.resources.append(
                 SecretResourceInfo(
@@ -256,6 +260,8 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                     tuple(paths),
                     str((spec.get("destination") or {}).get("name") or ""),
                     synced,
+                    delivery,
+                    int(status.get("injectedPods") or 0),
                 )
             )
     inv.grants = rbac_grants(cluster_roles, roles, cluster_bindings, bindings)
