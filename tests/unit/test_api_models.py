@@ -12,7 +12,6 @@ from vaultbridge.api import (
     HEALTHY,
     KINDS,
     SECRET_SYNCED,
-    VAULT_AUTH,
     VAULT_STATIC_SECRET,
     Condition,
     ObjectKey,
@@ -325,7 +324,7 @@ def test_references_resolve_like_vso() -> None:
     assert dyn.auth_ref(own_namespace="x", operator_namespace="vb") == ObjectKey(
         "team-a", "default"
     )
-    auth = VAULT_AUTH.parse_spec(_example("VaultAuth"))
+    auth = VaultAuthSpec.model_validate(_example("VaultAuth")["spec"])
     assert auth.connection_ref(own_namespace="team-a", operator_namespace="vb") == ObjectKey(
         "team-a", "default"
     )

@@ -58,6 +58,7 @@ from .vault_access import ResolvedAuth, VaultAccess
 from .watches import (
     Sources,
     label_changes_only,
+    objects_using_global,
     refs_to,
     spec_changes_only,
     uses_auth,
@@ -147,6 +148,12 @@ class DeliveryReconciler(Generic[SpecT]):
             mapper=lambda auth: refs_to(
                 own.store.list(), lambda s: uses_auth(s, auth, sources.access)
             ),
+            priority_fn=spec_changes_only,
+        )
+        # A VaultAuthGlobal change reaches the objects of the VaultAuths merging it (#16).
+        ctl.watch(
+            sources.auth_globals(),
+            mapper=lambda glob: objects_using_global(own.store.list(), glob, sources),
             priority_fn=spec_changes_only,
         )
         ctl.watch(
