@@ -527,7 +527,8 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
         "converted with changes",
     )
     assert line["changes"] == [
-        f"settings of VaultAuthGlobal {vso_ns}/default inlined (vaultAuthGlobalRef)"
+        f"settings of VaultAuthGlobal {vso_ns}/default inlined (vaultAuthGlobalRef): the global "
+        "is not among the converted objects"
     ]
     (manifest,) = out_dir.iterdir()
     auth = yaml.safe_load(manifest.read_text())
@@ -544,6 +545,96 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
     app.vault.kv_put(f"{ns}/via-global", {"k": "v"})
     app.vss("via-global", vaultAuthRef="inlined")
     app.wait_data("via-global", {"k": "v"})
+
+
+def test_vault_auth_global_converted_from_cluster_is_referenced_and_logs_in(
+    request: pytest.FixtureRequest,
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the global's namespace in scope, the VaultAuthGlobal becomes a vaultbridge
+    VaultAuthGlobal (moved from VSO's namespace to the operator's, where the `default` lookup
+    finds it) and the VaultAuth keeps its reference; applied, the VaultAuth logs in with the
+    merged settings."""
+    ns, admin = app.ns, app.admin
+    vso_ns = f"{ns}-vso"
+    admin.ensure(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": vso_ns}},
+    )
+    request.addfinalizer(lambda: admin.request("DELETE", f"/api/v1/namespaces/{vso_ns}"))
+    global_name = f"g-{ns}"[:63]
+    _create_vso(
+        admin,
+        vso_ns,
+        "VaultAuthGlobal",
+        global_name,
+        {
+            "allowedNamespaces": [ns],
+            "defaultAuthMethod": "kubernetes",
+            "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
+            "kubernetes": {"role": app.vault.role, "serviceAccount": "default"},
+        },
+    )
+    _create_vso(
+        admin,
+        ns,
+        "VaultAuth",
+        "referencing",
+        {"vaultAuthGlobalRef": {"name": global_name, "namespace": vso_ns}},
+    )
+    out_dir = tmp_path / "vb"
+    code = main(
+        [
+            "migrate",
+            "--from-cluster",
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "-n",
+            ns,
+            "-n",
+            vso_ns,
+            "--vso-namespace",
+            vso_ns,
+            "--operator-namespace",
+            OPERATOR_NAMESPACE,
+            "--out",
+            str(out_dir),
+            "--report-format",
+            "json",
+        ]
+    )
+    report = json.loads(capsys.readouterr().err)
+    assert code == 0, report
+    results = {(o["kind"], o["result"]) for o in report["objects"]}
+    assert results == {
+        ("VaultAuthGlobal", "converted with changes"),
+        ("VaultAuth", "converted with changes"),
+    }
+    manifests = {m["kind"]: m for m in (yaml.safe_load(p.read_text()) for p in out_dir.iterdir())}
+    glob, auth = manifests["VaultAuthGlobal"], manifests["VaultAuth"]
+    assert glob["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert auth["spec"] == {
+        "vaultAuthGlobalRef": {"name": global_name, "namespace": OPERATOR_NAMESPACE}
+    }
+    status, created = admin.request("POST", crd_path("vaultauthglobals", OPERATOR_NAMESPACE), glob)
+    assert status == 201, dump(created)
+    request.addfinalizer(
+        lambda: admin.request(
+            "DELETE", crd_path("vaultauthglobals", OPERATOR_NAMESPACE, global_name)
+        )
+    )
+    status, created = admin.request("POST", crd_path("vaultauths", ns), auth)
+    assert status == 201, dump(created)
+    app.wait_condition(
+        "referencing", "Ready", "True", "LoginSucceeded", plural="vaultauths", timeout=60
+    )
+    app.vault.kv_put(f"{ns}/via-ref", {"k": "v"})
+    app.vss("via-ref", vaultAuthRef="referencing")
+    app.wait_data("via-ref", {"k": "v"})
 
 
 def test_pki_adoption_keeps_vso_certificate(

@@ -45,7 +45,6 @@ _DROPPED_METADATA_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configurati
 class Verdict(StrEnum):
     AS_IS = "converted"
     CHANGED = "converted with changes"
-    INLINED = "inlined"
     FAILED = "not convertible"
     PASSTHROUGH = "passed through"
     ADOPTED = "adopted"
