@@ -293,11 +293,12 @@ def test_static_untranslatable_template_is_not_convertible() -> None:
     assert "$v" not in outcome.problems[0]  # the template text is not echoed
 
 
-def test_argo_rollout_target_not_convertible() -> None:
-    spec = {**FULL_STATIC, "rolloutRestartTargets": [{"kind": "argo.Rollout", "name": "r"}]}
+def test_argo_rollout_target_converts_as_is() -> None:
+    targets = [{"kind": "argo.Rollout", "name": "r"}, {"kind": "Deployment", "name": "d"}]
+    spec = {**FULL_STATIC, "rolloutRestartTargets": targets}
     outcome = convert(vso("VaultStaticSecret", spec))
-    assert outcome.verdict is Verdict.FAILED
-    assert "argo.Rollout" in outcome.problems[0]
+    assert outcome.ok, outcome.problems
+    assert assert_valid(outcome)["spec"]["rolloutRestartTargets"] == targets
 
 
 FULL_DYNAMIC = {

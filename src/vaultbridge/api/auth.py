@@ -281,7 +281,7 @@ class VaultAuthResourceSpec(_VaultAuthCommon):
                 "(has(self.jwt.serviceAccount) || has(self.jwt.secretRef)))"
             ),
             message=(
-                "jwt needs role and one of serviceAccount and secretRef unless "
+                "jwt needs role and exactly one of serviceAccount and secretRef unless "
                 "vaultAuthGlobalRef is set"
             ),
         ),

@@ -381,12 +381,6 @@ class _Conversion:
             )
 
     def _synced(self, spec: dict[str, Any]) -> None:
-        for i, target in enumerate(spec.get("rolloutRestartTargets") or []):
-            if isinstance(target, dict) and target.get("kind") == "argo.Rollout":
-                self.problems.append(
-                    f"spec.rolloutRestartTargets[{i}]: kind argo.Rollout is not supported yet "
-                    "(Deployment, StatefulSet and DaemonSet are)"
-                )
         dest = spec.get("destination")
         if isinstance(dest, dict):
             transformation = dest.get("transformation")
