@@ -352,18 +352,19 @@ def test_pki_every_supported_field_converts_as_is() -> None:
     assert assert_valid(outcome)["spec"] == FULL_PKI
 
 
-def test_pki_days_and_default_issuer_and_ref_namespace_are_changes() -> None:
-    spec = {**FULL_PKI, "ttl": "30d", "issuerRef": "default", "vaultAuthRefNamespace": "auth-ns"}
+def test_pki_days_and_ref_namespace_are_changes_issuer_ref_kept() -> None:
+    spec = {**FULL_PKI, "ttl": "30d", "issuerRef": "my-issuer", "vaultAuthRefNamespace": "auth-ns"}
     outcome = convert(vso("VaultPKISecret", spec))
     assert outcome.verdict is Verdict.CHANGED, outcome.problems
     out = assert_valid(outcome)["spec"]
     assert out["ttl"] == "720h"
     assert out["vaultAuthRef"] == "auth-ns/auth"
-    assert "issuerRef" not in out and "vaultAuthRefNamespace" not in out
-    assert len(outcome.changes) == 3
+    assert out["issuerRef"] == "my-issuer"
+    assert "vaultAuthRefNamespace" not in out
+    assert len(outcome.changes) == 2
 
 
-@pytest.mark.parametrize(("field", "value"), [("issuerRef", "my-issuer"), ("userIDs", ["u1"])])
+@pytest.mark.parametrize(("field", "value"), [("userIDs", ["u1"])])
 def test_pki_unsupported_fields_not_convertible(field: str, value: object) -> None:
     outcome = convert(vso("VaultPKISecret", {**FULL_PKI, field: value}))
     assert outcome.verdict is Verdict.FAILED

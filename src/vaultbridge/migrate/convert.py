@@ -416,14 +416,6 @@ class _Conversion:
                     "spec.vaultAuthRefNamespace removed (VSO ignores it without a bare "
                     "vaultAuthRef)"
                 )
-        issuer = spec.pop("issuerRef", None)
-        if issuer == "default":
-            self.changes.append("spec.issuerRef 'default' removed (the mount's default issuer)")
-        elif issuer:
-            self.problems.append(
-                "spec.issuerRef: issuing from a named PKI issuer is not supported yet (only the "
-                "mount's default issuer)"
-            )
         if spec.pop("userIDs", None):
             self.problems.append("spec.userIDs: user ID subject values are not supported yet")
         for key in ("ttl", "expiryOffset"):
