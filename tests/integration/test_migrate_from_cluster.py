@@ -299,8 +299,9 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """VSO object + its Secret → migrate → apply → --adopt-secrets → the operator owns the
-    Secret without writing it; later Vault changes flow through vaultbridge."""
+    """VSO object + its Secret → migrate → apply → the operator adopts the Secret in its
+    reconcile without writing its data (--adopt-secrets then has nothing left to do); later
+    Vault changes flow through vaultbridge."""
     ns, admin = app.ns, app.admin
     app.vault.kv_put(f"{ns}/app", {"user": "app", "password": "pw-1"})
     status, dep = admin.request(
@@ -388,30 +389,20 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
     )
     assert status == 201, dump(created)
 
-    code = main(
-        [
-            "migrate",
-            "--adopt-secrets",
-            "--kubeconfig",
-            kubeconfig,
-            "-n",
-            ns,
-            "--report-format",
-            "json",
-        ]
-    )
-    _, err = capsys.readouterr()
-    (line,) = json.loads(err)["objects"]
-    assert code == 0, err
-    assert (line["result"], line["name"]) == ("adopted", "app-secret")
+    # The operator adopts the Secret itself (the converted object carries the adopt-from
+    # annotation): one metadata patch, data untouched.
+    def owned_by_vaultbridge() -> dict[str, Any] | None:
+        current = app.secret("app-secret") or {}
+        refs = (current.get("metadata") or {}).get("ownerReferences") or []
+        return current if [r["uid"] for r in refs] == [created["metadata"]["uid"]] else None
 
-    adopted = app.secret("app-secret")
-    assert adopted is not None
+    adopted = wait_for(owned_by_vaultbridge, 60, "the operator to adopt the VSO Secret")
     adopted_rv = adopted["metadata"]["resourceVersion"]
     assert adopted["data"] == secret["data"]
-    assert [r["uid"] for r in adopted["metadata"]["ownerReferences"]] == [
-        created["metadata"]["uid"]
-    ]
+    labels = adopted["metadata"]["labels"]
+    assert labels.get(vso.LABEL_MANAGED_BY) != vso.MANAGED_BY_VSO
+    assert vso.LABEL_OWNER_UID not in labels
+    app.wait_event("app", "SecretAdopted")
     app.wait_condition("app", "Ready", "True")
     time.sleep(5)  # a few refreshAfter periods: the operator must not write the Secret
     app.wait_condition("app", "Ready", "True")
@@ -453,6 +444,62 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
         )
 
     wait_for(restarted, 30, "restart after a real Vault change")
+
+
+def test_vso_secret_not_annotated_conflicts_and_overwrite_adopts_it_cleanly(
+    app: App, vso_crds: None
+) -> None:
+    """A VaultStaticSecret written by hand (no adopt-from annotation) naming a VSO-created
+    Secret: refused with a hint; with destination.overwrite it takes the Secret over cleanly
+    (VSO's owner reference and labels removed, so deleting the VSO object later cannot
+    garbage-collect the Secret)."""
+    ns, admin = app.ns, app.admin
+    app.vault.kv_put(f"{ns}/hand", {"k": "v"})
+    vso_obj = _create_vso(
+        admin,
+        ns,
+        "VaultStaticSecret",
+        "hand",
+        {"mount": "secret", "path": f"{ns}/hand", "type": "kv-v2",
+         "destination": {"name": "hand", "create": True}},
+    )  # fmt: skip
+    uid = vso_obj["metadata"]["uid"]
+    status, secret = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "hand",
+                "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: uid},
+                "ownerReferences": [
+                    {"apiVersion": vso.API_VERSION, "kind": "VaultStaticSecret",
+                     "name": "hand", "uid": uid}
+                ],
+            },
+            "data": {"k": _b64(b"v")},
+        },
+    )  # fmt: skip
+    assert status == 201, dump(secret)
+    app.vss("hand", path=f"{ns}/hand")
+    cond = app.wait_condition("hand", "SecretSynced", "False", "DestinationConflict", timeout=60)
+    assert "created by VSO" in cond["message"] and "adopt-from" in cond["message"], cond
+    assert (
+        app.secret("hand")["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+    )  # type: ignore[index]
+
+    app.patch_vss("hand", {"spec": {"destination": {"overwrite": True}}})
+    app.wait_event("hand", "SecretAdopted", timeout=60)
+    app.wait_condition("hand", "SecretSynced", "True", timeout=60)
+    taken = app.secret("hand")
+    # (The data gains `_raw`, which this hand-made VSO Secret lacked: a normal write after the
+    # adoption, as for any data that differs.)
+    assert taken is not None and taken["data"]["k"] == secret["data"]["k"]
+    refs = taken["metadata"]["ownerReferences"]
+    assert [r["kind"] for r in refs] == ["VaultStaticSecret"]
+    assert refs[0]["apiVersion"] == "vaultbridge.dev/v1beta1"
+    assert vso.LABEL_OWNER_UID not in taken["metadata"]["labels"]
 
 
 def test_vault_auth_global_inlined_from_cluster_logs_in(

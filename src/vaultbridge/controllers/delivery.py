@@ -235,8 +235,7 @@ class DeliveryReconciler(Generic[SpecT]):
     async def live_secret(self, p: Prepared[SpecT]) -> dict[str, Any] | None:
         """The destination as the owned-Secret cache has it, after the ownership check."""
         live = await destination.read_live(self.ctx, p.key.namespace, p.dest.name)
-        destination.check_ownership(p.obj, p.dest, live)
-        return live
+        return await destination.claim(self.ctx, p.obj, p.dest, live)
 
     async def build(
         self,
