@@ -615,6 +615,7 @@ CAPABILITIES: dict[str, Capability] = {
         (
             "vaultconnections",
             "vaultauths",
+            "vaultauthglobals",
             "vaultstaticsecrets",
             "vaultdynamicsecrets",
             "vaultpkisecrets",
@@ -632,6 +633,7 @@ CAPABILITIES: dict[str, Capability] = {
         (
             "vaultconnections/status",
             "vaultauths/status",
+            "vaultauthglobals/status",
             "vaultstaticsecrets/status",
             "vaultdynamicsecrets/status",
             "vaultpkisecrets/status",
