@@ -164,3 +164,27 @@ def test_admission_requires_a_complete_vaultauth_only_without_a_global(app: App)
     status, resp = dry_run(_auth("no-name", {"allowDefault": False}))
     assert status == 422, dump(resp)
     assert "name is required unless allowDefault is true" in resp["message"]
+
+
+def test_allow_default_finds_the_default_global_of_the_vaultauth_namespace(app: App) -> None:
+    """`allowDefault` without a name: the global named `default` in the VaultAuth's own
+    namespace (always allowed there); the VaultAuth's `headers` combine with the global's per
+    mergeStrategy (union), and the login with the merged spec succeeds."""
+    body = _global(app.vault.role, headers={"X-Global": "g"})
+    body["metadata"]["name"] = "default"
+    app.create("vaultauthglobals", body)
+    app.create(
+        "vaultauths",
+        _auth(
+            "by-default",
+            {"allowDefault": True, "mergeStrategy": {"headers": "union"}},
+            headers={"X-Local": "l"},
+        ),
+    )
+    cond = app.wait_condition(
+        "by-default", "Ready", "True", "LoginSucceeded", plural="vaultauths", timeout=60
+    )
+    assert f"VaultAuthGlobal {app.ns}/default" in cond["message"]
+    app.vault.kv_put(f"{app.ns}/d", {"k": "d"})
+    app.vss("d", vaultAuthRef="by-default")
+    app.wait_data("d", {"k": "d"}, timeout=60)
