@@ -246,12 +246,14 @@ _METHODS = ("kubernetes", "jwt", "appRole", "token")
 
 
 class VaultAuthResourceSpec(_VaultAuthCommon):
-    """A VaultAuth as written: complete by itself, or completed by a VaultAuthGlobal.
+    """A way to log in to Vault and the namespaces allowed to use it: complete by itself, or
+    completed by the VaultAuthGlobal named in `vaultAuthGlobalRef`.
 
-    This is the CRD's schema. Without `vaultAuthGlobalRef` it must be complete (the rules below
-    mirror `VaultAuthSpec`); with it, the operator merges the global's defaults in first and
-    validates the result as a `VaultAuthSpec` (api/auth_global.py).
+    Without `vaultAuthGlobalRef` every setting the login needs must be set here (the rules
+    below). With it, the operator first fills the empty fields from the global, and the merged
+    result must be complete (else `valid: false`, reason `InvalidVaultAuth`).
     """
+    # The CRD's schema. The merged spec is parsed with `VaultAuthSpec` (api/auth_global.py).
 
     cel_rules = (
         CelRule(
