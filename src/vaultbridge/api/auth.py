@@ -253,6 +253,7 @@ class VaultAuthResourceSpec(_VaultAuthCommon):
     below). With it, the operator first fills the empty fields from the global, and the merged
     result must be complete (else `valid: false`, reason `InvalidVaultAuth`).
     """
+
     # The CRD's schema. The merged spec is parsed with `VaultAuthSpec` (api/auth_global.py).
 
     cel_rules = (
