@@ -21,6 +21,7 @@ from vaultbridge.api.kinds import (
 )
 from vaultbridge.api.labels import LEADER_LABEL, managed_by_selector
 from vaultbridge.controllers.auth import VaultAuthReconciler
+from vaultbridge.controllers.auth_global import VaultAuthGlobalReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
@@ -178,6 +179,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
     )
     reconcilers: list[SetupReconciler] = [
         VaultConnectionReconciler(ctx, access),
+        VaultAuthGlobalReconciler(ctx),
         VaultAuthReconciler(ctx, access),
         SecretTransformationReconciler(ctx),
         VaultStaticSecretReconciler(ctx, access),

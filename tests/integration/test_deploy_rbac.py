@@ -670,6 +670,7 @@ CAPABILITIES: dict[str, Capability] = {
         (
             "vaultconnections",
             "vaultauths",
+            "vaultauthglobals",
             "vaultstaticsecrets",
             "vaultdynamicsecrets",
             "vaultpkisecrets",
@@ -690,6 +691,7 @@ CAPABILITIES: dict[str, Capability] = {
         (
             "vaultconnections/status",
             "vaultauths/status",
+            "vaultauthglobals/status",
             "vaultstaticsecrets/status",
             "vaultdynamicsecrets/status",
             "vaultpkisecrets/status",

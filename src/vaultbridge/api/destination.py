@@ -49,8 +49,10 @@ anchored)."""
 class RolloutRestartTarget(ApiModel):
     """A workload restarted (like `kubectl rollout restart`) when the Secret data changes."""
 
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
-    """Kind of the workload: Deployment, StatefulSet or DaemonSet."""
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "argo.Rollout"]
+    """Kind of the workload: Deployment, StatefulSet, DaemonSet, or argo.Rollout (an Argo
+    Rollout, restarted through its `spec.restartAt`; needs the Argo Rollouts CRD and, with the
+    Helm chart, `rbac.argoRollouts: true`)."""
     name: DNSSubdomain
     """Name of the workload, in the same namespace as this object."""
 

@@ -61,6 +61,7 @@ from .vault_access import ResolvedAuth, VaultAccess
 from .watches import (
     Sources,
     label_changes_only,
+    objects_using_global,
     refs_to,
     spec_changes_only,
     uses_auth,
@@ -158,6 +159,12 @@ class DeliveryReconciler(Generic[SpecT]):
             ),
             priority_fn=spec_changes_only,
         )
+        # A VaultAuthGlobal change reaches the objects of the VaultAuths merging it (#16).
+        ctl.watch(
+            sources.auth_globals(),
+            mapper=lambda glob: objects_using_global(own.store.list(), glob, sources),
+            priority_fn=spec_changes_only,
+        )
         ctl.watch(
             sources.transformations,
             mapper=lambda tr: refs_to(own.store.list(), lambda s: uses_transformation(s, tr)),
@@ -251,8 +258,7 @@ class DeliveryReconciler(Generic[SpecT]):
     async def live_secret(self, p: Prepared[SpecT]) -> dict[str, Any] | None:
         """The destination as the owned-Secret cache has it, after the ownership check."""
         live = await destination.read_live(self.ctx, p.key.namespace, p.dest.name)
-        destination.check_ownership(p.obj, p.dest, live)
-        return live
+        return await destination.claim(self.ctx, p.obj, p.dest, live)
 
     async def build(
         self,

@@ -105,8 +105,7 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
                 await asyncio.gather(live_read, return_exceptions=True)
             raise
         if live_read is not None:
-            live = await live_read
-            destination.check_ownership(p.obj, p.dest, live)
+            live = await destination.claim(self.ctx, p.obj, p.dest, await live_read)
         else:
             live = await self.live_secret(p)
 
