@@ -60,6 +60,7 @@ def test_version_is_the_pinned_kubernetes(kube_admin: KubeAdmin) -> None:
     assert version["major"] == "1"
 
 
+@pytest.mark.both_servers
 def test_vault_server_is_the_pinned_one(devenv: DevState) -> None:
     """`dev up` checked it too; this says which server the whole session ran against."""
     status, health = VaultAdmin(devenv.vault_addr, "").call("GET", "sys/health")
@@ -74,6 +75,7 @@ def test_vault_server_is_the_pinned_one(devenv: DevState) -> None:
     )
 
 
+@pytest.mark.both_servers
 def test_vault_has_the_file_and_the_udp_stream_audit_devices(devenv: DevState) -> None:
     """Both servers get the same audit devices (OpenBao from its config file, HashiCorp Vault
     through sys/audit): the file log the bench counts requests in, and the UDP socket device
@@ -96,6 +98,7 @@ def test_vault_has_the_file_and_the_udp_stream_audit_devices(devenv: DevState) -
     assert _wait(lambda: marker in devenv.vault_audit_log.read_text(errors="replace"), 30)
 
 
+@pytest.mark.both_servers
 def test_serviceaccount_token_logs_in_to_vault_and_other_namespace_is_refused(
     devenv: DevState, kube_admin: KubeAdmin, namespace: str
 ) -> None:

@@ -177,6 +177,7 @@ def _restarted_at(app: App, name: str) -> str | None:
 # --- issue and renew ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_servers
 def test_credentials_work_and_lease_is_renewed_in_place(db: DB) -> None:
     db.role("app", default_ttl="6s", max_ttl="1h")
     created_at = int(time.time())
@@ -400,6 +401,7 @@ def test_deleted_destination_gets_new_credentials(db: DB) -> None:
     assert db.status("recreate")["secretLease"]["id"] != first_lease
 
 
+@pytest.mark.both_servers
 def test_static_role_credentials_follow_vault_rotation(db: DB) -> None:
     user = f"static_{db.app.ns.replace('-', '_')}"
     code, out = db.pg.login(
