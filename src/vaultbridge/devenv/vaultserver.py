@@ -138,7 +138,7 @@ class VaultAdmin:
         self.token = token
 
     def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10
     ) -> tuple[int, dict[str, Any]]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - loopback URL we built
@@ -147,7 +147,7 @@ class VaultAdmin:
         req.add_header("X-Vault-Token", self.token)
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
                 raw = resp.read()
                 status = int(resp.status)
         except urllib.error.HTTPError as err:
