@@ -62,7 +62,7 @@ done
 if [ $overall -eq 0 ]; then
   banner "HashiCorp Vault: the tests marked '$MARKER' passed against HashiCorp Vault too" \
     "(test ids ending in [vault=hashicorp]); all other tests ran against OpenBao only." \
-    "The whole Vault-facing suite against HashiCorp Vault: make test-hashicorp"
+    "The whole integration suite against HashiCorp Vault: make test-hashicorp"
 else
   banner "HashiCorp Vault: tests marked '$MARKER' FAILED against HashiCorp Vault (see above)."
 fi
