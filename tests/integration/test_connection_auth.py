@@ -75,6 +75,7 @@ def test_connection_valid_and_unreachable(app: App, devenv: DevState) -> None:
     assert cond["reason"] in ("TLSError", "VaultUnreachable")
 
 
+@pytest.mark.both_servers
 def test_every_auth_method_logs_in_and_bad_ones_are_invalid(
     app: App, devenv: DevState, operator: OperatorProcess
 ) -> None:

@@ -60,6 +60,7 @@ def test_version_is_the_pinned_kubernetes(kube_admin: KubeAdmin) -> None:
     assert version["major"] == "1"
 
 
+@pytest.mark.both_servers
 def test_vault_server_is_the_pinned_one(devenv: DevState) -> None:
     """`dev up` checked it too; this says which server the whole session ran against."""
     status, health = VaultAdmin(devenv.vault_addr, "").call("GET", "sys/health")
@@ -74,6 +75,30 @@ def test_vault_server_is_the_pinned_one(devenv: DevState) -> None:
     )
 
 
+@pytest.mark.both_servers
+def test_vault_has_the_file_and_the_udp_stream_audit_devices(devenv: DevState) -> None:
+    """Both servers get the same audit devices (OpenBao from its config file, HashiCorp Vault
+    through sys/audit): the file log the bench counts requests in, and the UDP socket device
+    behind the per-environment prefix that instant updates receive."""
+    admin = VaultAdmin(devenv.vault_addr, devenv.vault_root_token)
+    devices = admin.must("GET", "sys/audit")["data"]
+    assert {k: v["type"] for k, v in devices.items()} == {
+        "file/": "file",
+        "vaultbridge/": "socket",
+    }
+    assert devices["file/"]["options"]["file_path"] == str(devenv.vault_audit_log)
+    assert devices["vaultbridge/"]["options"] == {
+        "address": f"127.0.0.1:{devenv.ports['audit-stream']}",
+        "socket_type": "udp",
+        "prefix": devenv.audit_stream_prefix,
+    }
+    # And the file device writes: a request just made is in the log.
+    marker = f"secret/data/smoke-audit-{time.monotonic_ns()}"
+    admin.call("GET", marker)
+    assert _wait(lambda: marker in devenv.vault_audit_log.read_text(errors="replace"), 30)
+
+
+@pytest.mark.both_servers
 def test_serviceaccount_token_logs_in_to_vault_and_other_namespace_is_refused(
     devenv: DevState, kube_admin: KubeAdmin, namespace: str
 ) -> None:

@@ -127,7 +127,9 @@ path "sys/leases/revoke" {{ capabilities = ["update"] }}
         return code == 0 and out == data["username"]
 
     def close(self) -> None:
-        self.bao.call("DELETE", f"sys/mounts/{self.mount}")
+        # Unmounting revokes every lease of the mount first (a DROP ROLE each in PostgreSQL):
+        # with 100 leases on a loaded machine that took over 10 s (HashiCorp Vault, 2026-11-30).
+        self.bao.call("DELETE", f"sys/mounts/{self.mount}", timeout=180)
 
 
 @pytest.fixture
@@ -177,6 +179,7 @@ def _restarted_at(app: App, name: str) -> str | None:
 # --- issue and renew ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_servers
 def test_credentials_work_and_lease_is_renewed_in_place(db: DB) -> None:
     db.role("app", default_ttl="6s", max_ttl="1h")
     created_at = int(time.time())
@@ -281,7 +284,9 @@ def test_revoke_on_delete_and_no_finalizer_without_revoke(db: DB) -> None:
 def test_operator_restart_keeps_and_renews_the_lease(
     db: DB, operator: OperatorProcess, devenv: DevState, kube_admin: KubeAdmin
 ) -> None:
-    db.role("app", default_ttl="15s", max_ttl="1h")
+    # A lease that outlives the restart however slow it is (a 15 s lease expired while the
+    # operator restarted at load average ~15, and a re-issue was then the right thing to do).
+    db.role("app", default_ttl="60s", max_ttl="1h")
     db.vds("steady")
     data = db.wait_synced("steady")
     status = db.status("steady")
@@ -293,10 +298,10 @@ def test_operator_restart_keeps_and_renews_the_lease(
     # The new process must pick the lease up from the status, not issue new credentials...
     time.sleep(2)
     assert db.status("steady")["secretLease"]["id"] == lease_id
-    # ...and renew it with its own, new token once it is due (~10 s after issue).
+    # ...and renew it with its own, new token once it is due (~40 s after issue).
     wait_for(
         lambda: db.status("steady").get("lastRenewalTime", 0) > status["lastRenewalTime"],
-        20,
+        90,
         "renewal by the restarted operator",
     )
     after = db.status("steady")
@@ -400,6 +405,7 @@ def test_deleted_destination_gets_new_credentials(db: DB) -> None:
     assert db.status("recreate")["secretLease"]["id"] != first_lease
 
 
+@pytest.mark.both_servers
 def test_static_role_credentials_follow_vault_rotation(db: DB) -> None:
     user = f"static_{db.app.ns.replace('-', '_')}"
     code, out = db.pg.login(

@@ -224,6 +224,7 @@ def _revoke_role_tokens(devenv: DevState, role: str) -> int:
     return revoked
 
 
+@pytest.mark.both_servers
 def test_revoked_token_is_replaced_by_a_new_login(
     fault_app: App, own_operator: OwnOperator, devenv: DevState
 ) -> None:
@@ -256,6 +257,7 @@ def test_revoked_token_is_replaced_by_a_new_login(
     assert_no_canary(app, op.log_text())
 
 
+@pytest.mark.both_servers
 def test_sealed_vault_keeps_the_certificate_and_issues_after_unseal(
     fault_app: App, own_operator: OwnOperator, devenv: DevState
 ) -> None:

@@ -262,6 +262,7 @@ def setup(
         s.close()
 
 
+@pytest.mark.both_servers
 def test_over_permissioned_setup_gives_exactly_the_expected_findings(setup: Setup) -> None:
     s, gid = setup, setup.id
     broad, anyrole = f"{gid}-broad", f"{gid}-any"

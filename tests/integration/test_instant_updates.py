@@ -339,6 +339,7 @@ def _wait_live(op: OperatorProcess) -> None:
     )
 
 
+@pytest.mark.both_servers
 def test_operator_follows_vault_writes_without_polling(
     instant_operator: tuple[OwnApp, OperatorProcess], devenv: DevState
 ) -> None:

@@ -176,6 +176,7 @@ def _restarted_at(app: App, name: str) -> str | None:
     return str(value) if value else None
 
 
+@pytest.mark.both_servers
 def test_certificate_has_requested_names_and_tls_keys(pki: PKI) -> None:
     pki.vps(
         "web-tls",

@@ -27,6 +27,7 @@ CANARY = "canary-7b1e-never-log-this-value"
 # --- the basics ------------------------------------------------------------------------------
 
 
+@pytest.mark.both_servers
 def test_create_and_follow_vault_updates(app: App) -> None:
     app.vault.kv_put(f"{app.ns}/db", {"username": "app", "password": "pw-1", "port": 5432})
     app.vss("db", refreshAfter="2s")
@@ -49,6 +50,7 @@ def test_create_and_follow_vault_updates(app: App) -> None:
     app.wait_event("db", "SecretRotated")
 
 
+@pytest.mark.both_servers
 def test_pinned_version_and_kv_v1(app: App) -> None:
     app.vault.kv_put(f"{app.ns}/pinned", {"v": "one"})
     app.vault.kv_put(f"{app.ns}/pinned", {"v": "two"})

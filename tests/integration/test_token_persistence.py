@@ -279,6 +279,7 @@ def test_tampered_entry_is_rejected_and_replaced_and_stale_entries_are_purged(
 # --- Transit -----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_servers
 def test_transit_encrypted_entry_survives_a_restart(
     own: OwnApp, running: list[OperatorProcess]
 ) -> None:

@@ -303,6 +303,7 @@ async def test_revoke_self_makes_the_token_useless(
 # -- KV ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.both_servers
 async def test_kv2_latest_pinned_and_deleted_versions(root: VaultClient, kv2_mount: str) -> None:
     path = "team-a/app"
     meta1 = await root.kv_write(kv2_mount, path, {"password": "v1"}, kv_version=2)
@@ -344,6 +345,7 @@ async def test_kv2_latest_pinned_and_deleted_versions(root: VaultClient, kv2_mou
     assert type(nf.value) is NotFound
 
 
+@pytest.mark.both_servers
 async def test_kv1_read_write_delete(root: VaultClient, kv1_mount: str) -> None:
     assert (
         await root.kv_write(
@@ -362,6 +364,7 @@ async def test_kv1_read_write_delete(root: VaultClient, kv1_mount: str) -> None:
         await root.kv_read(kv1_mount, "db/creds", kv_version=1)
 
 
+@pytest.mark.both_servers
 async def test_missing_paths_are_not_found(root: VaultClient, kv2_mount: str) -> None:
     with pytest.raises(NotFound) as exc:
         await root.kv_read(kv2_mount, "does/not/exist", kv_version=2)
@@ -372,6 +375,7 @@ async def test_missing_paths_are_not_found(root: VaultClient, kv2_mount: str) ->
         await root.read(f"{kv2_mount}/data/nothing-here")
 
 
+@pytest.mark.both_servers
 async def test_policy_denial_is_permission_denied(
     root: VaultClient, kv2_mount: str, transport: Transport, settings: ConnectionSettings
 ) -> None:
@@ -399,6 +403,7 @@ async def test_policy_denial_is_permission_denied(
     await root.delete(f"sys/policies/acl/{policy}")
 
 
+@pytest.mark.both_servers
 async def test_namespace_header_scopes_requests(
     root: VaultClient, transport: Transport, settings: ConnectionSettings, vault_server: Any
 ) -> None:
@@ -545,6 +550,7 @@ async def postgres_port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
         shutil.rmtree(work, ignore_errors=True)
 
 
+@pytest.mark.both_servers
 async def test_lease_lookup_renew_revoke(root: VaultClient, postgres_port: int) -> None:
     """Database credentials: the canonical renewable lease."""
     mount = uid("db")
@@ -638,6 +644,7 @@ async def test_non_renewable_lease_renewal_is_rejected(root: VaultClient) -> Non
 # -- failures of the server itself ----------------------------------------------------------
 
 
+@pytest.mark.both_servers
 async def test_sealed_server_is_sealed_or_unavailable(tmp_path: Path, transport: Transport) -> None:
     async with throwaway_bao(tmp_path) as srv:
         settings = ConnectionSettings(srv.addr, timeout=10)
@@ -943,6 +950,7 @@ async def test_cache_invalidate_after_revocation_logs_in_again(
 # -- Kubernetes and JWT auth (need the real API server) ----------------------------------------
 
 
+@pytest.mark.both_servers
 async def test_login_kubernetes_with_a_service_account_token(
     devenv: Any, kube: Any, namespace: str, transport: Transport
 ) -> None:
@@ -971,6 +979,7 @@ async def test_login_kubernetes_with_a_service_account_token(
         await root.delete(f"auth/kubernetes/role/{role}")
 
 
+@pytest.mark.both_servers
 async def test_login_jwt_with_a_service_account_token(
     devenv: Any, kube: Any, namespace: str, transport: Transport
 ) -> None:

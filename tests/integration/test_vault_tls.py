@@ -133,6 +133,7 @@ def _token_auth_and_vss(app: App, tls_bao: TLSBao, connection: str) -> None:
     app.vss(connection, vaultAuthRef=connection, path=f"{app.ns}/tls")
 
 
+@pytest.mark.both_servers
 def test_ca_from_the_connection_secret_trusts_the_tls_server(app: App, tls_bao: TLSBao) -> None:
     tls_bao.call("POST", f"secret/data/{app.ns}/tls", {"data": {"over": "tls"}})
     _secret(app, "vault-ca", {"ca.crt": tls_bao.ca_pem})
@@ -144,6 +145,7 @@ def test_ca_from_the_connection_secret_trusts_the_tls_server(app: App, tls_bao: 
     app.wait_data("tls-ok", {"over": "tls"})
 
 
+@pytest.mark.both_servers
 def test_wrong_ca_is_a_clear_condition_and_nothing_is_written(
     app: App, tls_bao: TLSBao, devenv: DevState
 ) -> None:

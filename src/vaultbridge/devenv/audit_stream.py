@@ -1,6 +1,7 @@
 """The dev OpenBao's audit devices: a file log, and a UDP socket device for instant updates.
 
-Both are declared in the server configuration (OpenBao 2.x refuses API-created devices). The
+Both are declared in OpenBao's configuration (OpenBao 2.x refuses API-created devices);
+HashiCorp Vault gets the same two through `sys/audit` (`vaultserver.VaultAdmin.configure`). The
 socket device sends every entry, behind a random per-environment ``prefix`` (OpenBao allows
 prefixes only with ``allow_audit_log_prefixing``), to a UDP port chosen when the environment
 starts; `vaultbridge dev env` exports the matching ``VAULTBRIDGE_AUDIT_STREAM_*`` variables, so

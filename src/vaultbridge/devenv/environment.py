@@ -424,12 +424,11 @@ def _token_reviewer_jwt(admin: KubeAdmin) -> str:
 def _start_vault(state: DevState, certs: CertPaths) -> None:
     """Start the selected server in dev mode and configure it; the same steps for both."""
     log = state.log_file("vault")
-    audit_log = state.vault_audit_log if state.audit else None
     config = None
     if state.vault_server == "openbao":
         # OpenBao takes audit devices from its config file only: always a file device and the
         # UDP socket device the operator's audit stream receives (instant updates; UDP never
-        # blocks OpenBao). HashiCorp Vault gets its file device through sys/audit (configure).
+        # blocks OpenBao). HashiCorp Vault gets the same two through sys/audit (configure).
         config = audit_stream.audit_devices_config(
             Path(state.home) / "openbao-audit.hcl",
             state.vault_audit_log,
@@ -465,7 +464,8 @@ def _start_vault(state: DevState, certs: CertPaths) -> None:
         reviewer_jwt=_token_reviewer_jwt(kube),
         issuer=SA_ISSUER,
         sa_public_key_pem=certs.sa_pub.read_text(),
-        audit_log=audit_log,
+        audit_log=state.vault_audit_log,
+        audit_stream=(state.ports["audit-stream"], state.audit_stream_prefix),
     )
 
 

