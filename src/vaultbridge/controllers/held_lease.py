@@ -12,10 +12,10 @@ from typing import Any
 
 from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec
 from vaultbridge.kube import objects
+from vaultbridge.vault import lease_schedule
+from vaultbridge.vault.lease_schedule import Action, LeaseTimes
 from vaultbridge.vault.models import LeaseInfo, VaultResponse
 
-from . import lease_schedule
-from .lease_schedule import Action, LeaseTimes
 from .status import set_condition
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-from vaultbridge.engine.backoff import jittered
+from vaultbridge.backoff import jittered
 
 DEFAULT_RENEWAL_PERCENT = 67
 JITTER_LOW = 0.8
