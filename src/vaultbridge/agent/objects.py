@@ -330,6 +330,7 @@ class AgentObjectWorker:
         state = {"kind": self.kind, "held": asdict(self.held), "token_expires_at": token_expires_at}
         path = self.directory / STATE_FILE
         tmp = self.directory / f"{STATE_FILE}.tmp"
+        tmp.unlink(missing_ok=True)
         tmp.write_text(json.dumps(state))
         os.chmod(tmp, 0o400)
         os.replace(tmp, path)
