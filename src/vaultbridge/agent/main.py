@@ -37,10 +37,10 @@ from vaultbridge.backoff import Backoff
 from vaultbridge.inject.config import AGENT_CONFIG_ENV, AGENT_ROOT_ENV, CONFIG_VERSION, AgentConfig
 from vaultbridge.observability.logs import configure_logging
 from vaultbridge.secrets.errors import DataError
-from vaultbridge.vault.connection import Transport
 from vaultbridge.vault.errors import VaultError
 
 from .files import UnsafeName, write_files
+from .http import ThreadTransport
 from .objects import AgentObjectWorker, ObjectConfigError
 from .session import Sessions, TokenFileError
 
@@ -107,7 +107,7 @@ class Agent:
         self.config = config
         self.root = root
         self.vault_requests = 0
-        self.transport = Transport(on_request=self._count)
+        self.transport = ThreadTransport(on_request=self._count)
         self.sessions = Sessions(self.transport, lambda p: host_path(p, root))
         self.workers = [
             AgentObjectWorker(

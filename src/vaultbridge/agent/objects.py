@@ -38,7 +38,6 @@ from vaultbridge.inject.config import AgentObject
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.certificates import TLS_TYPE, certificate_fields
 from vaultbridge.secrets.redact import SecretData
-from vaultbridge.secrets.templates import TemplateContext, render_templates
 from vaultbridge.vault.errors import BadResponse, InvalidRequest, NotFound, PermissionDenied
 from vaultbridge.vault.lease_schedule import (
     MIN_DELAY,
@@ -316,6 +315,8 @@ class AgentObjectWorker:
         """The files of the built data: one per key, or the file template rendered."""
         if self.obj.file.template is None or self.filename is None:
             return data.reveal()
+        from vaultbridge.secrets.templates import TemplateContext, render_templates
+
         secrets = {k: v.decode("utf-8", errors="replace") for k, v in data.items()}
         rendered = render_templates(
             {self.filename: self.obj.file.template}, TemplateContext(secrets=secrets)
