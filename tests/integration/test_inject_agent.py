@@ -22,14 +22,19 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from vaultbridge.agent.http import ThreadTransport
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.inject.config import AGENT_CONFIG_ENV, AGENT_ROOT_ENV, DEFAULT_TOKEN_PATH
+from vaultbridge.vault.client import VaultClient
+from vaultbridge.vault.connection import ConnectionSettings
+from vaultbridge.vault.errors import VaultTLSError
 
 from .helpers import App, wait_for
 from .operator_harness import Postgres, dump, postgres_binaries, start_postgres
 from .test_dynamic_secret import DB
 from .test_pki_secret import PKI, _same_key
+from .test_vault_tls import TLSBao, tls_bao  # noqa: F401 - the TLS server fixture
 
 pytestmark = pytest.mark.integration
 
@@ -359,3 +364,26 @@ def test_once_refuses_a_config_without_echoing_it(pod: Pod) -> None:
     pod.outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 2
     assert "VAULTBRIDGE_AGENT_CONFIG is invalid" in proc.stderr
+
+
+async def test_agent_transport_trusts_the_connection_ca_only(tls_bao: TLSBao) -> None:  # noqa: F811
+    """The agent's http.client transport against a real TLS server: the connection's CA is
+    trusted, the system store is not, and `tls_server_name` is what the certificate must name."""
+    tls_bao.call("POST", "secret/data/agent-tls", {"data": {"k": "over-tls"}})
+    transport = ThreadTransport()
+    try:
+        client = VaultClient(transport, ConnectionSettings(tls_bao.addr, ca_pem=tls_bao.ca_pem))
+        await client.use_token(tls_bao.root_token)
+        secret = await client.kv_read("secret", "agent-tls", kv_version=2)
+        assert secret.data == {"k": "over-tls"}
+        for settings in (
+            ConnectionSettings(tls_bao.addr),
+            ConnectionSettings(
+                tls_bao.addr, ca_pem=tls_bao.ca_pem, tls_server_name="not-in-the-cert.example"
+            ),
+        ):
+            other = VaultClient(transport, settings, token=tls_bao.root_token)
+            with pytest.raises(VaultTLSError):
+                await other.kv_read("secret", "agent-tls", kv_version=2)
+    finally:
+        await transport.close()
