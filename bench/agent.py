@@ -5,7 +5,8 @@ Against the dev environment (started if needed): a namespace, a ServiceAccount t
 TokenRequest (audience `vault`), a Vault kubernetes-auth role and one kv-v2 secret. Measures:
 
 - start → files written: `vaultbridge agent --once` from spawn to exit (files are written
-  before it exits), best and median of `--runs`;
+  before it exits), best and median wall time of `--runs`, and its CPU time (user + system,
+  which a loaded machine does not inflate as much);
 - the sidecar's VmRSS after `--settle` seconds, and its CPU time over `--idle` seconds
   (refreshAfter 10 s, so the idle window includes refreshes);
 - Vault requests per refresh, from the agent's own log lines.
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import secrets
 import signal
 import statistics
@@ -99,12 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     starts = []
+    cpus = []
     for _ in range(args.runs):
         for f in (root / "vault/secrets/app").glob("*"):
             f.unlink()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.monotonic()
         subprocess.run([*AGENT, "--once"], env=env, check=True, capture_output=True)
         starts.append(time.monotonic() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         assert (root / "vault/secrets/app/password").read_text() == "p"
 
     log = root / "sidecar.log"
@@ -112,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar = subprocess.Popen(AGENT, env=env, stdout=out, stderr=subprocess.STDOUT)
     time.sleep(args.settle)
     rss_kib = _proc_status(sidecar.pid, "VmRSS")
+    anon_kib = _proc_status(sidecar.pid, "RssAnon")
     hwm_kib = _proc_status(sidecar.pid, "VmHWM")
     cpu0, t0 = _cpu_seconds(sidecar.pid), time.monotonic()
     time.sleep(args.idle)
@@ -124,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "once_seconds_best": round(min(starts), 3),
         "once_seconds_median": round(statistics.median(starts), 3),
+        "once_cpu_seconds_median": round(statistics.median(cpus), 3),
+        "load_average_1m": os.getloadavg()[0],
         "sidecar_vmrss_mib": round(rss_kib / 1024, 1),
+        "sidecar_rssanon_mib": round(anon_kib / 1024, 1),
         "sidecar_vmhwm_mib": round(hwm_kib / 1024, 1),
         "idle_cpu_seconds": round(cpu, 3),
         "idle_window_seconds": round(window, 1),

@@ -31,8 +31,8 @@ from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultTLSError
 
 from .helpers import App, wait_for
-from .operator_harness import Postgres, dump, postgres_binaries, start_postgres
-from .test_dynamic_secret import DB
+from .operator_harness import Postgres, dump
+from .test_dynamic_secret import DB, pg  # noqa: F401 - the PostgreSQL fixture
 from .test_pki_secret import PKI, _same_key
 from .test_vault_tls import TLSBao, tls_bao  # noqa: F401 - the TLS server fixture
 
@@ -40,15 +40,6 @@ pytestmark = pytest.mark.integration
 
 AGENT = [str(Path(sys.executable).parent / "vaultbridge"), "agent"]
 STATE = ".vaultbridge-state.json"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries missing: run scripts/ensure-postgres.sh")
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 class Pod:
@@ -289,7 +280,7 @@ def test_sidecar_follows_a_kv_change_atomically_and_tells_the_app(pod: Pod) -> N
     assert "adopted what the init container delivered" in logs
 
 
-def test_database_credentials_log_in_lease_renewed_and_revoked(pod: Pod, pg: Postgres) -> None:
+def test_database_credentials_log_in_lease_renewed_and_revoked(pod: Pod, pg: Postgres) -> None:  # noqa: F811
     pod.grant([f"secret/data/{pod.ns}/*"])
     db = DB(pod.app, pg)
     try:

@@ -12,8 +12,9 @@ which names Kubernetes resources, and through it the Kubernetes client.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vaultbridge.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vaultbridge.api.auth import VaultAuthSpec, VaultAuthStatus
@@ -111,14 +112,7 @@ _WHERE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _WHERE, globals())
 
 __all__ = [
     "API_VERSION",

@@ -10,8 +10,9 @@ not load Jinja2 or RE2 for an object without templates or filters.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vaultbridge.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from vaultbridge.secrets.data import (
@@ -93,14 +94,7 @@ _WHERE: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _WHERE, globals())
 
 __all__ = [
     "DEFAULT_LIMITS",
