@@ -298,9 +298,10 @@ class AgentObjectWorker:
             log.info("%s: revoked certificate %s", self.name, serial)
 
     async def release(self) -> None:
-        """On SIGTERM: revoke what the spec asks to revoke (`revoke: true`)."""
+        """On SIGTERM: revoke what the spec asks to revoke (`revoke: true`), including a lease
+        adopted from the init container (revoking needs the policy, not the lease's token)."""
         held = self.held
-        if held is None or held.adopted:
+        if held is None:
             return
         if isinstance(self.spec, VaultDynamicSecretSpec) and self.spec.revoke and held.lease_id:
             lease_id = held.lease_id
