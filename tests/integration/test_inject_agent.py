@@ -382,3 +382,45 @@ async def test_agent_transport_trusts_the_connection_ca_only(tls_bao: TLSBao) ->
                 await other.kv_read("secret", "agent-tls", kv_version=2)
     finally:
         await transport.close()
+
+
+def test_sidecar_replaces_the_init_containers_lease_instead_of_renewing_it(
+    pod: Pod,
+    pg: Postgres,  # noqa: F811
+) -> None:
+    """The init container's lease belongs to its Vault token, which nobody renews after it
+    exits: the sidecar adopts the credentials (no second set at start) and replaces them at
+    the renewal point with its own, which it then renews."""
+    pod.grant([f"secret/data/{pod.ns}/*"])
+    db = DB(pod.app, pg)
+    try:
+        db.role("app", default_ttl="10s", max_ttl="10m")
+        pod.issue_token()
+        obj = pod.obj("db", "VaultDynamicSecret", {"mount": db.mount, "path": "creds/app"})
+        assert pod.once([obj]).returncode == 0
+        first = pod.files("db")
+        pod.values.append(first["password"])
+        first_lease = pod.state("db")["held"]["lease_id"]
+        sidecar = pod.sidecar([obj])
+        wait_for(lambda: "adopted what the init container" in pod.logs(), 60, "adoption")
+
+        def replaced() -> dict[str, str] | None:
+            # Files change one by one (each atomically): wait for a consistent new set, as an
+            # app reading several files must (file.template gives one file instead).
+            files = pod.files("db")
+            raw = json.loads(files.get("_raw") or "{}")
+            new = files.get("password") not in (None, first["password"])
+            consistent = raw.get("password") == files.get("password") and raw.get(
+                "username"
+            ) == files.get("username")
+            return files if new and consistent else None
+
+        second = wait_for(replaced, 60, "the sidecar's own credentials")
+        pod.values.append(second["password"])
+        assert db.can_login(second)
+        second_lease = pod.state("db")["held"]["lease_id"]
+        assert second_lease != first_lease
+        assert not pod.state("db")["held"]["adopted"]
+        assert pod.stop(sidecar) == 0
+    finally:
+        db.close()

@@ -2,9 +2,12 @@
 
 Guarantees, stated up front:
 
-- **Atomic**: every file is written to a temporary file in the same directory, flushed to
-  disk (fsync), given its mode (and owner), then renamed over the old one; a reader sees the
-  old content or the new, never a partial file. The directory is fsynced after the renames.
+- **Atomic per file**: every file is written to a temporary file in the same directory,
+  flushed to disk (fsync), given its mode (and owner), then renamed over the old one; a reader
+  sees the old content or the new, never a partial file. All changed files are prepared before
+  the first rename, so the set changes within a few renames; it is not atomic as a set (an app
+  that needs several values consistent uses `file.template`, one file). The directory is
+  fsynced after the renames.
 - **Only on change**: a file whose content is already what would be written is not touched
   (its mtime stays, no inotify event, no rename).
 - **Contained**: a name that could leave the directory (empty, `.`, `..`, `/`, `\\`, NUL) is
@@ -85,8 +88,9 @@ def _same_content(path: Path, content: bytes) -> bool:
         return False
 
 
-def write_atomic(path: Path, content: bytes, mode: int, owner: int | None) -> None:
-    """Write `content` to `path` atomically (temporary file + fsync + rename)."""
+def _prepare(path: Path, content: bytes, mode: int, owner: int | None) -> str:
+    """A temporary file next to `path` holding `content`, on disk (fsync), with its mode and
+    owner: renaming it over `path` is the whole update."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{RESERVED_PREFIX}-tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -96,12 +100,11 @@ def write_atomic(path: Path, content: bytes, mode: int, owner: int | None) -> No
             if owner is not None:
                 _chown(f.fileno(), owner, path)
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _written[path] = _digest(content)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 _chown_refused: set[Path] = set()
@@ -141,13 +144,25 @@ def write_files(
     for name in files:
         check_name(name)
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-    written = []
-    for name, content in files.items():
-        path = directory / name
-        if _same_content(path, content):
-            continue
-        write_atomic(path, content, mode, owner)
-        written.append(name)
+    # Every new file is written and synced first, then all are renamed in one quick loop: a
+    # reader sees each file old or new, and the window in which some files of the set are new
+    # and others old is a few renames long, not a few fsyncs (a consistent set across files
+    # needs `file.template`: one file).
+    prepared: list[tuple[str, str]] = []
+    try:
+        for name, content in files.items():
+            path = directory / name
+            if not _same_content(path, content):
+                prepared.append((name, _prepare(path, content, mode, owner)))
+    except BaseException:
+        for _, tmp in prepared:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    for name, tmp in prepared:
+        os.replace(tmp, directory / name)
+        _written[directory / name] = _digest(files[name])
+    written = [name for name, _ in prepared]
     removed = []
     for entry in sorted(os.listdir(directory)):
         if entry in files or entry.startswith(RESERVED_PREFIX):
