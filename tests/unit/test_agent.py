@@ -302,3 +302,12 @@ def test_config_model_contract_is_unchanged() -> None:
     """The agent reads the contract as written on main: these fields are what it relies on."""
     fields = set(AgentConfig.model_fields)
     assert {"version", "namespace", "objects", "on_change", "file_mode", "run_as_user"} <= fields
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_files_are_chowned_to_run_as_user_and_not_rewritten_after(tmp_path: Path) -> None:
+    write_files(tmp_path, {"k": b"v"}, mode=0o400, owner=12345)
+    stat = (tmp_path / "k").stat()
+    assert stat.st_uid == 12345 and stat.st_mode & 0o777 == 0o400
+    assert not write_files(tmp_path, {"k": b"v"}, mode=0o400, owner=12345).changed
+    assert (tmp_path / "k").stat().st_ino == stat.st_ino
