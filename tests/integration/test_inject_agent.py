@@ -34,6 +34,7 @@ from vaultbridge.vault.errors import VaultTLSError
 from .helpers import App, wait_for
 from .operator_harness import Postgres, dump
 from .test_dynamic_secret import DB, pg  # noqa: F401 - the PostgreSQL fixture
+from .test_inject_webhook import OPT_IN, Ns, inject_op, space  # noqa: F401 - fixtures
 from .test_pki_secret import PKI, _same_key
 from .test_vault_tls import TLSBao, tls_bao  # noqa: F401 - the TLS server fixture
 
@@ -424,3 +425,43 @@ def test_sidecar_replaces_the_init_containers_lease_instead_of_renewing_it(
         assert pod.stop(sidecar) == 0
     finally:
         db.close()
+
+
+def test_the_webhooks_init_container_runs_as_written(
+    pod: Pod,
+    space: Ns,  # noqa: F811
+) -> None:
+    """End to end with the operator's half: a VaultStaticSecret in inject mode, a Pod mutated
+    by the real webhook, and the init container run exactly as the pod spec says (its command,
+    args and environment; a token issued for the pod's ServiceAccount at its projected path)."""
+    ns = space.ns
+    assert ns == pod.ns
+    pod.grant([f"secret/data/{ns}/*"])
+    password = _secret_value("web-pw")
+    pod.values.append(password)
+    pod.app.vault.kv_put(f"{ns}/db", {"password": password})
+    space.vss("db", f"{ns}/db", delivery="inject")
+    space.ready("db")
+    annotations = {
+        "vaultbridge.dev/inject": "db",
+        "vaultbridge.dev/inject-template.db": "PASSWORD={{ password }}",
+        "vaultbridge.dev/inject-file.db": "db.env",
+    }
+    status, created = space.create_pod("web", annotations, dict(OPT_IN))
+    assert status == 201, dump(created)
+    init = created["spec"]["initContainers"][0]
+    assert init["command"] == ["vaultbridge"]
+    env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
+    pod.issue_token()
+    run_env = dict(os.environ, **env, **{AGENT_ROOT_ENV: str(pod.root)})
+    proc = subprocess.run(
+        [AGENT[0], *init["args"]],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    pod.outputs.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stderr
+    assert pod.files("db") == {"db.env": f"PASSWORD={password}"}

@@ -215,8 +215,9 @@ def test_uninlined_transformation_refs_and_path_filenames_are_refused(tmp_path: 
 
 
 def test_template_renders_the_built_data_into_one_file(tmp_path: Path) -> None:
-    worker = _worker(tmp_path, template="U={{ secrets.user }}\n", filename="app.env")
-    assert worker.render(SecretData({"user": b"alice", "pw": b"x"})) == {"app.env": b"U=alice\n"}
+    worker = _worker(tmp_path, template="U={{ secrets.user }} P={{ pw }}\n", filename="app.env")
+    rendered = worker.render(SecretData({"user": b"alice", "pw": b"x"}))
+    assert rendered == {"app.env": b"U=alice P=x\n"}
     plain = _worker(tmp_path)
     assert plain.render(SecretData({"user": b"alice"})) == {"user": b"alice"}
 

@@ -319,8 +319,11 @@ class AgentObjectWorker:
         from vaultbridge.secrets.templates import TemplateContext, render_templates
 
         secrets = {k: v.decode("utf-8", errors="replace") for k, v in data.items()}
+        # Each key is a variable of its own (`{{ password }}`, as the pod annotations are
+        # written) and under `secrets` (`{{ secrets["tls.crt"] }}`, as in transformations).
         rendered = render_templates(
-            {self.filename: self.obj.file.template}, TemplateContext(secrets=secrets)
+            {self.filename: self.obj.file.template},
+            TemplateContext(secrets=secrets, extra=secrets),
         )
         return {self.filename: rendered[self.filename]}
 
