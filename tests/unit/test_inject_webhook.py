@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from vaultbridge.api.kinds import (
     SECRET_TRANSFORMATIONS,
+    VAULT_AUTH_GLOBALS,
     VAULT_AUTHS,
     VAULT_CONNECTIONS,
     VAULT_DYNAMIC_SECRETS,
@@ -192,7 +193,7 @@ def _settings(**kw: Any) -> Any:
 
 def _harness(**settings: Any) -> tuple[Harness, PodInjector]:
     h = make_ctx(FakeVault(), settings=_settings(**settings))
-    for res in (VAULT_CONNECTIONS, VAULT_PATH_POLICIES):
+    for res in (VAULT_CONNECTIONS, VAULT_PATH_POLICIES, VAULT_AUTH_GLOBALS):
         h.ctx.informers[res] = Informer(h.kube, res)  # type: ignore[arg-type]
     h.cache(
         VAULT_CONNECTIONS,
