@@ -1,4 +1,4 @@
-"""Command line: `vaultbridge run | dev up|down|status|env | audit | migrate | version`."""
+"""Command line: `vaultbridge run | dev up|down|status|env | audit | migrate | agent | version`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,12 @@ def _migrate(args: argparse.Namespace) -> int:
     from .migrate.cli import run_migrate
 
     return run_migrate(args)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from .agent.main import run_agent
+
+    return run_agent(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,12 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_migrate_arguments(migrate)
     migrate.set_defaults(func=_migrate)
 
+    agent = sub.add_parser(
+        "agent",
+        help="inject mode's in-pod agent: write secrets from Vault into files",
+        description="Log in as the pod's ServiceAccount and write the objects named in "
+        "$VAULTBRIDGE_AGENT_CONFIG into files; --once for the init container, otherwise keep "
+        "them fresh until SIGTERM (the native sidecar).",
+    )
+    from .agent.main import add_arguments as add_agent_arguments
+
+    add_agent_arguments(agent)
+    agent.set_defaults(func=_agent)
+
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda _a: print(__version__) or 0)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["agent"]:
+        # The agent runs in every injected pod: skip the operator's parser and its imports.
+        from .agent.main import main as agent_main
+
+        return agent_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -167,3 +167,68 @@ def test_the_contract_test_sees_imports() -> None:
     found = set(_imports(controllers, top_level_only=True))
     assert "vaultbridge.engine.controller" in found
     assert any(t.startswith("vaultbridge.controllers.") for t in found)
+
+
+# `vaultbridge agent` runs in every injected pod: it loads the contract, the spec models, the
+# pure pipeline, the Vault client and `fetch`, and nothing of the operator.
+AGENT_FORBIDDEN = (
+    "kube",
+    "engine",
+    "controllers",
+    "guard",
+    "operator",
+    "settings",
+    "devenv",
+    "changes",
+    "persistence",
+    "migrate",
+    "observability.metrics",
+    "observability.server",
+)
+
+
+def _forbidden_for_agent(module: str) -> bool:
+    return any(
+        module == f"vaultbridge.{other}" or module.startswith(f"vaultbridge.{other}.")
+        for other in AGENT_FORBIDDEN
+    )
+
+
+def test_agent_modules_import_nothing_of_the_operator() -> None:
+    paths = [*_modules("agent"), PACKAGE / "fetch.py", PACKAGE / "backoff.py"]
+    bad = [
+        f"{_module_name(path)} imports {target}"
+        for path in paths
+        for target in _imports(path, top_level_only=False)
+        if _forbidden_for_agent(target)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        # What the init container and the sidecar run: the CLI's `agent` subcommand.
+        "from vaultbridge.cli import main; rc = main(['agent', '--once'])",
+        "from vaultbridge.agent.main import main; rc = main(['--once'])",
+    ],
+)
+def test_agent_process_loads_nothing_of_the_operator(entry: str) -> None:
+    """At run time, transitively: every module the agent's process has loaded once it has
+    parsed its arguments and its (here missing) config."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = f"import json, sys; {entry}; print(json.dumps([rc, sorted(sys.modules)]))"
+    env = {k: v for k, v in os.environ.items() if k != "VAULTBRIDGE_AGENT_CONFIG"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    rc, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert rc == 2  # no config: refused, after every agent module was imported
+    loaded = [m for m in modules if m.startswith("vaultbridge")]
+    assert "vaultbridge.agent.objects" in loaded and "vaultbridge.fetch" in loaded
+    bad = [m for m in loaded if _forbidden_for_agent(m)]
+    assert not bad, f"the agent process loaded {bad}"

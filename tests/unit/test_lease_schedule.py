@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from vaultbridge.controllers.lease_schedule import (
+from vaultbridge.vault.lease_schedule import (
     MIN_DELAY,
     Action,
     Decision,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from vaultbridge.api.pki_secret import VaultPKISecretSpec
-from vaultbridge.controllers.pki_secret import issue_request
+from vaultbridge.fetch import issue_request
 from vaultbridge.secrets.certificates import certificate_fields, der_to_pem, private_key_label
 
 

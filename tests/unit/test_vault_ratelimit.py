@@ -304,9 +304,9 @@ def test_decrease_factor_is_validated() -> None:
     ],
 )
 def test_retry_after_header_is_parsed_and_capped(header: str | None, seconds: float | None) -> None:
-    from vaultbridge.vault.connection import _retry_after
+    from vaultbridge.vault.connection import retry_after_seconds
 
-    assert _retry_after(header) == seconds
+    assert retry_after_seconds(header) == seconds
 
 
 def test_epoch_tells_pumps_that_their_reservation_is_void() -> None:

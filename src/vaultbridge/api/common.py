@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -26,9 +26,10 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from vaultbridge.engine.keys import ObjectKey
-
-__all__ = ["ObjectKey"]  # the one key model (engine/keys.py), used by resolve_ref
+if TYPE_CHECKING:
+    # The one key model (engine/keys.py), used by resolve_ref; imported when first used, so
+    # that the models load without the engine (`vaultbridge agent` parses specs, nothing more).
+    from vaultbridge.engine.keys import ObjectKey as ObjectKey  # noqa: PLC0414 (re-export)
 
 GROUP = "vaultbridge.dev"
 VERSION = "v1beta1"
@@ -207,8 +208,24 @@ def resolve_ref(
     own namespace; `namespace/name` is taken as written.
     """
     if not ref:
-        return ObjectKey(operator_namespace, default_name)
+        return object_key(operator_namespace, default_name)
     namespace, sep, name = ref.partition("/")
     if not sep:
-        return ObjectKey(own_namespace, ref)
+        return object_key(own_namespace, ref)
+    return object_key(namespace, name)
+
+
+def object_key(namespace: str, name: str) -> ObjectKey:
+    """`ObjectKey(namespace, name)`, importing the engine's key model only when called."""
+    from vaultbridge.engine.keys import ObjectKey
+
     return ObjectKey(namespace, name)
+
+
+def __getattr__(name: str) -> Any:
+    # `from vaultbridge.api.common import ObjectKey` keeps working, lazily.
+    if name == "ObjectKey":
+        from vaultbridge.engine.keys import ObjectKey
+
+        return ObjectKey
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

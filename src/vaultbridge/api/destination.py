@@ -6,7 +6,7 @@ Shared by the three secret kinds so that a change here changes all of them the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -15,16 +15,19 @@ from vaultbridge.api.common import (
     CelRule,
     DNSLabel,
     DNSSubdomain,
-    ObjectKey,
     ObjectRef,
     SecretKey,
     ShortString,
     VaultNamespace,
+    object_key,
     resolve_ref,
 )
 from vaultbridge.api.conditions import Conditions
 from vaultbridge.secrets.errors import InvalidRegexError
 from vaultbridge.secrets.filters import compile_pattern
+
+if TYPE_CHECKING:
+    from vaultbridge.engine.keys import ObjectKey
 
 MAX_TEMPLATE_LENGTH = 65536
 
@@ -100,7 +103,7 @@ class TransformationRef(ApiModel):
 
     def key(self, own_namespace: str) -> ObjectKey:
         """The SecretTransformation this ref names, for an object in `own_namespace`."""
-        return ObjectKey(self.namespace or own_namespace, self.name)
+        return object_key(self.namespace or own_namespace, self.name)
 
     ignore_includes: bool = False
     """Do not apply the SecretTransformation's `includes` filters."""

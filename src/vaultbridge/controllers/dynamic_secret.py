@@ -24,12 +24,13 @@ from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec
 from vaultbridge.api.kinds import VAULT_DYNAMIC_SECRET
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.fetch import request_credentials
 from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.hmac import compute_mac
-from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import InvalidRequest, NotFound, PermissionDenied
+from vaultbridge.vault.lease_schedule import Action
 from vaultbridge.vault.models import VaultResponse
 
 from .delivery import Prepared
@@ -46,7 +47,6 @@ from .held_lease import (
     static_meta,
     static_ttl,
 )
-from .lease_schedule import Action
 from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
 from .reasons import Reason
 from .status import set_condition
@@ -228,24 +228,20 @@ class VaultDynamicSecretReconciler(LeasedReconciler[VaultDynamicSecretSpec, Held
 
     async def _request_credentials(self, p: Prepared[VaultDynamicSecretSpec]) -> VaultResponse:
         spec = p.spec
-        path = spec.request_path()
-        method = spec.effective_http_method()
-
-        async def request(client: VaultClient) -> VaultResponse:
-            if method == "GET":
-                return await client.read(
-                    path, params=dict(spec.params) or None, operation="dynamic_read"
-                )
-            resp = await client.write(
-                path, dict(spec.params), method=method, operation="dynamic_write"
+        resp = await call_vault(
+            self.access,
+            p.resolved,
+            p.key.namespace,
+            spec.namespace,
+            lambda client: request_credentials(client, spec),
+        )
+        if resp is None:
+            raise ReconcileProblem(
+                Reason.VAULT_EMPTY_RESPONSE,
+                f"Vault answered {spec.effective_http_method()} {spec.request_path()} "
+                "without a body",
             )
-            if resp is None:
-                raise ReconcileProblem(
-                    Reason.VAULT_EMPTY_RESPONSE, f"Vault answered {method} {path} without a body"
-                )
-            return resp
-
-        return await call_vault(self.access, p.resolved, p.key.namespace, spec.namespace, request)
+        return resp
 
     # -- status --------------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from vaultbridge.api.dynamic_secret import VaultDynamicSecretSpec
 from vaultbridge.kube import objects
+from vaultbridge.vault import lease_schedule
+from vaultbridge.vault.lease_schedule import Action, LeaseTimes
 from vaultbridge.vault.models import LeaseInfo, VaultResponse
 
-from . import lease_schedule
-from .lease_schedule import Action, LeaseTimes
 from .status import set_condition
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,14 @@ def held_from_status(obj: dict[str, Any]) -> HeldLease | None:
 
 def decide(spec: VaultDynamicSecretSpec, held: HeldLease, now: float) -> lease_schedule.Decision:
     """What to do with the held credentials now: wait, renew the lease or issue new ones."""
-    if held.lease_id and held.duration > 0:
-        return lease_schedule.next_lease_action(held.times, spec.renewal_percent, now)
-    if held.static_ttl is not None and spec.allow_static_creds:
-        due = held.last_renewal + held.static_ttl + 1.0
-        if now < due:
-            return lease_schedule.Decision(Action.WAIT, due - now)
-        return lease_schedule.Decision(Action.REISSUE)
-    refresh = spec.refresh_after_seconds
-    if refresh:
-        return lease_schedule.next_deadline_decision(held.last_renewal + refresh, refresh, now)
-    # No lease, no refresh: the credentials do not expire as far as Vault told us.
-    return lease_schedule.Decision(Action.WAIT, float("inf"))
+    return lease_schedule.next_credentials_action(
+        held.times if held.lease_id and held.duration > 0 else None,
+        issued_at=held.last_renewal,
+        static_ttl=held.static_ttl if spec.allow_static_creds else None,
+        refresh=spec.refresh_after_seconds,
+        percent=spec.renewal_percent,
+        now=now,
+    )
 
 
 def requeue(spec: VaultDynamicSecretSpec, held: HeldLease, now: float) -> float | None:

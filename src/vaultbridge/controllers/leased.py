@@ -23,10 +23,11 @@ from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
 from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.secrets.redact import SecretData
+from vaultbridge.vault import lease_schedule
 from vaultbridge.vault.client import RevokeOutcome, revoke_outcome
 from vaultbridge.vault.errors import VaultError
 
-from . import destination, finalizer, lease_schedule, live_secret
+from . import destination, finalizer, live_secret
 from .context import OperatorContext
 from .delivery import Delivered, DeliveryReconciler, Prepared, SpecT
 from .errors import ReconcileProblem

@@ -19,6 +19,7 @@ from vaultbridge.api.kinds import VAULT_PKI_SECRET
 from vaultbridge.api.pki_secret import VaultPKISecretSpec
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.fetch import issue_certificate, revoke_certificate
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, NotFound
 from vaultbridge.kube.resources import SECRETS
@@ -26,13 +27,12 @@ from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.certificates import certificate_fields
 from vaultbridge.secrets.hmac import compute_mac
-from vaultbridge.vault.client import RevokeOutcome, VaultClient
-from vaultbridge.vault.models import VaultResponse
+from vaultbridge.vault import lease_schedule
+from vaultbridge.vault.client import RevokeOutcome
+from vaultbridge.vault.lease_schedule import Action
 
-from . import lease_schedule
 from .delivery import Prepared
 from .errors import ReconcileProblem
-from .lease_schedule import Action
 from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
 from .reasons import Reason
 from .vault_access import ResolvedAuth
@@ -74,30 +74,6 @@ def held_from_status(obj: dict[str, Any]) -> HeldCert | None:
         mac=str(mac),
         destination=str(((obj.get("spec") or {}).get("destination") or {}).get("name") or ""),
     )
-
-
-def issue_request(spec: VaultPKISecretSpec) -> dict[str, Any]:
-    """The body of `<mount>/issue/<role>`: only what the spec sets, so role defaults apply."""
-    body: dict[str, Any] = {"format": spec.format}
-    if spec.common_name:
-        body["common_name"] = spec.common_name
-    for field, values in (
-        ("alt_names", spec.alt_names),
-        ("ip_sans", spec.ip_sans),
-        ("uri_sans", spec.uri_sans),
-        ("other_sans", spec.other_sans),
-    ):
-        if values:
-            body[field] = ",".join(values)
-    if spec.ttl is not None:
-        body["ttl"] = spec.ttl
-    if spec.private_key_format:
-        body["private_key_format"] = spec.private_key_format
-    if spec.not_after:
-        body["not_after"] = spec.not_after
-    if spec.exclude_cn_from_sans:
-        body["exclude_cn_from_sans"] = True
-    return body
 
 
 class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
@@ -147,12 +123,13 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
     ) -> Result:
         key, spec, dest = p.key, p.spec, p.dest
         path = spec.issue_path()
-        body = issue_request(spec)
-
-        async def issue(client: VaultClient) -> VaultResponse | None:
-            return await client.write(path, body, method="POST", operation="pki_issue")
-
-        resp = await call_vault(self.access, p.resolved, key.namespace, spec.namespace, issue)
+        resp = await call_vault(
+            self.access,
+            p.resolved,
+            key.namespace,
+            spec.namespace,
+            lambda client: issue_certificate(client, spec),
+        )
         issued_at = time.time()
         if resp is None or resp.data is None or not resp.data.get("serial_number"):
             raise ReconcileProblem(
@@ -225,15 +202,14 @@ class VaultPKISecretReconciler(LeasedReconciler[VaultPKISecretSpec, HeldCert]):
         replaced: bool,
     ) -> NotCleaned | None:
         """Revoke `serial`; None when done (or nothing is left to do)."""
-        path = spec.revoke_path()
-
-        async def revoke(client: VaultClient) -> VaultResponse | None:
-            return await client.write(
-                path, {"serial_number": serial}, method="POST", operation="pki_revoke"
-            )
-
         try:
-            await call_vault(self.access, resolved, key.namespace, spec.namespace, revoke)
+            await call_vault(
+                self.access,
+                resolved,
+                key.namespace,
+                spec.namespace,
+                lambda client: revoke_certificate(client, spec, serial),
+            )
         except ReconcileProblem as problem:
             left = not_cleaned(problem, f"certificate {serial}", "CertificateRevokeFailed")
             if left.outcome == RevokeOutcome.LEASE_UNKNOWN:

@@ -17,9 +17,9 @@ from vaultbridge.api.static_secret import VaultStaticSecretSpec
 from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Controller, Result, owner_keys
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.fetch import SourceRead, read_kv_sources
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac
-from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.errors import SealedOrUnavailable, VaultUnreachable
 
 from . import destination
@@ -29,7 +29,7 @@ from .errors import ReconcileProblem
 from .instant import set_instant_updates_condition
 from .refresh import effective_refresh
 from .status import now_rfc3339, set_condition, set_ready
-from .transform import SourceRead, build_data
+from .transform import build_data
 from .vault_access import VaultAccess
 from .vault_call import call_vault
 from .watches import Sources, changes_and_deletes
@@ -182,18 +182,10 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         set_ready(status, restart_failures, message, generation)
 
     async def _read_vault(self, p: Prepared[VaultStaticSecretSpec]) -> list[SourceRead]:
-        async def read_all(client: VaultClient) -> list[SourceRead]:
-            reads = []
-            for source in p.spec.kv_sources():
-                secret = await client.kv_read(
-                    source.mount,
-                    source.path,
-                    kv_version=source.kv_version,
-                    version=source.version or None,
-                )
-                reads.append(SourceRead(source.prefix, secret))
-            return reads
-
         return await call_vault(
-            self.access, p.resolved, p.key.namespace, p.spec.namespace, read_all
+            self.access,
+            p.resolved,
+            p.key.namespace,
+            p.spec.namespace,
+            lambda client: read_kv_sources(client, p.spec),
         )

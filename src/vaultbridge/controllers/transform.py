@@ -4,7 +4,6 @@ reads onto the pure pipeline in `vaultbridge.secrets.pipeline`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,24 +12,14 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.kinds import SECRET_TRANSFORMATIONS
 from vaultbridge.api.transformation import SecretTransformationSpec
+from vaultbridge.fetch import SourceRead, kv_pipeline_sources
 from vaultbridge.kube import objects
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
-from vaultbridge.vault.models import KVSecret
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-
-
-@dataclass(frozen=True, repr=False)
-class SourceRead:
-    prefix: str
-    secret: KVSecret
-
-    @property
-    def version(self) -> int | None:
-        return self.secret.version
 
 
 def transformation_spec(spec: SecretTransformationSpec) -> pipeline.TransformationSpec:
@@ -90,17 +79,8 @@ def resolve_transformation(
 async def build_data(
     reads: list[SourceRead], spec: pipeline.TransformationSpec, owner: Mapping[str, Any]
 ) -> SecretData:
-    sources = [
-        pipeline.Source(
-            data=r.secret.data,
-            prefix=r.prefix,
-            metadata=r.secret.metadata or {},
-            raw=r.secret.raw,
-        )
-        for r in reads
-    ]
     return await pipeline.build_secret_data_async(
-        sources,
+        kv_pipeline_sources(reads),
         spec,
         labels=objects.labels(dict(owner)),
         annotations=objects.annotations(dict(owner)),

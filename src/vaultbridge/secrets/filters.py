@@ -25,13 +25,12 @@ limit here is a count, and nothing is timed:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
-
-import re2  # type: ignore[import-untyped]
 
 from vaultbridge.secrets.errors import InvalidRegexError, TransformationError
 
@@ -51,15 +50,22 @@ class Pattern(Protocol):
     def search(self, text: str) -> Any: ...
 
 
-def _options() -> Any:
+@functools.cache
+def _re2() -> Any:
+    """RE2 and its options, loaded with the first pattern (most specs have none; the agent
+    in a pod should not pay for RE2 unless a spec filters keys)."""
+    import re2  # type: ignore[import-untyped]
+
+    return re2, _options(re2)
+
+
+def _options(re2: Any) -> Any:
     options = re2.Options()
     options.max_mem = MAX_PROGRAM_MEMORY
     # RE2 logs every refused pattern to stderr by default; errors are reported on the object.
     options.log_errors = False
     return options
 
-
-_OPTIONS = _options()
 
 # RE2's messages name the construct; these say why it is refused in the terms of the CRD docs.
 _REFUSED = (
@@ -113,8 +119,9 @@ def compile_pattern(pattern: str) -> Pattern:
         raise InvalidRegexError(
             pattern, f"does not compile: group name {duplicated[0]!r} is used twice"
         )
+    re2, options = _re2()
     try:
-        compiled: Pattern = re2.compile(pattern, _OPTIONS)
+        compiled: Pattern = re2.compile(pattern, options)
     except re2.error as exc:
         text = exc.args[0] if exc.args else exc
         message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)

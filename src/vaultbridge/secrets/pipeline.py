@@ -46,9 +46,8 @@ from vaultbridge.secrets.data import (
 )
 from vaultbridge.secrets.errors import TransformationError, quote
 from vaultbridge.secrets.filters import compile_filter
+from vaultbridge.secrets.limits import DEFAULT_LIMITS, RenderLimits
 from vaultbridge.secrets.redact import SecretData
-from vaultbridge.secrets.sandbox import DEFAULT_LIMITS, RenderLimits
-from vaultbridge.secrets.templates import TemplateContext, check_templates, render_templates
 
 
 @dataclass(frozen=True, repr=False)
@@ -168,6 +167,8 @@ def validate_transformation(
     for key in spec.templates:
         validate_key(key)
     compile_filter(spec.includes, spec.excludes)
+    from vaultbridge.secrets.templates import check_templates  # Jinja2 only when needed
+
     check_templates(spec.templates, source_templates=spec.source_templates, limits=limits)
 
 
@@ -193,6 +194,9 @@ def build_secret_data(
     merged = merge_sources(converted)
     result = key_filter.apply(merged)
     if spec.templates:
+        # Jinja2 and the sandbox load with the first template (not for every plain copy).
+        from vaultbridge.secrets.templates import TemplateContext, render_templates
+
         context = TemplateContext(
             secrets={
                 source.prefix + key: value

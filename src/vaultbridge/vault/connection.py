@@ -16,16 +16,20 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import yarl
 
 from vaultbridge import __version__
 from vaultbridge.vault.errors import VaultError, VaultTimeout, VaultTLSError, VaultUnreachable
 from vaultbridge.vault.fairshare import FairShare
 from vaultbridge.vault.ratelimit import AdaptiveRate, TokenBucket
+
+if TYPE_CHECKING:
+    # Imported where a session is opened: aiohttp is a third of `vaultbridge agent`'s memory,
+    # and the agent sends its few requests through `agent/http.py` instead.
+    import aiohttp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,6 +147,32 @@ def build_ssl_context(ca_pem: bytes | None, skip_tls_verify: bool) -> ssl.SSLCon
     return ssl.create_default_context()
 
 
+def request_headers(
+    settings: ConnectionSettings, token: str | None, namespace: str | None
+) -> dict[str, str]:
+    """The headers of one request: the connection's own, then Vault's (which win)."""
+    headers = dict(settings.headers)
+    headers["X-Vault-Request"] = "true"
+    if token:
+        headers["X-Vault-Token"] = token
+    if namespace:
+        headers["X-Vault-Namespace"] = namespace
+    return headers
+
+
+def no_answer(
+    exc: BaseException, settings: ConnectionSettings, path: str, operation: str, *, tls: bool
+) -> VaultError:
+    """The typed error of a request that got no HTTP answer (TLS, timeout, connection)."""
+    if tls:
+        return VaultTLSError(f"TLS error ({type(exc).__name__})", path=path, operation=operation)
+    if isinstance(exc, TimeoutError):
+        return VaultTimeout(f"timed out after {settings.timeout}s", path=path, operation=operation)
+    return VaultUnreachable(
+        f"cannot reach {settings.address} ({type(exc).__name__})", path=path, operation=operation
+    )
+
+
 def encode_path(path: str) -> str:
     """Percent-encode each segment; the caller has validated that segments are sane."""
     return "/".join(quote(segment, safe="") for segment in path.split("/"))
@@ -199,6 +229,8 @@ class Transport:
             self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._closed:
             raise RuntimeError("Vault transport is closed")
         if self._session is None:
@@ -262,14 +294,11 @@ class Transport:
         HTTP error statuses come back as a ``RawResponse`` for the client to classify (it knows
         when a 404 carries meaning, e.g. a deleted kv-v2 version).
         """
+        import aiohttp
+
         session = self._get_session()
         url = yarl.URL(f"{settings.address}/v1/{encode_path(path)}", encoded=True)
-        headers = dict(settings.headers)
-        headers["X-Vault-Request"] = "true"
-        if token:
-            headers["X-Vault-Token"] = token
-        if namespace:
-            headers["X-Vault-Namespace"] = namespace
+        headers = request_headers(settings, token, namespace)
         ssl_ctx = await self._ssl_context_or_error(settings, path, operation)
         if self.fair_share is not None:
             await self.fair_share.acquire()
@@ -297,25 +326,13 @@ class Transport:
             ) as resp:
                 raw = await resp.read()
                 status = outcome = resp.status
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            err: VaultError = VaultTLSError(
-                f"TLS error ({type(exc).__name__})", path=path, operation=operation
-            )
+            err = no_answer(exc, settings, path, operation, tls=True)
             outcome = err.reason
             raise err from exc
-        except TimeoutError as exc:
-            err = VaultTimeout(
-                f"timed out after {settings.timeout}s", path=path, operation=operation
-            )
-            outcome = err.reason
-            raise err from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            err = VaultUnreachable(
-                f"cannot reach {settings.address} ({type(exc).__name__})",
-                path=path,
-                operation=operation,
-            )
+        except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+            err = no_answer(exc, settings, path, operation, tls=False)
             outcome = err.reason
             raise err from exc
         finally:
@@ -323,7 +340,7 @@ class Transport:
 
         if self.rate_adapter is not None:
             self.rate_adapter.observe(status, retry_after, ticket)
-        parsed = _parse(status, raw)
+        parsed = parse_response(status, raw)
         return replace(parsed, retry_after=retry_after) if retry_after is not None else parsed
 
     async def _ssl_context_or_error(
@@ -352,7 +369,7 @@ class Transport:
 _MAX_RETRY_AFTER = 60.0
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds of a ``Retry-After`` header (the delay form; an HTTP date is ignored), capped:
     a proxy asking for an hour must not stop the operator for an hour."""
     if not value:
@@ -366,7 +383,7 @@ def _retry_after(value: str | None) -> float | None:
     return min(seconds, _MAX_RETRY_AFTER)
 
 
-def _parse(status: int, raw: bytes) -> RawResponse:
+def parse_response(status: int, raw: bytes) -> RawResponse:
     if not raw.strip():
         return RawResponse(status, None)
     try:

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-from vaultbridge.engine.backoff import jittered
+from vaultbridge.backoff import jittered
 
 DEFAULT_RENEWAL_PERCENT = 67
 JITTER_LOW = 0.8
@@ -76,6 +76,34 @@ def next_lease_action(lease: LeaseTimes, percent: int, now: float) -> Decision:
     if now < window_opens:
         return Decision(Action.WAIT, lease.last_renewal + offset - now)
     return Decision(Action.RENEW if lease.renewable else Action.REISSUE)
+
+
+def next_credentials_action(
+    lease: LeaseTimes | None,
+    *,
+    issued_at: float,
+    static_ttl: float | None,
+    refresh: float | None,
+    percent: int,
+    now: float,
+) -> Decision:
+    """What to do with dynamic credentials at ``now``.
+
+    With a lease: ``next_lease_action``. Without one, static-role credentials (``static_ttl``:
+    seconds until Vault rotates them, as of ``issued_at``) are read again just after the
+    rotation, and other lease-less credentials are re-issued every ``refresh`` seconds if set;
+    otherwise they do not expire as far as Vault told us (WAIT forever).
+    """
+    if lease is not None:
+        return next_lease_action(lease, percent, now)
+    if static_ttl is not None:
+        due = issued_at + static_ttl + 1.0
+        if now < due:
+            return Decision(Action.WAIT, due - now)
+        return Decision(Action.REISSUE)
+    if refresh:
+        return next_deadline_decision(issued_at + refresh, refresh, now)
+    return Decision(Action.WAIT, float("inf"))
 
 
 def renewal_exhausted(asked: float, granted: float, percent: int) -> bool:
