@@ -271,7 +271,30 @@ class DeliveryReconciler(Generic[SpecT]):
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)
         if plan.write:
-            await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
+            try:
+                # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret
+                # that appeared meanwhile, or was never in the cache, is not overwritten.
+                await destination.write(
+                    self.ctx, p.obj, p.dest, data, plan.extra_keys, create_only=live is None
+                )
+            except destination.DestinationExists:
+                # Someone else's Secret, or our own not yet in the cache: today's careful
+                # path on what the API server has (ownership checks, then the plan again).
+                live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
+                destination.check_ownership(p.obj, p.dest, live)
+                plan = destination.plan(
+                    p.obj,
+                    p.dest,
+                    live,
+                    data,
+                    vault_changed=vault_changed,
+                    spec_changed=spec_changed,
+                )
+                if plan.write and plan.cause == "drift":
+                    await self.check_drift(p, live)
+                if plan.write:
+                    await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
+        if plan.write:
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
             if plan.cause == "drift":
                 self.drift_repaired(p)

@@ -20,7 +20,7 @@ from vaultbridge.api.destination import Destination
 from vaultbridge.api.labels import owner_labels
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.errors import ApiError, Invalid, NotFound
+from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
 from vaultbridge.kube.resources import SECRETS
 
 from .context import OperatorContext
@@ -61,6 +61,32 @@ async def read_live(ctx: OperatorContext, namespace: str, name: str) -> dict[str
         return await ctx.kube.get(SECRETS, name, namespace)
     except NotFound:
         return None
+
+
+def presumed_absent(ctx: OperatorContext, namespace: str, dest: Destination) -> bool:
+    """Whether a `create: true` destination may be taken as absent without a GET: the
+    owned-Secret cache has listed and does not hold it. Not proof — a Secret created by
+    someone else (no owner labels) is never in that cache — so the write that follows is
+    create-only (`write(create_only=True)`) and falls back to the careful path when the
+    Secret turns out to exist (`DestinationExists`)."""
+    if not dest.create:
+        return False
+    informer = ctx.informers.get(SECRETS)
+    return (
+        informer is not None
+        and informer.has_synced
+        and ObjectKey(namespace, dest.name) not in informer.store
+    )
+
+
+class DestinationExists(Exception):
+    """A create-only write found the Secret already there."""
+
+
+#: A resourceVersion no stored object has (etcd's first write is revision 2). Sent in a
+#: server-side apply it makes the apply create-only: an absent Secret is created (a create
+#: ignores the precondition), an existing one is refused with 409 Conflict, untouched.
+CREATE_ONLY_RESOURCE_VERSION = "1"
 
 
 def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str]:
@@ -156,7 +182,12 @@ async def write(
     dest: Destination,
     data: Mapping[str, bytes],
     extra_keys: tuple[str, ...] = (),
+    *,
+    create_only: bool = False,
 ) -> dict[str, Any]:
+    """Server-side apply the destination. `create_only`: the Secret is believed absent;
+    raise `DestinationExists` instead of writing if it is there (the caller re-reads it and
+    runs the ownership checks before anything is written)."""
     ns = objects.namespace(dict(owner))
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -170,6 +201,8 @@ async def write(
             body["metadata"]["annotations"] = dict(dest.annotations)
         body["metadata"]["ownerReferences"] = [objects.owner_reference(dict(owner))]
         body["type"] = dest.type
+    if create_only:
+        body["metadata"]["resourceVersion"] = CREATE_ONLY_RESOURCE_VERSION
     try:
         applied = await ctx.kube.apply(SECRETS, body, namespace=ns, name=dest.name)
         if extra_keys:
@@ -179,6 +212,12 @@ async def write(
             if present:
                 ops = [{"op": "remove", "path": f"/data/{_pointer(k)}"} for k in present]
                 applied = await ctx.kube.patch(SECRETS, dest.name, ops, ns, patch_type="json")
+    except Conflict as exc:
+        if create_only:
+            raise DestinationExists(f"Secret {ns}/{dest.name} exists") from exc
+        raise ReconcileProblem(
+            "DestinationWriteFailed", f"writing Secret {ns}/{dest.name} failed: {exc}"
+        ) from exc
     except Invalid as exc:
         raise ReconcileProblem(
             "DestinationInvalid",
