@@ -228,7 +228,8 @@ def test_create_only_first_write_keeps_overwrite_rules_and_field_ownership(app: 
     assert app.secret("taken")["metadata"]["ownerReferences"][0]["name"] == "take"  # type: ignore[index]
 
     # A Secret created by the create-only apply is owned field by field by our apply: a
-    # label dropped from the spec leaves the Secret (not so had it been a plain create).
+    # label dropped from the spec leaves the Secret with the next write (not so had it been
+    # a plain create: fields set by a create are not removed by a later apply).
     app.vss(
         "labelled",
         destination={"name": "labelled", "create": True, "labels": {"team": "a"}},
@@ -241,6 +242,8 @@ def test_create_only_first_write_keeps_overwrite_rules_and_field_ownership(app: 
     }
     assert managers == {("vaultbridge", "Apply")}
     app.patch_vss("labelled", {"spec": {"destination": {"labels": None}}})
+    app.vault.kv_put(f"{app.ns}/take", {"k": "v2"})  # a write (labels alone do not cause one)
+    app.wait_data("labelled", {"k": "v2"})
     wait_for(
         lambda: "team" not in ((app.secret("labelled") or {})["metadata"].get("labels") or {}),
         15,
