@@ -234,6 +234,7 @@ def test_create_only_first_write_keeps_overwrite_rules_and_field_ownership(app: 
         "labelled",
         destination={"name": "labelled", "create": True, "labels": {"team": "a"}},
         path=f"{app.ns}/take",
+        refreshAfter="1s",
     )
     app.wait_data("labelled", {"k": "v"})
     managers = {

@@ -8,14 +8,19 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vaultbridge.kube.client import KubeClient
 
 from .addresses import AddressAllowList
-from .certs import CertManager
 from .matching import DEFAULT_ALLOW_ALL
 from .source import PolicySource
 from .webhook import WebhookServer
+
+if TYPE_CHECKING:
+    # Imported when the webhook starts: `cryptography` (~17 MiB RSS) stays out of an
+    # operator that runs without the webhook (the default).
+    from .certs import CertManager
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ async def start_webhook(
     addresses: AddressAllowList | None = None,
 ) -> RunningWebhook:
     """Make the certificate current (CA Secret, leaf, caBundle), then serve."""
+    from .certs import CertManager  # noqa: PLC0415 - see the TYPE_CHECKING import
+
     certs = CertManager(
         kube,
         namespace=namespace,
