@@ -227,7 +227,9 @@ class DeliveryReconciler(Generic[SpecT]):
 
     async def live_secret(self, p: Prepared[SpecT]) -> dict[str, Any] | None:
         """The destination as the owned-Secret cache has it, after the ownership check."""
-        live = await destination.read_live(self.ctx, p.key.namespace, p.dest.name)
+        live = await destination.read_live(
+            self.ctx, p.key.namespace, p.dest.name, values=not p.dest.create
+        )
         destination.check_ownership(p.obj, p.dest, live)
         return live
 
@@ -266,7 +268,13 @@ class DeliveryReconciler(Generic[SpecT]):
         the kind must remember once Vault issued something and it reached the Secret.
         """
         plan = destination.plan(
-            p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
+            p.obj,
+            p.dest,
+            live,
+            data,
+            vault_changed=vault_changed,
+            spec_changed=spec_changed,
+            mac_key=self.ctx.hmac_key,
         )
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)

@@ -12,16 +12,18 @@ Rules (the same for every kind that writes a Secret):
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.labels import owner_labels
+from vaultbridge.engine.informer import strip_managed_fields
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
 from vaultbridge.kube.resources import SECRETS
+from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
@@ -32,8 +34,44 @@ def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """The values of a Secret read from the API server (not of a digested cache entry)."""
+    if secret is not None and DATA_MAC in secret:
+        raise ValueError("a digested Secret has no values: compare with data_mac()")
     raw = (secret or {}).get("data") or {}
     return {k: base64.b64decode(v) for k, v in raw.items()}
+
+
+#: In the owned-Secret cache a Secret's `data` is replaced by its key names and the HMAC of
+#: its values (`digest_owned_secrets`, installed by operator.py as that informer's
+#: transform): the values of every Secret the operator wrote do not stay in its memory, and
+#: deciding whether to write needs only the comparison of two MACs.
+DATA_KEYS = "vaultbridge:dataKeys"
+DATA_MAC = "vaultbridge:dataMAC"
+
+
+def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def transform(obj: dict[str, Any]) -> dict[str, Any]:
+        strip_managed_fields(obj)
+        values = decode_data(obj)
+        obj.pop("data", None)
+        obj[DATA_KEYS] = tuple(sorted(values))
+        obj[DATA_MAC] = compute_mac(mac_key, values)
+        return obj
+
+    return transform
+
+
+def data_keys(secret: Mapping[str, Any]) -> tuple[str, ...]:
+    if DATA_MAC in secret:
+        return tuple(secret[DATA_KEYS])
+    return tuple(sorted(secret.get("data") or {}))
+
+
+def data_mac(mac_key: bytes, secret: Mapping[str, Any]) -> str:
+    """The HMAC of the Secret's values (as `status.secretMAC`), digested or not."""
+    if DATA_MAC in secret:
+        return str(secret[DATA_MAC])
+    return compute_mac(mac_key, decode_data(secret))
 
 
 def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
@@ -50,12 +88,16 @@ class Plan:
     extra_keys: tuple[str, ...] = ()
 
 
-async def read_live(ctx: OperatorContext, namespace: str, name: str) -> dict[str, Any] | None:
-    """The live Secret: from the owned-Secret cache when it is ours, else from the API."""
+async def read_live(
+    ctx: OperatorContext, namespace: str, name: str, *, values: bool = False
+) -> dict[str, Any] | None:
+    """The live Secret: from the owned-Secret cache when it is ours, else from the API.
+    `values`: the caller needs the values themselves (`create: false` compares key by key),
+    not the digest the cache keeps."""
     informer = ctx.informers.get(SECRETS)
     if informer is not None:
         cached = informer.store.get(ObjectKey(namespace, name))
-        if cached is not None:
+        if cached is not None and not (values and DATA_MAC in cached):
             return cached
     try:
         return await ctx.kube.get(SECRETS, name, namespace)
@@ -143,25 +185,26 @@ def plan(
     *,
     vault_changed: bool,
     spec_changed: bool,
+    mac_key: bytes = b"",
 ) -> Plan:
+    """`mac_key`: the operator's HMAC key, to compare with a digested (cached) Secret."""
     if live is None:
         return Plan(True, "create")
-    live_data = decode_data(live)
     if dest.create:
-        extra = tuple(sorted(k for k in live_data if k not in data))
-        same = live_data == dict(data)
-        meta_ok = (
-            all(
-                objects.labels(dict(live)).get(k) == v
-                for k, v in desired_labels(owner, dest).items()
+        keys = data_keys(live)
+        extra = tuple(k for k in keys if k not in data)
+        if DATA_MAC in live:
+            same = (
+                len(keys) == len(data)
+                and not extra
+                and data_mac(mac_key, live) == compute_mac(mac_key, data)
             )
-            and all(
-                objects.annotations(dict(live)).get(k) == v for k, v in dest.annotations.items()
-            )
-            and is_owned_by(live, owner)
-            and live.get("type", "Opaque") == dest.type
-        )
+        else:
+            same = decode_data(live) == dict(data)
+        meta_ok = metadata_matches(owner, dest, live)
     else:
+        # create: false Secrets are not ours, so never in the owned-Secret (digested) cache.
+        live_data = decode_data(live)
         extra = ()
         same = all(live_data.get(k) == v for k, v in data.items())
         meta_ok = True
@@ -174,6 +217,16 @@ def plan(
     else:
         cause = "drift"
     return Plan(True, cause, extra)
+
+
+def metadata_matches(owner: Mapping[str, Any], dest: Destination, live: Mapping[str, Any]) -> bool:
+    """Whether an owned (`create: true`) Secret carries what the spec asks besides data."""
+    return (
+        all(objects.labels(dict(live)).get(k) == v for k, v in desired_labels(owner, dest).items())
+        and all(objects.annotations(dict(live)).get(k) == v for k, v in dest.annotations.items())
+        and is_owned_by(live, owner)
+        and live.get("type", "Opaque") == dest.type
+    )
 
 
 async def write(

@@ -89,7 +89,9 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         live_read = None
         if not absent and not self.backoff.failures(key) and not self.outage_backoff.failures(key):
             live_read = asyncio.ensure_future(
-                destination.read_live(self.ctx, key.namespace, p.dest.name)
+                destination.read_live(
+                    self.ctx, key.namespace, p.dest.name, values=not p.dest.create
+                )
             )
         try:
             reads = await self._read_vault(p)

@@ -75,7 +75,7 @@ async def start_webhook(
     addresses: AddressAllowList | None = None,
 ) -> RunningWebhook:
     """Make the certificate current (CA Secret, leaf, caBundle), then serve."""
-    from .certs import CertManager  # noqa: PLC0415 - see the TYPE_CHECKING import
+    from .certs import CertManager
 
     certs = CertManager(
         kube,
