@@ -55,8 +55,15 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{(op['kube_writes'] + op['kube_reads']) / n:.2f} per resource "
                     f"({op['kube_reads']} reads; writes: {by}); "
                     f"{op['vault_reads']} Vault reads, {op['vault_logins']} logins",
-                    "2 writes, 0 reads per resource",
-                    _verdict(op["kube_reads"] == 0 and op["kube_writes"] <= 2 * n + 5),
+                    "2 writes (+ sampled events), 0 reads per resource",
+                    # A few reads and writes are the start-up's (HMAC key, login, status of
+                    # the VaultAuth/VaultConnection), not the resources'.
+                    _verdict(
+                        op["kube_reads"] <= 5
+                        and op["kube_writes"]
+                        - op["kube_writes_by_resource"].get("create events", 0)
+                        <= 2 * n + 5
+                    ),
                 )
             )
     s = r.get("scaling")
