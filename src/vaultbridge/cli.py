@@ -72,7 +72,10 @@ def _migrate(args: argparse.Namespace) -> int:
     return run_migrate(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """`command`: the subcommand about to run, when known. The other subcommands then get no
+    arguments, and their modules are not imported: `vaultbridge run` loads neither `migrate`
+    nor the audit (nor PyYAML's and their models' memory), `--help` of each still works."""
     parser = argparse.ArgumentParser(
         prog="vaultbridge",
         description="Deliver secrets from HashiCorp Vault / OpenBao into Kubernetes Secrets.",
@@ -127,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "namespace and service account, which Vault paths it can read through which role and "
         "policy, with findings (severity and fix).",
     )
-    from .guard.audit.cli import add_audit_arguments
+    if command in (None, "audit"):
+        from .guard.audit.cli import add_audit_arguments
 
-    add_audit_arguments(audit)
+        add_audit_arguments(audit)
     audit.set_defaults(func=_audit)
 
     migrate = sub.add_parser(
@@ -139,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         "stdin, or --from-cluster) into vaultbridge objects on stdout or --out DIR; a report of "
         "every object goes to stderr. Exit 1 when anything could not be converted.",
     )
-    from .migrate.cli import add_migrate_arguments
+    if command in (None, "migrate"):
+        from .migrate.cli import add_migrate_arguments
 
-    add_migrate_arguments(migrate)
+        add_migrate_arguments(migrate)
     migrate.set_defaults(func=_migrate)
 
     version = sub.add_parser("version", help="print the version")
@@ -150,8 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = words[0] if words and not words[0].startswith("-") else None
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     return int(args.func(args))
 
 
