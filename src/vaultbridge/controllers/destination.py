@@ -52,7 +52,10 @@ DATA_MAC = "vaultbridge:dataMAC"
 def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def transform(obj: dict[str, Any]) -> dict[str, Any]:
         strip_managed_fields(obj)
-        values = decode_data(obj)
+        try:
+            values = decode_data(obj)
+        except ValueError:
+            return obj  # not base64 (the API server never sends that): kept as it is
         obj.pop("data", None)
         obj[DATA_KEYS] = tuple(sorted(values))
         obj[DATA_MAC] = compute_mac(mac_key, values)
