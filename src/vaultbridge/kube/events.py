@@ -128,8 +128,8 @@ class EventRecorder:
         if bucket.take(now):
             self.emit(obj, type, reason, message)
             return
-        skipped = self.routine_skipped.get(reason, 0)
-        if skipped % 1000 == 0:
+        skipped = self.routine_skipped[reason] = self.routine_skipped.get(reason, 0) + 1
+        if skipped % 1000 == 1:
             log.info(
                 "more %s events than %g/s: writing only a sample (%d skipped so far); "
                 "the objects' conditions say the same",
@@ -137,7 +137,6 @@ class EventRecorder:
                 self._routine_rate,
                 skipped,
             )
-        self.routine_skipped[reason] = skipped + 1
 
     def _emit(self, obj: dict[str, Any], etype: EventType, reason: str, message: str) -> None:
         if self._closed:
