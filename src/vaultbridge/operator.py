@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import signal
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +19,15 @@ from vaultbridge.api.kinds import (
     VAULT_PATH_POLICIES,
     VAULT_STATIC_SECRET,
 )
-from vaultbridge.api.labels import managed_by_selector
+from vaultbridge.api.labels import LEADER_LABEL, managed_by_selector
 from vaultbridge.controllers.auth import VaultAuthReconciler
+from vaultbridge.controllers.auth_global import VaultAuthGlobalReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.destination import digest_owned_secrets
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
+from vaultbridge.controllers.inject import INJECTED_SELECTOR, PodInjector, pod_metadata_only
 from vaultbridge.controllers.instant import attach as attach_audit_stream
 from vaultbridge.controllers.instant import stream_config
 from vaultbridge.controllers.path_policy import policy_source
@@ -32,21 +36,24 @@ from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.controllers.watches import SetupReconciler, Sources
+from vaultbridge.engine import runner
 from vaultbridge.engine.controller import Controller, Reconciler
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
-from vaultbridge.engine.leader import LeaderElector, LeadershipLost
+from vaultbridge.engine.leader import LeaderElector
 from vaultbridge.engine.manager import Manager
+from vaultbridge.engine.pod_label import OwnPodLabel
 from vaultbridge.engine.queue import Fairness, Lane
 from vaultbridge.guard.addresses import AddressAllowList
 from vaultbridge.guard.matching import DEFAULTS as PATH_POLICY_DEFAULTS
 from vaultbridge.guard.serve import RunningWebhook, parse_hosts, start_webhook
+from vaultbridge.inject.pod import AgentOptions
 from vaultbridge.kube import objects
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import load_config
 from vaultbridge.kube.errors import KubeError
 from vaultbridge.kube.events import EventRecorder
-from vaultbridge.kube.resources import NAMESPACES, SECRETS, Resource
+from vaultbridge.kube.resources import NAMESPACES, PODS, SECRETS, Resource
 from vaultbridge.kube.selectors import LabelMatcher, parse_selector
 from vaultbridge.observability import metrics
 from vaultbridge.observability.logs import configure_logging, current_resource
@@ -90,10 +97,7 @@ class Operator:
     controllers: dict[str, Controller]
     informer_manager: Manager
     close: Callable[[], Awaitable[None]]
-
-    async def informer_manager_synced(self) -> None:
-        """Return once every cache holds its first list."""
-        await asyncio.gather(*(i.wait_synced() for i in self.informer_manager.informers))
+    access: VaultAccess | None = None
 
 
 async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
@@ -176,9 +180,12 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         path_policies=informer(VAULT_PATH_POLICIES),
         namespaces=namespaces,
         own=own,
+        # Inject mode: only pods the webhook mutated, metadata only (controllers/inject.py).
+        injected_pods=informer(PODS, label_selector=INJECTED_SELECTOR, transform=pod_metadata_only),
     )
     reconcilers: list[SetupReconciler] = [
         VaultConnectionReconciler(ctx, access),
+        VaultAuthGlobalReconciler(ctx),
         VaultAuthReconciler(ctx, access),
         SecretTransformationReconciler(ctx),
         VaultStaticSecretReconciler(ctx, access),
@@ -221,7 +228,7 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         await clients.close()
         await transport.close()
 
-    return Operator(ctx, manager, controllers, informer_manager, close_clients)
+    return Operator(ctx, manager, controllers, informer_manager, close_clients, access)
 
 
 def critical_matcher(settings: Settings) -> LabelMatcher | None:
@@ -346,7 +353,7 @@ async def _main(settings: Settings) -> int:
             else "",
         )
         try:
-            return await run_until_stopped(op, elector)
+            return await run_until_stopped(op, elector, _leader_pod_label(settings, kube))
         finally:
             if webhook is not None:
                 await webhook.stop()
@@ -360,7 +367,11 @@ async def _main(settings: Settings) -> int:
 
 async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> RunningWebhook:
     """The path-policy admission webhook; it answers from the same caches as the reconciles
-    and runs on every replica (admission must not wait for leadership)."""
+    and runs on every replica (admission must not wait for leadership). Inject mode's pod
+    mutation is served next to it when --mutating-webhook-config-name is set."""
+    injector = None
+    if settings.mutating_webhook_config_name and op.access is not None:
+        injector = PodInjector(op.ctx, op.access, AgentOptions(image=settings.agent_image))
     return await start_webhook(
         kube,
         policy_source(op.ctx),
@@ -372,6 +383,9 @@ async def _start_webhook(settings: Settings, kube: KubeClient, op: Operator) -> 
         webhook_config=settings.webhook_config_name,
         default=settings.path_policy_default,
         addresses=AddressAllowList.parse(settings.allowed_vault_addresses),
+        mutating_config=settings.mutating_webhook_config_name,
+        mutate_pods=injector.review if injector is not None else None,
+        register_url=settings.webhook_register_url,
     )
 
 
@@ -396,77 +410,55 @@ class _Elector(LeaderElector):
         self.role_known = True
 
 
-async def run_until_stopped(op: Operator, elector: LeaderElector | None) -> int:
-    """Run the caches always and the controllers while leading, until SIGTERM/SIGINT.
+def _leader_pod_label(settings: Settings, kube: KubeClient) -> OwnPodLabel | None:
+    """With an audit stream, the leader labels its own Pod (POD_NAME, set by the chart from
+    the downward API) so the chart's audit-stream Service reaches the replica that acts on
+    the entries; without POD_NAME (out of cluster) there is no Pod to label."""
+    pod_name = os.environ.get("POD_NAME")
+    if not settings.audit_stream_listen or not pod_name:
+        return None
+    return OwnPodLabel(kube, settings.namespace, pod_name, LEADER_LABEL)
 
-    Exit codes: 0 after a signal, 1 when leadership was lost or a component died (the
-    process restarts and starts over, like client-go operators).
-    """
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
-    def on_signal() -> None:
-        if stop.is_set():
-            op.manager.stop()  # second signal: cut the grace period short
-            return
-        stop.set()
-        op.manager.stop()
-        if elector is not None and not elector.is_leader:
-            work.cancel()  # a standby has nothing to drain
+def _leading(op: Operator, pod_label: OwnPodLabel | None) -> AbstractAsyncContextManager[None]:
+    """What this replica does while it leads, around its controllers (engine/runner.py)."""
 
-    async def lead() -> None:
-        synced = asyncio.create_task(op.informer_manager_synced())
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (synced, stopped):
-                task.cancel()
-            await asyncio.gather(synced, stopped, return_exceptions=True)
-        if stop.is_set():
-            return
+    @contextlib.asynccontextmanager
+    async def leading() -> AsyncIterator[None]:
         metrics.LEADER.set(1)
-        log.info("caches synced; starting controllers")
         sweep = asyncio.create_task(_sweep_persisted_tokens(op.ctx), name="token-sweep")
+        if pod_label is not None:
+            await pod_label.set(True)
         try:
-            await op.manager.run()
+            yield
         finally:
             sweep.cancel()
             await asyncio.gather(sweep, return_exceptions=True)
             metrics.LEADER.set(0)
+            if pod_label is not None:
+                await asyncio.shield(pod_label.set(False))
 
-    informers = asyncio.create_task(op.informer_manager.run(), name="informers")
-    work = asyncio.create_task(elector.run(lead) if elector else lead(), name="controllers")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    rc = 0
-    try:
-        await asyncio.wait({informers, work}, return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
-            rc = 1
-            if informers.done():
-                log.error("informers ended unexpectedly: %r", _exception(informers))
-                op.manager.stop()
-                if elector is not None and not elector.is_leader:
-                    work.cancel()
-        results = await asyncio.gather(work, return_exceptions=True)
-        for result in results:
-            if isinstance(result, LeadershipLost):
-                log.error("%s; exiting so a fresh process can stand for election", result)
-                rc = 1
-            elif isinstance(result, Exception):
-                log.error("controllers ended with %r", result)
-                rc = 1
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-        if not work.done():
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-        await op.close()
-        op.informer_manager.stop()
-        await asyncio.gather(informers, return_exceptions=True)
-    return rc
+    return leading()
+
+
+async def run_until_stopped(
+    op: Operator, elector: LeaderElector | None, pod_label: OwnPodLabel | None = None
+) -> int:
+    """Caches always, controllers while leading, until SIGTERM/SIGINT (engine/runner.py has
+    the rules and exit codes); ours: the leader's metric, token sweep and Pod label."""
+
+    async def before_start() -> None:
+        if pod_label is not None:
+            await pod_label.set(False)  # a restarted container in a former leader's Pod
+
+    return await runner.run_until_stopped(
+        op.informer_manager,
+        op.manager,
+        elector,
+        while_leading=lambda: _leading(op, pod_label),
+        before_start=before_start,
+        close=op.close,
+    )
 
 
 async def _sweep_persisted_tokens(ctx: OperatorContext) -> None:
@@ -478,10 +470,6 @@ async def _sweep_persisted_tokens(ctx: OperatorContext) -> None:
         await ctx.token_store.sweep()
     except KubeError as exc:
         log.warning("sweeping persisted Vault tokens failed: %s", exc)
-
-
-def _exception(task: asyncio.Task[None]) -> BaseException | None:
-    return None if task.cancelled() else task.exception()
 
 
 def run_operator(settings: Settings) -> int:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from vaultbridge import __version__
+
 _IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -63,6 +65,10 @@ class Settings:
     audit_stream_heartbeat_interval: float = 10.0
     audit_stream_heartbeat_path: str = "sys/vaultbridge-heartbeat"
     audit_stream_path_limit: int = 5
+    # Inject mode (controllers/inject.py, inject/pod.py).
+    mutating_webhook_config_name: str = "vaultbridge-inject"
+    webhook_register_url: str = ""
+    agent_image: str = f"ghcr.io/vaultbridge/vaultbridge:{__version__}"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Settings:
@@ -302,6 +308,28 @@ _FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
         int,
         "re-reads one Vault path may trigger per 10 seconds (more entries wait for the window's "
         "end); bounds what a forged stream can cost",
+    ),
+    # -- inject mode --
+    (
+        "mutating_webhook_config_name",
+        "--mutating-webhook-config-name",
+        str,
+        "MutatingWebhookConfiguration (inject mode, /mutate-pods) whose caBundle the operator "
+        "keeps current; empty disables pod injection",
+    ),
+    (
+        "webhook_register_url",
+        "--webhook-register-url",
+        str,
+        "out of cluster: base URL (e.g. https://127.0.0.1:9443) at which the operator creates "
+        "or updates both webhook configurations itself; empty: the deployment installs them",
+    ),
+    (
+        "agent_image",
+        "--agent-image",
+        str,
+        "image of the agent containers injected into pods (`vaultbridge agent`); the Helm chart "
+        "sets the operator's own image",
     ),
 ]
 

@@ -51,10 +51,13 @@ class OperatorProcess:
     # holding a ServiceAccount token, to run with exactly the chart's RBAC.
     kubeconfig: str | None = None
     ready_timeout: float = 240.0  # a generous deadline: start-up on a loaded 2-core machine
+    env: dict[str, str] = field(default_factory=dict)
+    """Set in the process's environment (e.g. POD_NAME, which the chart sets in a pod)."""
 
     def start(self, wait_ready: bool = True) -> None:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        env.update(self.env)
         argv = [
             sys.executable, "-m", "vaultbridge.cli", "run",
             "--kubeconfig", self.kubeconfig or self.devenv.kubeconfig,

@@ -260,6 +260,15 @@ def test_kustomize_base_is_the_chart_and_applies(
                     webhook["namespaceSelector"] = {
                         "matchLabels": {"kubernetes.io/metadata.name": namespace}
                     }
+            if obj["kind"] == "MutatingWebhookConfiguration":
+                # Inject mode (pods only); served by nobody here either: confine it too.
+                (webhook,) = obj["webhooks"]
+                assert webhook["clientConfig"]["service"]["name"] == (
+                    f"{namespace}-vaultbridge-webhook"
+                )
+                webhook["namespaceSelector"] = {
+                    "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                }
             apply(kube_admin, obj)
             if obj["kind"] in ("ClusterRole", "Role"):
                 original = chart[
@@ -275,5 +284,6 @@ def test_kustomize_base_is_the_chart_and_applies(
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "ValidatingWebhookConfiguration",
+                "MutatingWebhookConfiguration",
             ):
                 kube_admin.request("DELETE", object_path(obj, True))

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vaultbridge.api.labels import LEADER_LABEL
 from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.helm import ensure_helm
@@ -59,6 +60,11 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "ValidatingWebhookConfiguration": (
         "/apis/admissionregistration.k8s.io/v1",
         "validatingwebhookconfigurations",
+        False,
+    ),
+    "MutatingWebhookConfiguration": (
+        "/apis/admissionregistration.k8s.io/v1",
+        "mutatingwebhookconfigurations",
         False,
     ),
 }
@@ -201,7 +207,11 @@ class Release:
     def webhook_args(self) -> list[str]:
         """The chart's webhook flags, bound to loopback instead of the pod's port."""
         (container,) = self.find("Deployment")["spec"]["template"]["spec"]["containers"]
-        args = [a for a in container["args"] if a.startswith(("--webhook-", "--path-policy-"))]
+        args = [
+            a
+            for a in container["args"]
+            if a.startswith(("--webhook-", "--path-policy-", "--mutating-webhook-"))
+        ]
         assert any(a.startswith("--webhook-config-name=") for a in args), args
         local = {"--webhook-bind-address": f"127.0.0.1:{self.webhook_port}",
                  "--webhook-hosts": "127.0.0.1"}  # fmt: skip
@@ -258,7 +268,7 @@ class Release:
     def close(self) -> None:
         # The webhook configuration first: it must not outlive the server it points at.
         for obj in self.objects:
-            if obj["kind"] == "ValidatingWebhookConfiguration":
+            if obj["kind"] in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
                 self.admin.request("DELETE", object_path(obj, True))
         for op in self.operators:
             op.stop(timeout=20)
@@ -609,12 +619,58 @@ def _check_ca_bundle(rel: Release, _app: Workload) -> None:
     assert not ca_bundle(rel.admin, rel.find("ValidatingWebhookConfiguration"))
 
 
+def _check_inject_ca_bundle(rel: Release, _app: Workload) -> None:
+    # The inject webhook's configuration cannot be trusted without its caBundle either.
+    op = rel.operator(webhook=True)
+    op.start(wait_ready=False)
+    assert op.proc is not None
+    rc = op.proc.wait(60)
+    assert rc != 0, op.log_tail()
+    assert log_mentions(op, 'cannot get resource "mutatingwebhookconfigurations"'), op.log_tail()
+
+
+def _pod(rel: Release, name: str, labels: dict[str, str]) -> str:
+    """A Pod object for the operator to label (no kubelet runs it: it stays Pending)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "operator", "image": "vaultbridge:test"}]},
+    }
+    status, resp = rel.admin.request("POST", f"/api/v1/namespaces/{rel.namespace}/pods", body)
+    assert status == 201, dump(resp)
+    return name
+
+
+def _pod_labels(rel: Release, name: str) -> dict[str, str]:
+    _, pod = rel.admin.request("GET", f"/api/v1/namespaces/{rel.namespace}/pods/{name}")
+    return dict(pod["metadata"].get("labels") or {})
+
+
+def _audit_stream_operator(rel: Release, pod: str) -> OperatorProcess:
+    op = rel.operator("--audit-stream-listen", f"udp://127.0.0.1:{processes.free_port()}")
+    op.env = {"POD_NAME": pod}
+    return op
+
+
+def _check_leader_pod_label(rel: Release, _app: Workload) -> None:
+    # Without the rule the leader cannot label itself: it says so and keeps reconciling (only
+    # the audit-stream Service's routing suffers).
+    pod = _pod(rel, "operator-unlabelled", {})
+    op = _audit_stream_operator(rel, pod)
+    op.start()
+    wait_for(lambda: log_mentions(op, 'cannot patch resource "pods"'), 60, "the refused label")
+    assert LEADER_LABEL not in _pod_labels(rel, pod)
+    assert op.proc is not None and op.proc.poll() is None, op.log_tail()
+
+
 CAPABILITIES: dict[str, Capability] = {
     "watch-custom-resources": Capability(
         "vaultbridge.dev",
         (
             "vaultconnections",
             "vaultauths",
+            "vaultauthglobals",
             "vaultstaticsecrets",
             "vaultdynamicsecrets",
             "vaultpkisecrets",
@@ -627,11 +683,15 @@ CAPABILITIES: dict[str, Capability] = {
     "namespace-selectors": Capability(
         "", ("namespaces",), ("list", "watch"), _never_ready('cannot list resource "namespaces"')
     ),
+    "inject-pod-count": Capability(
+        "", ("pods",), ("list", "watch"), _never_ready('cannot list resource "pods"')
+    ),
     "report-status": Capability(
         "vaultbridge.dev",
         (
             "vaultconnections/status",
             "vaultauths/status",
+            "vaultauthglobals/status",
             "vaultstaticsecrets/status",
             "vaultdynamicsecrets/status",
             "vaultpkisecrets/status",
@@ -666,6 +726,14 @@ CAPABILITIES: dict[str, Capability] = {
         _never_ready('cannot get resource "leases"'),
         role="Role",
     ),
+    "leader-pod-label": Capability(
+        "",
+        ("pods",),
+        ("patch",),
+        _check_leader_pod_label,
+        role="Role",
+        values=lambda _rel: {"auditStream": {"enabled": True}},
+    ),
     "webhook-ca-bundle": Capability(
         "admissionregistration.k8s.io",
         ("validatingwebhookconfigurations",),
@@ -673,11 +741,21 @@ CAPABILITIES: dict[str, Capability] = {
         _check_ca_bundle,
         values=lambda rel: {"webhook": rel.webhook_values()},
     ),
+    "inject-ca-bundle": Capability(
+        "admissionregistration.k8s.io",
+        ("mutatingwebhookconfigurations",),
+        ("get", "patch"),
+        _check_inject_ca_bundle,
+        values=lambda rel: {"webhook": rel.webhook_values()},
+    ),
 }
 
 
 def test_every_rule_of_the_chart_has_a_named_capability(helm_bin: str) -> None:
-    objs = render_chart(helm_bin, "vaultbridge", "vaultbridge-system", {})
+    # Every optional feature that brings its own rule is switched on.
+    objs = render_chart(
+        helm_bin, "vaultbridge", "vaultbridge-system", {"auditStream": {"enabled": True}}
+    )
     rules = [
         (o["kind"], rule)
         for o in objs
@@ -697,7 +775,9 @@ def test_every_rule_of_the_chart_has_a_named_capability(helm_bin: str) -> None:
 def test_removing_a_rule_breaks_its_capability(release: Release, capability: str) -> None:
     cap = CAPABILITIES[capability]
     objs = release.install(**(cap.values(release) if cap.values else {}))
-    target = next(o for o in objs if o["kind"] == cap.role)
+    target = next(
+        o for o in objs if o["kind"] == cap.role and any(cap.matches(r) for r in o["rules"])
+    )
     before = len(target["rules"])
     target["rules"] = [r for r in target["rules"] if not cap.matches(r)]
     assert len(target["rules"]) == before - 1
@@ -717,3 +797,27 @@ def test_removing_a_rule_breaks_its_capability(release: Release, capability: str
                 crd_path("vaultpkisecrets", app.ns, item["metadata"]["name"]),
                 {"metadata": {"finalizers": None}},
             )
+
+
+def test_the_leader_labels_its_own_pod_for_the_audit_stream_service(release: Release) -> None:
+    """With auditStream on, the chart's UDP Service selects only the leader's Pod, and the
+    leader (as the chart's ServiceAccount, with the chart's RBAC) labels itself while it
+    leads and takes the label off when it stops."""
+    objs = release.install(auditStream={"enabled": True})
+    service = next(
+        o for o in objs if o["kind"] == "Service" and o["metadata"]["name"].endswith("-stream")
+    )
+    assert service["spec"]["selector"][LEADER_LABEL] == "true", dump(service)
+    assert [(p["port"], p["protocol"]) for p in service["spec"]["ports"]] == [(8201, "UDP")]
+    (container,) = release.find("Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--audit-stream-listen=udp://0.0.0.0:8201" in container["args"], container["args"]
+
+    pod = _pod(release, "operator-0", dict(service["spec"]["selector"], **{LEADER_LABEL: "true"}))
+    op = _audit_stream_operator(release, pod)
+    # A container restarted in a former leader's Pod starts by removing the label; then it
+    # wins the election and sets it again.
+    op.start()
+    wait_for(lambda: _pod_labels(release, pod).get(LEADER_LABEL) == "true", 60, "the label")
+    assert log_mentions(op, "removed label"), op.log_tail()
+    assert op.stop() == 0
+    assert LEADER_LABEL not in _pod_labels(release, pod), "the label outlived the leadership"

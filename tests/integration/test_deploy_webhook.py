@@ -20,8 +20,10 @@ import yaml
 from vaultbridge.api.common import GROUP, VERSION
 from vaultbridge.guard.webhook_config import (
     FAILURE_POLICY,
+    INJECT_FAILURE_POLICY,
     TIMEOUT_SECONDS,
     WEBHOOK_NAME,
+    mutating_manifest,
     webhook_manifest,
 )
 from vaultbridge.settings import Settings
@@ -106,6 +108,36 @@ def test_chart_registers_the_webhook_the_operator_serves(helm_bin: str) -> None:
     assert rule["resourceNames"] == [args["--webhook-config-name"]]
     assert rule["verbs"] == ["get", "patch"]
     assert args["--webhook-ca-secret"] == "vaultbridge-webhook-ca"
+
+
+def test_chart_registers_the_inject_webhook_the_operator_serves(
+    helm_bin: str,  # noqa: F811
+) -> None:
+    """Inject mode: the chart's MutatingWebhookConfiguration is exactly the code's (Fail, pods
+    labelled vaultbridge.dev/inject only, never kube-system nor the operator's namespace), the
+    operator keeps its caBundle (RBAC on that one name) and injects its own image."""
+    objs = render_chart(helm_bin, "vaultbridge", NAMESPACE, {})
+    args = _args(objs)
+    config = _one(objs, "MutatingWebhookConfiguration")
+    assert config["metadata"]["name"] == args["--mutating-webhook-config-name"]
+    svc = _one(objs, "Service", "-webhook")["metadata"]["name"]
+    expected = mutating_manifest(
+        config["metadata"]["name"], service=(NAMESPACE, svc, 443), operator_namespace=NAMESPACE
+    )
+    assert config["webhooks"] == expected["webhooks"]
+    assert config["webhooks"][0]["failurePolicy"] == INJECT_FAILURE_POLICY == "Fail"
+    (rule,) = [
+        r
+        for r in _one(objs, "ClusterRole")["rules"]
+        if r["resources"] == ["mutatingwebhookconfigurations"]
+    ]
+    assert rule["resourceNames"] == [config["metadata"]["name"]]
+    (container,) = _one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert args["--agent-image"] == container["image"]
+
+    off = render_chart(helm_bin, "r", "ns", {"inject": {"enabled": False}})
+    assert "MutatingWebhookConfiguration" not in {o["kind"] for o in off}
+    assert _args(off)["--mutating-webhook-config-name"] == ""
 
 
 def test_webhook_defaults_are_the_operators() -> None:

@@ -50,6 +50,7 @@ AUDITOR_RULES = [
         "apiGroups": ["vaultbridge.dev"],
         "resources": [
             "vaultauths",
+            "vaultauthglobals",
             "vaultconnections",
             "vaultstaticsecrets",
             "vaultdynamicsecrets",

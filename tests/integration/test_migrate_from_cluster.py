@@ -299,8 +299,9 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """VSO object + its Secret → migrate → apply → --adopt-secrets → the operator owns the
-    Secret without writing it; later Vault changes flow through vaultbridge."""
+    """VSO object + its Secret → migrate → apply → the operator adopts the Secret in its
+    reconcile without writing its data (--adopt-secrets then has nothing left to do); later
+    Vault changes flow through vaultbridge."""
     ns, admin = app.ns, app.admin
     app.vault.kv_put(f"{ns}/app", {"user": "app", "password": "pw-1"})
     status, dep = admin.request(
@@ -388,30 +389,20 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
     )
     assert status == 201, dump(created)
 
-    code = main(
-        [
-            "migrate",
-            "--adopt-secrets",
-            "--kubeconfig",
-            kubeconfig,
-            "-n",
-            ns,
-            "--report-format",
-            "json",
-        ]
-    )
-    _, err = capsys.readouterr()
-    (line,) = json.loads(err)["objects"]
-    assert code == 0, err
-    assert (line["result"], line["name"]) == ("adopted", "app-secret")
+    # The operator adopts the Secret itself (the converted object carries the adopt-from
+    # annotation): one metadata patch, data untouched.
+    def owned_by_vaultbridge() -> dict[str, Any] | None:
+        current = app.secret("app-secret") or {}
+        refs = (current.get("metadata") or {}).get("ownerReferences") or []
+        return current if [r["uid"] for r in refs] == [created["metadata"]["uid"]] else None
 
-    adopted = app.secret("app-secret")
-    assert adopted is not None
+    adopted = wait_for(owned_by_vaultbridge, 60, "the operator to adopt the VSO Secret")
     adopted_rv = adopted["metadata"]["resourceVersion"]
     assert adopted["data"] == secret["data"]
-    assert [r["uid"] for r in adopted["metadata"]["ownerReferences"]] == [
-        created["metadata"]["uid"]
-    ]
+    labels = adopted["metadata"]["labels"]
+    assert labels.get(vso.LABEL_MANAGED_BY) != vso.MANAGED_BY_VSO
+    assert vso.LABEL_OWNER_UID not in labels
+    app.wait_event("app", "SecretAdopted")
     app.wait_condition("app", "Ready", "True")
     time.sleep(5)  # a few refreshAfter periods: the operator must not write the Secret
     app.wait_condition("app", "Ready", "True")
@@ -453,6 +444,62 @@ def test_adoption_end_to_end_keeps_data_and_restarts_nothing(
         )
 
     wait_for(restarted, 30, "restart after a real Vault change")
+
+
+def test_vso_secret_not_annotated_conflicts_and_overwrite_adopts_it_cleanly(
+    app: App, vso_crds: None
+) -> None:
+    """A VaultStaticSecret written by hand (no adopt-from annotation) naming a VSO-created
+    Secret: refused with a hint; with destination.overwrite it takes the Secret over cleanly
+    (VSO's owner reference and labels removed, so deleting the VSO object later cannot
+    garbage-collect the Secret)."""
+    ns, admin = app.ns, app.admin
+    app.vault.kv_put(f"{ns}/hand", {"k": "v"})
+    vso_obj = _create_vso(
+        admin,
+        ns,
+        "VaultStaticSecret",
+        "hand",
+        {"mount": "secret", "path": f"{ns}/hand", "type": "kv-v2",
+         "destination": {"name": "hand", "create": True}},
+    )  # fmt: skip
+    uid = vso_obj["metadata"]["uid"]
+    status, secret = admin.request(
+        "POST",
+        f"/api/v1/namespaces/{ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "hand",
+                "labels": {**vso.OWNER_LABELS, vso.LABEL_OWNER_UID: uid},
+                "ownerReferences": [
+                    {"apiVersion": vso.API_VERSION, "kind": "VaultStaticSecret",
+                     "name": "hand", "uid": uid}
+                ],
+            },
+            "data": {"k": _b64(b"v")},
+        },
+    )  # fmt: skip
+    assert status == 201, dump(secret)
+    app.vss("hand", path=f"{ns}/hand")
+    cond = app.wait_condition("hand", "SecretSynced", "False", "DestinationConflict", timeout=60)
+    assert "created by VSO" in cond["message"] and "adopt-from" in cond["message"], cond
+    assert (
+        app.secret("hand")["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+    )  # type: ignore[index]
+
+    app.patch_vss("hand", {"spec": {"destination": {"overwrite": True}}})
+    app.wait_event("hand", "SecretAdopted", timeout=60)
+    app.wait_condition("hand", "SecretSynced", "True", timeout=60)
+    taken = app.secret("hand")
+    # (The data gains `_raw`, which this hand-made VSO Secret lacked: a normal write after the
+    # adoption, as for any data that differs.)
+    assert taken is not None and taken["data"]["k"] == secret["data"]["k"]
+    refs = taken["metadata"]["ownerReferences"]
+    assert [r["kind"] for r in refs] == ["VaultStaticSecret"]
+    assert refs[0]["apiVersion"] == "vaultbridge.dev/v1beta1"
+    assert vso.LABEL_OWNER_UID not in taken["metadata"]["labels"]
 
 
 def test_vault_auth_global_inlined_from_cluster_logs_in(
@@ -527,7 +574,8 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
         "converted with changes",
     )
     assert line["changes"] == [
-        f"settings of VaultAuthGlobal {vso_ns}/default inlined (vaultAuthGlobalRef)"
+        f"settings of VaultAuthGlobal {vso_ns}/default inlined (vaultAuthGlobalRef): the global "
+        "is not among the converted objects"
     ]
     (manifest,) = out_dir.iterdir()
     auth = yaml.safe_load(manifest.read_text())
@@ -544,6 +592,96 @@ def test_vault_auth_global_inlined_from_cluster_logs_in(
     app.vault.kv_put(f"{ns}/via-global", {"k": "v"})
     app.vss("via-global", vaultAuthRef="inlined")
     app.wait_data("via-global", {"k": "v"})
+
+
+def test_vault_auth_global_converted_from_cluster_is_referenced_and_logs_in(
+    request: pytest.FixtureRequest,
+    app: App,
+    devenv: DevState,
+    vso_crds: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the global's namespace in scope, the VaultAuthGlobal becomes a vaultbridge
+    VaultAuthGlobal (moved from VSO's namespace to the operator's, where the `default` lookup
+    finds it) and the VaultAuth keeps its reference; applied, the VaultAuth logs in with the
+    merged settings."""
+    ns, admin = app.ns, app.admin
+    vso_ns = f"{ns}-vso"
+    admin.ensure(
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": vso_ns}},
+    )
+    request.addfinalizer(lambda: admin.request("DELETE", f"/api/v1/namespaces/{vso_ns}"))
+    global_name = f"g-{ns}"[:63]
+    _create_vso(
+        admin,
+        vso_ns,
+        "VaultAuthGlobal",
+        global_name,
+        {
+            "allowedNamespaces": [ns],
+            "defaultAuthMethod": "kubernetes",
+            "vaultConnectionRef": f"{OPERATOR_NAMESPACE}/default",
+            "kubernetes": {"role": app.vault.role, "serviceAccount": "default"},
+        },
+    )
+    _create_vso(
+        admin,
+        ns,
+        "VaultAuth",
+        "referencing",
+        {"vaultAuthGlobalRef": {"name": global_name, "namespace": vso_ns}},
+    )
+    out_dir = tmp_path / "vb"
+    code = main(
+        [
+            "migrate",
+            "--from-cluster",
+            "--kubeconfig",
+            str(devenv.kubeconfig),
+            "-n",
+            ns,
+            "-n",
+            vso_ns,
+            "--vso-namespace",
+            vso_ns,
+            "--operator-namespace",
+            OPERATOR_NAMESPACE,
+            "--out",
+            str(out_dir),
+            "--report-format",
+            "json",
+        ]
+    )
+    report = json.loads(capsys.readouterr().err)
+    assert code == 0, report
+    results = {(o["kind"], o["result"]) for o in report["objects"]}
+    assert results == {
+        ("VaultAuthGlobal", "converted with changes"),
+        ("VaultAuth", "converted with changes"),
+    }
+    manifests = {m["kind"]: m for m in (yaml.safe_load(p.read_text()) for p in out_dir.iterdir())}
+    glob, auth = manifests["VaultAuthGlobal"], manifests["VaultAuth"]
+    assert glob["metadata"]["namespace"] == OPERATOR_NAMESPACE
+    assert auth["spec"] == {
+        "vaultAuthGlobalRef": {"name": global_name, "namespace": OPERATOR_NAMESPACE}
+    }
+    status, created = admin.request("POST", crd_path("vaultauthglobals", OPERATOR_NAMESPACE), glob)
+    assert status == 201, dump(created)
+    request.addfinalizer(
+        lambda: admin.request(
+            "DELETE", crd_path("vaultauthglobals", OPERATOR_NAMESPACE, global_name)
+        )
+    )
+    status, created = admin.request("POST", crd_path("vaultauths", ns), auth)
+    assert status == 201, dump(created)
+    app.wait_condition(
+        "referencing", "Ready", "True", "LoginSucceeded", plural="vaultauths", timeout=60
+    )
+    app.vault.kv_put(f"{ns}/via-ref", {"k": "v"})
+    app.vss("via-ref", vaultAuthRef="referencing")
+    app.wait_data("via-ref", {"k": "v"})
 
 
 def test_pki_adoption_keeps_vso_certificate(

@@ -370,3 +370,62 @@ def test_der_format_keeps_vault_fields_and_gives_pem_tls_keys(pki: PKI) -> None:
     ca = _cert(data["ca.crt"])
     assert ca == pki.ca
     _verify_signature(leaf, ca)
+
+
+def test_issuer_ref_issues_from_the_named_issuer_of_a_multi_issuer_mount(pki: PKI) -> None:
+    """Two issuers on one mount (OpenBao's multi-issuer PKI): without issuerRef the role's
+    (here the mount default, the first root) signs; with issuerRef the named one does, through
+    `issuer/<ref>/issue/<role>`, which the Vault policy has to allow."""
+    second = pki.bao.must(
+        "POST",
+        f"{pki.mount}/root/generate/internal",
+        {
+            "common_name": f"Second root {pki.app.ns}",
+            "issuer_name": "second",
+            "key_type": "ec",
+            "key_bits": 256,
+            "ttl": "24h",
+        },
+    )
+    second_ca = x509.load_pem_x509_certificate(second["data"]["certificate"].encode())
+    assert second_ca.subject != pki.ca.subject
+
+    # Not yet allowed by the policy: Vault refuses, the object says so.
+    pki.vps("by-second", commonName="two.example.com", issuerRef="second")
+    cond = pki.app.wait_condition(
+        "by-second", "SecretSynced", "False", "VaultPermissionDenied", plural=PLURAL, timeout=60
+    )
+    assert f"{pki.mount}/issuer/second/issue/web" in cond["message"], cond
+
+    policy = f"""
+path "{pki.mount}/issue/web" {{ capabilities = ["update"] }}
+path "{pki.mount}/issuer/second/issue/web" {{ capabilities = ["update"] }}
+path "{pki.mount}/revoke" {{ capabilities = ["update"] }}
+"""
+    pki.bao.must("PUT", f"sys/policies/acl/{pki.app.vault.role}", {"policy": policy})
+    pki.vps("by-default", commonName="one.example.com")
+    default_cert = _cert(pki.wait_synced("by-default", timeout=60)["certificate"])
+    assert default_cert.issuer == pki.ca.subject
+
+    # The refusal is retried on its backoff; the policy now allows the issuer's path.
+    data = pki.wait_synced("by-second", timeout=120)
+    cert = _cert(data["certificate"])
+    assert cert.issuer == second_ca.subject
+    assert _cert(data["issuing_ca"]).subject == second_ca.subject
+    cert.verify_directly_issued_by(second_ca)
+
+    # An issuerRef that would change the request path is refused at admission.
+    body = {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultPKISecret",
+        "metadata": {"name": "bad-issuer", "namespace": pki.app.ns},
+        "spec": {
+            "mount": pki.mount,
+            "role": "web",
+            "issuerRef": "../issue",
+            "destination": {"name": "bad-issuer", "create": True},
+        },
+    }
+    status, resp = pki.app.admin.request("POST", crd_path(PLURAL, pki.app.ns), body)
+    assert status == 422, dump(resp)
+    assert "spec.issuerRef" in resp["message"]

@@ -154,3 +154,99 @@ def test_allowed_namespaces() -> None:
         resolve_global_ref(
             {"name": "missing"}, auth_namespace="a", operator_namespace="op", lookup=store.get
         )
+
+
+# -- the kind and the operator-side entry point ----------------------------------------------
+
+
+def test_effective_spec_without_ref_is_the_spec_itself() -> None:
+    from vaultbridge.api.auth_global import effective_auth_spec
+
+    spec = {"method": "token", "token": {"secretRef": "t"}}
+    merged, key = effective_auth_spec(
+        spec, auth_namespace="a", operator_namespace="op", lookup=lambda _k: None
+    )
+    assert (merged, key) == (spec, None)
+
+
+def test_effective_spec_merges_and_validates_as_a_complete_vaultauth() -> None:
+    from vaultbridge.api.auth import VaultAuthSpec
+    from vaultbridge.api.auth_global import GlobalNotAllowed, GlobalNotFound, effective_auth_spec
+
+    glob = {**GLOBAL, "allowedNamespaces": ["a"]}
+    found = {GlobalKey("platform", "g"): glob}
+    ref = {"name": "g", "namespace": "platform", "mergeStrategy": {"headers": "union"}}
+    merged, key = effective_auth_spec(
+        {"vaultAuthGlobalRef": ref}, auth_namespace="a", operator_namespace="op", lookup=found.get
+    )
+    assert key == GlobalKey("platform", "g")
+    auth = VaultAuthSpec.model_validate(merged)
+    assert auth.method == "kubernetes" and auth.kubernetes is not None
+    assert (auth.kubernetes.role, auth.kubernetes.service_account) == ("global-role", "global-sa")
+    assert auth.effective_mount() == "k8s-mount"
+    assert auth.headers == {"H-Default": "d", "H-Both": "method", "H-Method": "m"}
+    with pytest.raises(GlobalNotAllowed):
+        effective_auth_spec(
+            {"vaultAuthGlobalRef": ref},
+            auth_namespace="b",
+            operator_namespace="op",
+            lookup=found.get,
+        )
+    with pytest.raises(GlobalNotFound):
+        effective_auth_spec(
+            {"vaultAuthGlobalRef": {"name": "other"}},
+            auth_namespace="a",
+            operator_namespace="op",
+            lookup=found.get,
+        )
+
+
+def test_global_model_and_allowed_namespaces() -> None:
+    from pydantic import ValidationError
+
+    from vaultbridge.api.auth_global import VaultAuthGlobalSpec
+
+    spec = VaultAuthGlobalSpec.model_validate(GLOBAL)
+    assert spec.kubernetes is not None and spec.kubernetes.mount == "k8s-mount"
+    assert spec.allows_namespace("g-ns", own_namespace="g-ns")
+    assert not spec.allows_namespace("x", own_namespace="g-ns")
+    star = VaultAuthGlobalSpec.model_validate({"allowedNamespaces": ["*"]})
+    assert star.allows_namespace("x", own_namespace="g-ns")
+    with pytest.raises(ValidationError):
+        VaultAuthGlobalSpec.model_validate({"allowedNamespaces": ["*", "a"]})
+    with pytest.raises(ValidationError):
+        VaultAuthGlobalSpec.model_validate({"defaultAuthMethod": "aws"})
+    with pytest.raises(ValidationError):
+        VaultAuthGlobalSpec.model_validate({"jwt": {"serviceAccount": "a", "secretRef": "b"}})
+
+
+def test_vaultauth_resource_spec_is_complete_without_a_global() -> None:
+    from pydantic import ValidationError
+
+    from vaultbridge.api.auth import VaultAuthResourceSpec
+
+    VaultAuthResourceSpec.model_validate(
+        {"vaultAuthGlobalRef": {"allowDefault": True}, "kubernetes": {"role": "r"}}
+    )
+    with pytest.raises(ValidationError):
+        VaultAuthResourceSpec.model_validate({"kubernetes": {"role": "r"}})  # no method
+    with pytest.raises(ValidationError):
+        VaultAuthResourceSpec.model_validate({"method": "kubernetes", "kubernetes": {"role": "r"}})
+    with pytest.raises(ValidationError):
+        VaultAuthResourceSpec.model_validate({"vaultAuthGlobalRef": {}})  # no name, no default
+
+
+def test_watch_mapper_matches_named_and_default_candidates() -> None:
+    from vaultbridge.controllers.watches import auth_uses_global
+
+    def obj(ns: str, name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"metadata": {"namespace": ns, "name": name}, "spec": spec or {}}
+
+    named = obj("a", "x", {"vaultAuthGlobalRef": {"name": "g", "namespace": "p"}})
+    assert auth_uses_global(named, obj("p", "g"), "op")
+    assert not auth_uses_global(named, obj("a", "g"), "op")
+    default = obj("a", "y", {"vaultAuthGlobalRef": {"allowDefault": True}})
+    assert auth_uses_global(default, obj("a", "default"), "op")
+    assert auth_uses_global(default, obj("op", "default"), "op")
+    assert not auth_uses_global(default, obj("p", "default"), "op")
+    assert not auth_uses_global(obj("a", "z", {"method": "token"}), obj("a", "default"), "op")

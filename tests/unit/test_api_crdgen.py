@@ -97,7 +97,8 @@ def test_crd_envelope(info: Any) -> None:
     assert version["served"] and version["storage"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns[1:] == ["Healthy", "Age"]
+    # A VaultAuthGlobal does nothing by itself, so it has no Healthy column.
+    assert columns[1:] == (["Age"] if info.kind == "VaultAuthGlobal" else ["Healthy", "Age"])
     schema = version["schema"]["openAPIV3Schema"]
     assert schema["required"] == ["spec"]
     assert set(schema["properties"]) == {"apiVersion", "kind", "metadata", "spec", "status"}
@@ -108,6 +109,7 @@ def test_short_names_and_synced_columns() -> None:
     assert names == {
         "VaultConnection": ("vconn",),
         "VaultAuth": ("vauth",),
+        "VaultAuthGlobal": ("vag",),
         "VaultStaticSecret": ("vss",),
         "VaultDynamicSecret": ("vds",),
         "VaultPKISecret": ("vpki",),
@@ -117,7 +119,7 @@ def test_short_names_and_synced_columns() -> None:
         col = _crd(kind)["spec"]["versions"][0]["additionalPrinterColumns"][0]
         assert col["name"] == "Synced"
         assert col["jsonPath"] == '.status.conditions[?(@.type=="SecretSynced")].status'
-    for kind in ("VaultConnection", "VaultAuth", "SecretTransformation"):
+    for kind in ("VaultConnection", "VaultAuth", "VaultAuthGlobal", "SecretTransformation"):
         col = _crd(kind)["spec"]["versions"][0]["additionalPrinterColumns"][0]
         assert (col["jsonPath"], col["type"]) == (".status.valid", "boolean")
 
@@ -176,23 +178,40 @@ def test_camel_case_and_vso_spellings() -> None:
 
 def test_required_fields_and_defaults() -> None:
     auth = _spec_schema("VaultAuth")
-    assert auth["required"] == ["method"]
+    # With a vaultAuthGlobalRef a VaultAuth may leave out what the global sets, so nothing is
+    # `required` in the schema: CEL rules require it when there is no global (below).
+    assert "required" not in auth
     assert auth["properties"]["method"]["enum"] == ["kubernetes", "jwt", "appRole", "token"]
     assert "default" not in auth["properties"]["mount"]  # method-specific, see effective_mount()
     k8s = auth["properties"]["kubernetes"]
-    assert k8s["required"] == ["role", "serviceAccount"]
+    assert "required" not in k8s
     assert k8s["properties"]["tokenExpirationSeconds"]["minimum"] == 600
-    assert k8s["properties"]["tokenExpirationSeconds"]["default"] == 600
+    # The default (600) is applied to the effective spec (VaultAuthSpec), after the merge.
+    assert "default" not in k8s["properties"]["tokenExpirationSeconds"]
+    glob = _spec_schema("VaultAuthGlobal")
+    assert "required" not in glob
+    assert glob["properties"]["defaultAuthMethod"]["enum"] == [
+        "kubernetes",
+        "jwt",
+        "appRole",
+        "token",
+    ]
+    assert {"role", "serviceAccount", "mount", "namespace", "headers", "params"} <= set(
+        glob["properties"]["kubernetes"]["properties"]
+    )
     static = _spec_schema("VaultStaticSecret")
-    assert static["required"] == ["destination"]
+    # destination (and its name) is required by a CEL rule only when delivery is secret.
+    assert "required" not in static
+    assert static["properties"]["delivery"]["default"] == "secret"
     assert static["properties"]["hmacSecretData"]["default"] is True
     dest = static["properties"]["destination"]
-    assert dest["required"] == ["name"]
+    assert "required" not in dest
+    rules = [r["message"] for r in static["x-kubernetes-validations"]]
+    assert "destination.name is required when delivery is secret" in rules
     assert dest["properties"]["name"]["maxLength"] == 253
     assert dest["properties"]["type"]["default"] == "Opaque"
     assert _spec_schema("VaultPKISecret")["properties"]["expiryOffset"]["default"] == "5m"
     assert sorted(_spec_schema("VaultDynamicSecret")["required"]) == [
-        "destination",
         "mount",
         "path",
     ]
@@ -200,9 +219,16 @@ def test_required_fields_and_defaults() -> None:
 
 def test_cel_rules_present_where_expected() -> None:
     auth = _spec_schema("VaultAuth")
+    rules = _rules(auth)
+    assert "has(self.vaultAuthGlobalRef) || has(self.method)" in rules
     for method in ("kubernetes", "jwt", "appRole", "token"):
-        assert f"self.method != '{method}' || has(self.{method})" in _rules(auth)
-    assert "has(self.serviceAccount) != has(self.secretRef)" in _rules(auth["properties"]["jwt"])
+        assert (
+            "has(self.vaultAuthGlobalRef) || !has(self.method) || "
+            f"self.method != '{method}' || has(self.{method})"
+        ) in rules
+    assert any("has(self.kubernetes.role)" in r for r in rules)
+    assert "!has(self.serviceAccount) || !has(self.secretRef)" in _rules(auth["properties"]["jwt"])
+    assert _rules(auth["properties"]["vaultAuthGlobalRef"])
     assert _rules(auth["properties"]["allowedNamespaces"])
 
     static = _spec_schema("VaultStaticSecret")

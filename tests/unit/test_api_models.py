@@ -12,7 +12,6 @@ from vaultbridge.api import (
     HEALTHY,
     KINDS,
     SECRET_SYNCED,
-    VAULT_AUTH,
     VAULT_STATIC_SECRET,
     Condition,
     ObjectKey,
@@ -325,7 +324,7 @@ def test_references_resolve_like_vso() -> None:
     assert dyn.auth_ref(own_namespace="x", operator_namespace="vb") == ObjectKey(
         "team-a", "default"
     )
-    auth = VAULT_AUTH.parse_spec(_example("VaultAuth"))
+    auth = VaultAuthSpec.model_validate(_example("VaultAuth")["spec"])
     assert auth.connection_ref(own_namespace="team-a", operator_namespace="vb") == ObjectKey(
         "team-a", "default"
     )
@@ -468,3 +467,16 @@ def test_status_round_trips_through_api_server_json() -> None:
     )
     assert dyn.secret_lease is not None and dyn.secret_lease.request_id == "r-1"
     assert dyn.to_k8s()["secretLease"]["requestID"] == "r-1"
+
+
+def test_pki_issuer_ref_selects_the_issuer_path() -> None:
+    base = _example("VaultPKISecret")["spec"]
+    assert VaultPKISecretSpec.model_validate(base).issue_path() == (
+        f"{base['mount']}/issue/{base['role']}"
+    )
+    named = VaultPKISecretSpec.model_validate({**base, "issuerRef": "second-root_2"})
+    assert named.issue_path() == f"{base['mount']}/issuer/second-root_2/issue/{base['role']}"
+    assert named.vault_paths() == [named.issue_path()]
+    for bad in ("../x", "a/b", "", "a b", "x" * 129):
+        with pytest.raises(ValidationError):
+            VaultPKISecretSpec.model_validate({**base, "issuerRef": bad})

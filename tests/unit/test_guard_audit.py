@@ -241,3 +241,27 @@ def test_cli_refuses_to_run_without_vault_credentials(
     assert "no Vault address" in capsys.readouterr().err
     assert main(["audit", "--vault-addr", "http://127.0.0.1:1"]) == 2
     assert "no Vault token" in capsys.readouterr().err
+
+
+def test_inject_objects_are_listed_with_their_pods_and_hold_no_secret() -> None:
+    inv = _inventory()
+    inv.resources.append(
+        SecretResourceInfo("VaultDynamicSecret", "shop-prod", "creds", "shop-prod", "default",
+                           ("database/creds/shop",), "", False, "inject", 3)
+    )  # fmt: skip
+    report = analyse(inv, environments=ENVS)
+    (injected,) = report.injected
+    assert (injected.kind, injected.namespace, injected.name, injected.pods) == (
+        "VaultDynamicSecret",
+        "shop-prod",
+        "creds",
+        3,
+    )
+    # No Secret: no finding speaks of a Secret for it.
+    assert not [f for f in report.findings if "creds" in f.subject]
+    data = json.loads(render_json(report))
+    assert data["injected"][0]["pods"] == 3
+    out = io.StringIO()
+    render_table(report, out, width=200)
+    assert "Delivered into pods" in out.getvalue()
+    assert '<table id="injected">' in render_html(report)

@@ -127,7 +127,7 @@ def test_no_input_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--from-cluster" in err
 
 
-def test_global_in_same_stream_is_inlined(
+def test_global_in_same_stream_is_converted_and_referenced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     f = tmp_path / "g.yaml"
@@ -151,13 +151,17 @@ spec:
     )
     code, out, err = run([str(f), "--report-format", "json", "--vso-namespace", "vso"], capsys)
     assert code == 0, err
-    (auth,) = list(yaml.safe_load_all(out))
+    auth, glob = list(yaml.safe_load_all(out))
     assert auth["spec"] == {
-        "method": "kubernetes",
-        "kubernetes": {"role": "app", "serviceAccount": "default"},
+        "vaultAuthGlobalRef": {"allowDefault": True},
+        "kubernetes": {"role": "app"},
     }
+    assert (glob["kind"], glob["metadata"]["namespace"]) == (
+        "VaultAuthGlobal",
+        "vaultbridge-system",
+    )
     results = [o["result"] for o in json.loads(err)["objects"]]
-    assert results == ["converted with changes", "inlined"]
+    assert results == ["converted", "converted with changes"]
 
 
 def test_list_documents_are_expanded() -> None:

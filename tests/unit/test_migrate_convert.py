@@ -113,24 +113,27 @@ def test_auth_empty_mount_means_unset() -> None:
     assert "mount" not in assert_valid(outcome)["spec"]
 
 
-def test_auth_global_ref_without_the_global_is_not_convertible() -> None:
+def test_auth_global_ref_without_the_global_is_kept_with_a_note() -> None:
     outcome = convert(vso("VaultAuth", {"vaultAuthGlobalRef": {"name": "g"}}))
-    assert outcome.verdict is Verdict.FAILED
-    assert "VaultAuthGlobal" in outcome.problems[0]
+    assert outcome.verdict is Verdict.CHANGED, outcome.problems
+    assert assert_valid(outcome)["spec"] == {"vaultAuthGlobalRef": {"name": "g"}}
+    assert "convert and apply it too" in outcome.changes[0]
 
 
-def test_auth_global_ref_inlined_when_global_is_given() -> None:
-    global_spec = {
-        "defaultAuthMethod": "kubernetes",
-        "vaultConnectionRef": "conn",
-        "kubernetes": {"role": "shared", "serviceAccount": "sa", "mount": "k8s-prod"},
-        "headers": {"X-Default": "d"},
-    }
+_GLOBAL_SPEC = {
+    "defaultAuthMethod": "kubernetes",
+    "vaultConnectionRef": "conn",
+    "kubernetes": {"role": "shared", "serviceAccount": "sa", "mount": "k8s-prod"},
+    "headers": {"X-Default": "d"},
+}
 
-    def lookup(key: Any) -> Any:
-        return global_spec if (key.namespace, key.name) == ("team-a", "g") else None
 
-    auth = vso(
+def _lookup(key: Any) -> Any:
+    return _GLOBAL_SPEC if (key.namespace, key.name) == ("team-a", "g") else None
+
+
+def _auth_with_ref() -> dict[str, Any]:
+    return vso(
         "VaultAuth",
         {
             "vaultAuthGlobalRef": {"name": "g", "mergeStrategy": {"headers": "union"}},
@@ -138,7 +141,41 @@ def test_auth_global_ref_inlined_when_global_is_given() -> None:
             "kubernetes": {"role": "mine"},
         },
     )
-    outcome = convert(auth, Options(lookup_global=lookup))
+
+
+def test_auth_global_ref_kept_when_the_global_is_converted_too() -> None:
+    options = Options(lookup_global=_lookup, converts_global=lambda _key: True)
+    outcome = convert(_auth_with_ref(), options)
+    assert outcome.verdict is Verdict.AS_IS, outcome.problems
+    spec = assert_valid(outcome)["spec"]
+    assert spec["vaultAuthGlobalRef"] == {"name": "g", "mergeStrategy": {"headers": "union"}}
+    assert spec["kubernetes"] == {"role": "mine"}
+    assert "method" not in spec
+
+
+def test_auth_global_ref_merge_checked_when_the_global_is_known() -> None:
+    bad_global = {"defaultAuthMethod": "kubernetes", "kubernetes": {"mount": "k"}}
+    options = Options(lookup_global=lambda _k: bad_global, converts_global=lambda _k: True)
+    outcome = convert(vso("VaultAuth", {"vaultAuthGlobalRef": {"name": "g"}}), options)
+    assert outcome.verdict is Verdict.FAILED
+    assert "merged with VaultAuthGlobal team-a/g" in outcome.problems[0]
+    aws_global = {"defaultAuthMethod": "aws"}
+    options = Options(lookup_global=lambda _k: aws_global, converts_global=lambda _k: True)
+    outcome = convert(vso("VaultAuth", {"vaultAuthGlobalRef": {"name": "g"}}), options)
+    assert outcome.verdict is Verdict.FAILED
+    assert "method aws" in outcome.problems[0]
+
+
+def test_auth_global_ref_in_vso_namespace_follows_the_move() -> None:
+    options = Options(operator_namespace="vso", target_namespace="vb")
+    outcome = convert(
+        vso("VaultAuth", {"vaultAuthGlobalRef": {"name": "g", "namespace": "vso"}}), options
+    )
+    assert assert_valid(outcome)["spec"]["vaultAuthGlobalRef"] == {"name": "g", "namespace": "vb"}
+
+
+def test_auth_global_inlined_when_the_global_is_only_looked_up() -> None:
+    outcome = convert(_auth_with_ref(), Options(lookup_global=_lookup))
     assert outcome.verdict is Verdict.CHANGED, outcome.problems
     spec = assert_valid(outcome)["spec"]
     assert spec["method"] == "kubernetes"
@@ -147,13 +184,26 @@ def test_auth_global_ref_inlined_when_global_is_given() -> None:
     assert spec["kubernetes"] == {"role": "mine", "serviceAccount": "sa"}
     assert spec["headers"] == {"X-Default": "d", "X-Local": "l"}
     assert "vaultAuthGlobalRef" not in spec
-    assert outcome.changes == ["settings of VaultAuthGlobal team-a/g inlined (vaultAuthGlobalRef)"]
+    assert outcome.changes == [
+        "settings of VaultAuthGlobal team-a/g inlined (vaultAuthGlobalRef): the global is not "
+        "among the converted objects"
+    ]
 
 
-def test_vault_auth_global_itself_is_reported_inlined() -> None:
-    outcome = convert(vso("VaultAuthGlobal", {"defaultAuthMethod": "kubernetes"}))
-    assert outcome.verdict is Verdict.INLINED
-    assert outcome.ok and outcome.output is None
+def test_vault_auth_global_itself_is_converted() -> None:
+    outcome = convert(vso("VaultAuthGlobal", _GLOBAL_SPEC))
+    assert outcome.verdict is Verdict.AS_IS, outcome.problems
+    assert assert_valid(outcome)["kind"] == "VaultAuthGlobal"
+    aws = convert(vso("VaultAuthGlobal", {**_GLOBAL_SPEC, "aws": {"role": "r"}}))
+    assert aws.verdict is Verdict.CHANGED
+    assert "aws" not in assert_valid(aws)["spec"]
+    moved = convert(
+        vso("VaultAuthGlobal", _GLOBAL_SPEC, namespace="vso"),
+        Options(operator_namespace="vso", target_namespace="vb"),
+    )
+    assert assert_valid(moved)["metadata"]["namespace"] == "vb"
+    refused = convert(vso("VaultAuthGlobal", {"defaultAuthMethod": "gcp"}))
+    assert refused.verdict is Verdict.FAILED
 
 
 FULL_STATIC = {
@@ -243,11 +293,12 @@ def test_static_untranslatable_template_is_not_convertible() -> None:
     assert "$v" not in outcome.problems[0]  # the template text is not echoed
 
 
-def test_argo_rollout_target_not_convertible() -> None:
-    spec = {**FULL_STATIC, "rolloutRestartTargets": [{"kind": "argo.Rollout", "name": "r"}]}
+def test_argo_rollout_target_converts_as_is() -> None:
+    targets = [{"kind": "argo.Rollout", "name": "r"}, {"kind": "Deployment", "name": "d"}]
+    spec = {**FULL_STATIC, "rolloutRestartTargets": targets}
     outcome = convert(vso("VaultStaticSecret", spec))
-    assert outcome.verdict is Verdict.FAILED
-    assert "argo.Rollout" in outcome.problems[0]
+    assert outcome.ok, outcome.problems
+    assert assert_valid(outcome)["spec"]["rolloutRestartTargets"] == targets
 
 
 FULL_DYNAMIC = {
@@ -301,18 +352,19 @@ def test_pki_every_supported_field_converts_as_is() -> None:
     assert assert_valid(outcome)["spec"] == FULL_PKI
 
 
-def test_pki_days_and_default_issuer_and_ref_namespace_are_changes() -> None:
-    spec = {**FULL_PKI, "ttl": "30d", "issuerRef": "default", "vaultAuthRefNamespace": "auth-ns"}
+def test_pki_days_and_ref_namespace_are_changes_issuer_ref_kept() -> None:
+    spec = {**FULL_PKI, "ttl": "30d", "issuerRef": "my-issuer", "vaultAuthRefNamespace": "auth-ns"}
     outcome = convert(vso("VaultPKISecret", spec))
     assert outcome.verdict is Verdict.CHANGED, outcome.problems
     out = assert_valid(outcome)["spec"]
     assert out["ttl"] == "720h"
     assert out["vaultAuthRef"] == "auth-ns/auth"
-    assert "issuerRef" not in out and "vaultAuthRefNamespace" not in out
-    assert len(outcome.changes) == 3
+    assert out["issuerRef"] == "my-issuer"
+    assert "vaultAuthRefNamespace" not in out
+    assert len(outcome.changes) == 2
 
 
-@pytest.mark.parametrize(("field", "value"), [("issuerRef", "my-issuer"), ("userIDs", ["u1"])])
+@pytest.mark.parametrize(("field", "value"), [("userIDs", ["u1"])])
 def test_pki_unsupported_fields_not_convertible(field: str, value: object) -> None:
     outcome = convert(vso("VaultPKISecret", {**FULL_PKI, field: value}))
     assert outcome.verdict is Verdict.FAILED

@@ -106,3 +106,11 @@ async def test_a_digested_cache_entry_in_sync_costs_no_write() -> None:
     h.ctx.informer(SECRETS).store._put(transform(edited))
     await r.reconcile(key)
     assert [c for c in h.kube.calls if c[1] == "secrets"] == [("apply", "secrets", "app-secret")]
+
+
+def test_our_own_write_is_recognised_on_a_digested_entry() -> None:
+    values = {"password": b"s3cret"}
+    assert destination.data_fingerprint(_digested(values)) == destination.fingerprint(values)
+    assert destination.data_fingerprint(_digested({"password": b"x"})) != (
+        destination.fingerprint(values)
+    )

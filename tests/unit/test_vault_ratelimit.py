@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -223,6 +224,10 @@ def test_unlimited_ceiling_starts_from_the_observed_rate_and_returns_to_unlimite
     aimd.observe(200)
     clock.now += 10.0
     aimd.observe(200)
+    # The climb stops at the knee band's lower edge (0.9 x the 80 accepted), not past it...
+    assert aimd.rate == pytest.approx(72.0)
+    clock.now += 13.0
+    aimd.observe(200)  # ...then probes at 1 % of the knee per second up to what went through
     assert aimd.rate == 0.0
     assert bucket.unlimited
 
@@ -313,3 +318,49 @@ def test_epoch_tells_pumps_that_their_reservation_is_void() -> None:
     assert bucket.epoch == epoch + 1
     bucket.pause(1.0)
     assert bucket.epoch == epoch + 2
+
+
+def test_a_quota_met_again_at_the_same_knee_is_probed_ever_more_gently() -> None:
+    # A fixed quota of 20/s: each crossing of the knee band costs 429s, so every 429 at the
+    # same knee halves the probe: crossings every ~10, 20, 40 s instead of every 10 s forever.
+    _bucket, aimd, clock = adaptive(
+        100.0, 200, increase=2.0, knee_margin=0.9, holdoff=1.0, probe=0.01
+    )
+
+    def hit_the_quota() -> None:
+        clock.now += 1.0  # twenty answers accepted within the last second, then a 429
+        for _ in range(20):
+            clock.now += 0.01
+            aimd.observe(200)
+        aimd.observe(429, None, aimd.sent())
+
+    def seconds_to_reach(rate: float) -> float:
+        waited = 0.0
+        while aimd.rate < rate:
+            clock.now += 1.0
+            waited += 1.0
+            aimd.observe(200)
+        return waited
+
+    hit_the_quota()
+    crossings = []
+    for _ in range(4):
+        crossings.append(seconds_to_reach(20.0))
+        hit_the_quota()
+    assert crossings[0] == pytest.approx(11.0)  # 18 -> 20 at 1 % of the knee (0.2/s)
+    for before, after in itertools.pairwise(crossings):
+        assert after >= 1.6 * before
+
+
+def test_a_climb_from_below_enters_the_knee_band_at_its_edge() -> None:
+    bucket, aimd, clock = adaptive(100.0, 200, increase=10.0, knee_margin=0.9, decrease=0.5)
+    for _ in range(20):
+        clock.now += 0.01
+        aimd.observe(200)
+    aimd.observe(429, None, aimd.sent())  # knee 20: rate 18
+    clock.now += 2.0
+    aimd.observe(429, None, aimd.sent())  # nothing accepted in the last second: halved
+    assert aimd.rate == pytest.approx(9.0)
+    clock.now += 1.5
+    aimd.observe(200)  # +10/s would be 19, inside the band: it stops at its edge
+    assert bucket.rate == pytest.approx(18.0)

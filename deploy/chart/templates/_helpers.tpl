@@ -44,6 +44,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s-path-policy" (include "vaultbridge.fullname" .) -}}
 {{- end -}}
 
+{{- define "vaultbridge.injectWebhookConfig" -}}
+{{- printf "%s-inject" (include "vaultbridge.fullname" .) -}}
+{{- end -}}
+
 {{- define "vaultbridge.webhookCASecret" -}}
 {{- printf "%s-webhook-ca" (include "vaultbridge.fullname" .) -}}
 {{- end -}}

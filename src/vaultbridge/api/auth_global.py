@@ -4,13 +4,11 @@ Pure functions over specs in wire form (camelCase dicts, the field names VSO and
 share), so the merge happens before the VaultAuth is parsed and the result is validated by
 `VaultAuthSpec` like any hand-written spec.
 
-Users today: `vaultbridge migrate` inlines a VSO VaultAuthGlobal into each VaultAuth that
-references it (vaultbridge has no VaultAuthGlobal kind yet). Call site for an operator-side
-VaultAuthGlobal: the VaultAuth reconcile, where it parses `obj["spec"]` with `VAULT_AUTH`; when
-the spec has `vaultAuthGlobalRef`, `resolve_global_ref` (lookup = the VaultAuthGlobal
-informer's store) then `merge_auth`, then parse the merged spec; a `GlobalRefError` becomes
-`valid: false` with its message. Consumers of the VaultAuth must see the merged spec too, and
-a change of the global must requeue the VaultAuths that reference it.
+The kind itself (`VaultAuthGlobalSpec`) is defined here too. Users: the operator
+(controllers/vault_access.py resolves every VaultAuth through `effective_auth_spec`, so the
+VaultAuth reconcile and every secret resource see the merged spec; a change of a global
+requeues the VaultAuths, and the secret objects, that reference it), and `vaultbridge migrate`
+(only as a fallback, for a VSO VaultAuth whose global cannot be converted).
 
 Precedence (VSO's documented rules):
 - The VaultAuth's own fields win; a field left empty there is taken from the global's block of
@@ -34,7 +32,26 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, field_validator
+
+from vaultbridge.api.auth import (
+    AppRoleAuthFields,
+    AuthMethod,
+    JWTAuthFields,
+    KubernetesAuthFields,
+    namespace_allowed,
+)
+from vaultbridge.api.common import (
+    AllowedNamespaces,
+    ApiModel,
+    ObjectRef,
+    StringMap,
+    VaultNamespace,
+    VaultPath,
+)
+from vaultbridge.api.conditions import Conditions
 
 DEFAULT_GLOBAL_NAME = "default"
 METHOD_BLOCKS = ("kubernetes", "jwt", "appRole", "aws", "gcp")
@@ -44,6 +61,14 @@ MERGE_STRATEGIES = ("none", "union", "replace")
 
 class GlobalRefError(ValueError):
     """The reference cannot be resolved or is not allowed; the message says why."""
+
+
+class GlobalNotFound(GlobalRefError):
+    """No VaultAuthGlobal by the referenced name (creating it fixes the VaultAuth)."""
+
+
+class GlobalNotAllowed(GlobalRefError):
+    """The VaultAuthGlobal exists but its allowedNamespaces leave out the VaultAuth's."""
 
 
 @dataclass(frozen=True)
@@ -90,19 +115,19 @@ def resolve_global_ref(
         if spec is None:
             continue
         if not global_allows(spec, auth_namespace=auth_namespace, global_namespace=key.namespace):
-            raise GlobalRefError(
+            raise GlobalNotAllowed(
                 f"VaultAuthGlobal {key} does not allow namespace {auth_namespace} "
                 "(see its allowedNamespaces)"
             )
         return key, spec
-    raise GlobalRefError("VaultAuthGlobal " + " or ".join(str(k) for k in keys) + " not found")
+    raise GlobalNotFound("VaultAuthGlobal " + " or ".join(str(k) for k in keys) + " not found")
 
 
 def global_allows(spec: Mapping[str, Any], *, auth_namespace: str, global_namespace: str) -> bool:
-    if auth_namespace == global_namespace:
-        return True
-    allowed = list(spec.get("allowedNamespaces") or [])
-    return "*" in allowed or auth_namespace in allowed
+    allowed = [str(n) for n in spec.get("allowedNamespaces") or []]
+    if "*" in allowed:
+        allowed = ["*"]
+    return namespace_allowed(allowed, auth_namespace, own_namespace=global_namespace)
 
 
 def _merge_maps(
@@ -172,3 +197,106 @@ def merge_auth(auth_spec: Mapping[str, Any], global_spec: Mapping[str, Any]) -> 
 
 def _empty(value: object) -> bool:
     return value is None or value in ("", [], {}, 0)
+
+
+def effective_auth_spec(
+    auth_spec: Mapping[str, Any],
+    *,
+    auth_namespace: str,
+    operator_namespace: str,
+    lookup: Callable[[GlobalKey], Mapping[str, Any] | None],
+) -> tuple[dict[str, Any], GlobalKey | None]:
+    """A VaultAuth's spec as the operator uses it, and the global it came from (None: none).
+
+    Without `vaultAuthGlobalRef` the spec as written; with it, merged with the global's
+    defaults (`GlobalRefError` when the global is missing, not allowed, or the merge has no
+    method). The result is meant for `VaultAuthSpec`, which decides whether it is complete.
+    """
+    ref = auth_spec.get("vaultAuthGlobalRef")
+    if not ref:
+        return dict(auth_spec), None
+    if not isinstance(ref, Mapping):
+        raise GlobalRefError("vaultAuthGlobalRef must be a mapping")
+    key, global_spec = resolve_global_ref(
+        ref, auth_namespace=auth_namespace, operator_namespace=operator_namespace, lookup=lookup
+    )
+    return merge_auth(auth_spec, global_spec), key
+
+
+# -- the VaultAuthGlobal kind -------------------------------------------------------------------
+
+
+class _GlobalMethodExtras(ApiModel):
+    """What a VaultAuthGlobal's method block may set besides the method's own settings."""
+
+    namespace: VaultNamespace | None = None
+    """Vault namespace for this method (before defaultVaultNamespace)."""
+    mount: VaultPath | None = None
+    """Auth mount for this method (before defaultMount)."""
+    params: StringMap = Field(default_factory=dict, max_length=32, repr=False)
+    """Login parameters for this method (see the VaultAuth's mergeStrategy)."""
+    headers: StringMap = Field(default_factory=dict, max_length=32, repr=False)
+    """Request headers for this method (see the VaultAuth's mergeStrategy)."""
+
+
+class GlobalKubernetesAuth(KubernetesAuthFields, _GlobalMethodExtras):
+    """Defaults for VaultAuths using the kubernetes method."""
+
+
+class GlobalJWTAuth(JWTAuthFields, _GlobalMethodExtras):
+    """Defaults for VaultAuths using the jwt method."""
+
+
+class GlobalAppRoleAuth(AppRoleAuthFields, _GlobalMethodExtras):
+    """Defaults for VaultAuths using the appRole method."""
+
+
+class VaultAuthGlobalSpec(ApiModel):
+    """Login defaults shared by the VaultAuths that reference this object."""
+
+    allowed_namespaces: AllowedNamespaces = Field(default_factory=list)
+    """Namespaces whose VaultAuths may reference this VaultAuthGlobal. Unset or empty: only its
+    own namespace. ["*"]: every namespace. Otherwise the listed namespaces (and its own)."""
+    vault_connection_ref: ObjectRef = ""
+    """VaultConnection for VaultAuths that name none, read as if the VaultAuth named it:
+    `name` is looked up in the VaultAuth's namespace, `namespace/name` anywhere."""
+    default_auth_method: AuthMethod | None = None
+    """Method for VaultAuths that set none."""
+    default_mount: VaultPath | None = None
+    """Auth mount for VaultAuths that set none and whose method block here sets none."""
+    default_vault_namespace: VaultNamespace | None = None
+    """Vault namespace for VaultAuths that set none and whose method block here sets none."""
+    params: StringMap = Field(default_factory=dict, max_length=32, repr=False)
+    """Default login parameters (see the VaultAuth's mergeStrategy)."""
+    headers: StringMap = Field(default_factory=dict, max_length=32, repr=False)
+    """Default request headers (see the VaultAuth's mergeStrategy)."""
+    kubernetes: GlobalKubernetesAuth | None = None
+    """Defaults of the kubernetes method."""
+    jwt: GlobalJWTAuth | None = None
+    """Defaults of the jwt method."""
+    app_role: GlobalAppRoleAuth | None = None
+    """Defaults of the appRole method."""
+
+    @field_validator("allowed_namespaces")
+    @classmethod
+    def _star_alone(cls, value: list[str]) -> list[str]:
+        if "*" in value and len(value) != 1:
+            raise ValueError("'*' must be the only entry")
+        return value
+
+    def allows_namespace(self, auth_namespace: str, *, own_namespace: str) -> bool:
+        """Whether a VaultAuth in `auth_namespace` may reference this global."""
+        return namespace_allowed(
+            list(self.allowed_namespaces), auth_namespace, own_namespace=own_namespace
+        )
+
+
+class VaultAuthGlobalStatus(ApiModel):
+    """Result of the operator's last check of this VaultAuthGlobal."""
+
+    valid: bool | None = None
+    """Whether the spec is valid."""
+    error: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    """Why the VaultAuthGlobal is not valid."""
+    conditions: Conditions = Field(default_factory=list)
+    """Current state of the VaultAuthGlobal."""

@@ -6,7 +6,7 @@ Shared by the three secret kinds so that a change here changes all of them the s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
@@ -49,8 +49,10 @@ anchored)."""
 class RolloutRestartTarget(ApiModel):
     """A workload restarted (like `kubectl rollout restart`) when the Secret data changes."""
 
-    kind: Literal["Deployment", "StatefulSet", "DaemonSet"]
-    """Kind of the workload: Deployment, StatefulSet or DaemonSet."""
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "argo.Rollout"]
+    """Kind of the workload: Deployment, StatefulSet, DaemonSet, or argo.Rollout (an Argo
+    Rollout, restarted through its `spec.restartAt`; needs the Argo Rollouts CRD and, with the
+    Helm chart, `rbac.argoRollouts: true`)."""
     name: DNSSubdomain
     """Name of the workload, in the same namespace as this object."""
 
@@ -174,8 +176,9 @@ class Destination(ApiModel):
         ),
     )
 
-    name: DNSSubdomain
-    """Name of the Secret, in the same namespace as this object."""
+    name: DNSSubdomain = ""
+    """Name of the Secret, in the same namespace as this object. Required when `delivery` is
+    `secret`; must be unset when it is `inject` (no Secret is written)."""
     create: bool = False
     """Create the Secret if it does not exist. The operator owns a Secret it created and deletes
     it with this object."""
@@ -204,9 +207,77 @@ class Destination(ApiModel):
         return self
 
 
+Delivery = Literal["secret", "inject"]
+"""`secret`: the operator writes a Kubernetes Secret (sync). `inject`: no Secret; pods that
+name the object in the annotation `vaultbridge.dev/inject` get its data as files in memory,
+fetched by `vaultbridge agent` in the pod (docs/inject.md)."""
+
+
+def inject_refusal(delivery: str, dest: Destination, restart_targets: int) -> str | None:
+    """Why a spec's destination does not fit its delivery, or None (the reconcile's mirror of
+    the CEL rules of SyncedSecretSpec)."""
+    if delivery != "inject":
+        if not dest.name:
+            return "destination.name is required when delivery is secret"
+        return None
+    secret_only = [
+        name
+        for name, is_set in (
+            ("destination.name", bool(dest.name)),
+            ("destination.create", dest.create),
+            ("destination.overwrite", dest.overwrite),
+            ("destination.labels", bool(dest.labels)),
+            ("destination.annotations", bool(dest.annotations)),
+            ("destination.type", dest.type != "Opaque"),
+            ("rolloutRestartTargets", restart_targets > 0),
+        )
+        if is_set
+    ]
+    if secret_only:
+        return (
+            f"{', '.join(secret_only)}: only for delivery secret; with delivery inject no "
+            "Secret is written and pods read fresh files without a restart"
+        )
+    return None
+
+
+_NO_DEST = "!has(self.destination)"
+INJECT_CEL_RULES: tuple[CelRule, ...] = (
+    CelRule(
+        rule="(has(self.delivery) && self.delivery == 'inject') || "
+        "(has(self.destination) && has(self.destination.name) && self.destination.name != '')",
+        message="destination.name is required when delivery is secret",
+    ),
+    CelRule(
+        rule="!has(self.delivery) || self.delivery != 'inject' || "
+        f"{_NO_DEST} || ((!has(self.destination.name) || self.destination.name == '') && "
+        "(!has(self.destination.create) || !self.destination.create) && "
+        "(!has(self.destination.overwrite) || !self.destination.overwrite) && "
+        "(!has(self.destination.labels) || size(self.destination.labels) == 0) && "
+        "(!has(self.destination.annotations) || size(self.destination.annotations) == 0) && "
+        "(!has(self.destination.type) || self.destination.type == 'Opaque'))",
+        message="with delivery inject no Secret is written: destination name, create, "
+        "overwrite, labels, annotations and type must be unset (transformation still applies)",
+    ),
+    CelRule(
+        rule="!has(self.delivery) || self.delivery != 'inject' || "
+        "!has(self.rolloutRestartTargets) || size(self.rolloutRestartTargets) == 0",
+        message="rolloutRestartTargets: not allowed with delivery inject (pods read fresh "
+        "files without a restart)",
+    ),
+)
+"""The delivery rules of every secret kind's spec; `inject_refusal` is their Python mirror."""
+
+
 class SyncedSecretSpec(ApiModel):
     """Fields every kind that writes a Secret shares."""
 
+    cel_rules: ClassVar[tuple[CelRule, ...]] = INJECT_CEL_RULES
+
+    delivery: Delivery = "secret"
+    """How the data reaches workloads: `secret` (a Kubernetes Secret, the default) or
+    `inject` (files in memory in the pods that ask for this object with the annotation
+    `vaultbridge.dev/inject`; no Secret, nothing in etcd; see docs/inject.md)."""
     vault_auth_ref: ObjectRef = ""
     """VaultAuth to log in with: `name` (in this namespace) or `namespace/name`. Empty uses the
     VaultAuth named `default` in the operator's namespace."""
@@ -214,8 +285,21 @@ class SyncedSecretSpec(ApiModel):
     """Vault Enterprise / OpenBao namespace of the secret. Overrides the VaultAuth's namespace."""
     rollout_restart_targets: RolloutRestartTargets = Field(default_factory=list)
     """Workloads restarted when the Secret's data changes."""
-    destination: Destination
-    """The Secret that receives the data."""
+    destination: Destination = Field(default_factory=Destination)
+    """The Secret that receives the data (`delivery: secret`), or only its `transformation`
+    (`delivery: inject`)."""
+
+    @model_validator(mode="after")
+    def _destination_fits_delivery(self) -> Self:
+        problem = inject_refusal(self.delivery, self.destination, len(self.rollout_restart_targets))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def injected(self) -> bool:
+        """Delivered into pods by the agent, not into a Secret by the operator."""
+        return self.delivery == "inject"
 
     def auth_ref(self, *, own_namespace: str, operator_namespace: str) -> ObjectKey:
         """The VaultAuth this object uses."""
@@ -237,3 +321,6 @@ class SyncedSecretStatus(ApiModel):
     """Keyed hash (HMAC-SHA256) of the Secret data last written; never the data itself."""
     conditions: Conditions = Field(default_factory=list)
     """Current state: SecretSynced, Healthy and Ready."""
+    injected_pods: Annotated[int, Field(ge=0)] | None = None
+    """With delivery inject: how many pods (admitted by the operator's webhook, not yet
+    deleted) name this object in their `vaultbridge.dev/inject` annotation."""

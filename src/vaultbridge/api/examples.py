@@ -30,6 +30,25 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "timeout": "10s",
         },
     ),
+    "VaultAuthGlobal": {
+        **_manifest(
+            "VaultAuthGlobal",
+            "default",
+            {
+                "allowedNamespaces": ["team-a", "team-b"],
+                "vaultConnectionRef": "vaultbridge-system/default",
+                "defaultAuthMethod": "kubernetes",
+                "headers": {"X-Team": "platform"},
+                "kubernetes": {
+                    "mount": "kubernetes",
+                    "role": "reader",
+                    "serviceAccount": "default",
+                    "audiences": ["vault"],
+                },
+            },
+        ),
+        "metadata": {"name": "default", "namespace": "platform"},
+    },
     "VaultAuth": _manifest(
         "VaultAuth",
         "default",

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from vaultbridge.api.auth import VaultAuthSpec, VaultAuthStatus
+from vaultbridge.api.auth import VaultAuthResourceSpec, VaultAuthStatus
+from vaultbridge.api.auth_global import VaultAuthGlobalSpec, VaultAuthGlobalStatus
 from vaultbridge.api.common import API_VERSION, GROUP, VERSION, ApiModel
 from vaultbridge.api.conditions import HEALTHY, SECRET_SYNCED
 from vaultbridge.api.connection import VaultConnectionSpec, VaultConnectionStatus
@@ -132,13 +133,25 @@ VAULT_AUTH = KindInfo(
     kind="VaultAuth",
     plural="vaultauths",
     short_names=("vauth",),
-    spec_model=VaultAuthSpec,
+    spec_model=VaultAuthResourceSpec,
     status_model=VaultAuthStatus,
     description=(
         "VaultAuth tells the operator how to log in to Vault and which namespaces may use "
         "that login."
     ),
     columns=(_VALID, _HEALTHY, _AGE),
+)
+VAULT_AUTH_GLOBAL = KindInfo(
+    kind="VaultAuthGlobal",
+    plural="vaultauthglobals",
+    short_names=("vag",),
+    spec_model=VaultAuthGlobalSpec,
+    status_model=VaultAuthGlobalStatus,
+    description=(
+        "VaultAuthGlobal holds login defaults that VaultAuths of the namespaces it allows "
+        "reference with vaultAuthGlobalRef."
+    ),
+    columns=(_VALID, _AGE),
 )
 VAULT_STATIC_SECRET = KindInfo(
     kind="VaultStaticSecret",
@@ -188,6 +201,7 @@ SECRET_TRANSFORMATION = KindInfo(
 
 KINDS: tuple[KindInfo[Any, Any], ...] = (
     VAULT_CONNECTION,
+    VAULT_AUTH_GLOBAL,
     VAULT_AUTH,
     VAULT_STATIC_SECRET,
     VAULT_DYNAMIC_SECRET,
@@ -221,6 +235,7 @@ _BY_KIND = {k.kind: k for k in ALL_KINDS}
 # The REST resources of our kinds, derived from the table above (never declared elsewhere).
 VAULT_CONNECTIONS = VAULT_CONNECTION.resource
 VAULT_AUTHS = VAULT_AUTH.resource
+VAULT_AUTH_GLOBALS = VAULT_AUTH_GLOBAL.resource
 VAULT_STATIC_SECRETS = VAULT_STATIC_SECRET.resource
 VAULT_DYNAMIC_SECRETS = VAULT_DYNAMIC_SECRET.resource
 VAULT_PKI_SECRETS = VAULT_PKI_SECRET.resource
@@ -251,6 +266,8 @@ __all__ = [
     "SECRET_TRANSFORMATIONS",
     "VAULT_AUTH",
     "VAULT_AUTHS",
+    "VAULT_AUTH_GLOBAL",
+    "VAULT_AUTH_GLOBALS",
     "VAULT_CONNECTION",
     "VAULT_CONNECTIONS",
     "VAULT_DYNAMIC_SECRET",

@@ -19,6 +19,9 @@ OWNER_KIND_LABEL = "vaultbridge.dev/owner-kind"
 # Label values hold at most 63 characters; a longer owner name is left out of the labels
 # (the ownerReference still carries it).
 OWNER_NAME_LABEL = "vaultbridge.dev/owner-name"
+LEADER_LABEL = "vaultbridge.dev/leader"
+"""On the leader's own Pod while it leads (engine/pod_label.py), so the chart's audit-stream
+Service reaches the replica that acts on the entries."""
 
 
 def owner_labels(owner_kind: str, owner_name: str) -> dict[str, str]:

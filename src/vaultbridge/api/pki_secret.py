@@ -15,6 +15,9 @@ from vaultbridge.vault.paths import request_path
 
 CertFormat = Literal["pem", "der", "pem_bundle"]
 PrivateKeyFormat = Literal["", "der", "pkcs8"]
+ISSUER_REF_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""A PKI issuer: its name or ID (Vault allows letters, digits, `-` and `_` in names; IDs are
+UUIDs), or `default`. It becomes one segment of the request path, so nothing else passes."""
 NOT_AFTER_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 
 SanList = Annotated[
@@ -29,6 +32,13 @@ class VaultPKISecretSpec(SyncedSecretSpec):
     """Mount of the PKI secrets engine, such as `pki`."""
     role: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     """PKI role that issues the certificate."""
+    issuer_ref: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ISSUER_REF_PATTERN)]
+        | None
+    ) = None
+    """PKI issuer that signs the certificate, by name or ID (`default`: the mount's default
+    issuer). Unset: the role's issuer (Vault's `issue/<role>`); set: Vault's
+    `issuer/<issuerRef>/issue/<role>`, which the Vault policy must allow."""
     common_name: Annotated[str, StringConstraints(max_length=512)] | None = None
     """Common name (CN) of the certificate."""
     alt_names: SanList = Field(default_factory=list)
@@ -68,7 +78,10 @@ class VaultPKISecretSpec(SyncedSecretSpec):
         return parse_duration(self.expiry_offset)
 
     def issue_path(self) -> str:
-        """The Vault API path a certificate is issued from (`mount/issue/role`)."""
+        """The Vault API path a certificate is issued from: `mount/issue/role`, or with an
+        issuer `mount/issuer/<issuerRef>/issue/role`."""
+        if self.issuer_ref:
+            return request_path(self.mount, "issuer", self.issuer_ref, "issue", self.role)
         return request_path(self.mount, "issue", self.role)
 
     def revoke_path(self) -> str:

@@ -17,7 +17,7 @@ from vaultbridge.api.common import (
     DNSSubdomain,
     VaultPath,
 )
-from vaultbridge.api.destination import SyncedSecretSpec, SyncedSecretStatus
+from vaultbridge.api.destination import INJECT_CEL_RULES, SyncedSecretSpec, SyncedSecretStatus
 from vaultbridge.api.duration import Duration, parse_duration
 from vaultbridge.vault.paths import kv_request_path
 
@@ -79,6 +79,7 @@ class VaultStaticSecretSpec(SyncedSecretSpec):
     """A KV secret, or several merged, synced into a Kubernetes Secret."""
 
     cel_rules = (
+        *INJECT_CEL_RULES,
         CelRule(
             rule=(
                 "has(self.sources) && size(self.sources) > 0"

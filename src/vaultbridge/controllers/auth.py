@@ -13,12 +13,19 @@ from vaultbridge.api.kinds import VAULT_AUTH, VAULT_AUTHS
 from vaultbridge.engine.backoff import jittered
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube import objects
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
 from .status import patch_status_if_changed, set_condition
 from .vault_access import VaultAccess
-from .watches import Sources, auth_uses_connection, refs_to, spec_changes_only
+from .watches import (
+    Sources,
+    auth_uses_connection,
+    auth_uses_global,
+    refs_to,
+    spec_changes_only,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +41,23 @@ class VaultAuthReconciler:
         self.access = access
 
     def setup_with_manager(self, ctl: Controller, sources: Sources) -> None:
-        """Its objects, and the connections they log in through."""
+        """Its objects, the connections they log in through and the globals they merge."""
         ctl.watch(sources.auths, priority_fn=ignore_status_only)
         ctl.watch(
             sources.connections,
             mapper=lambda conn: refs_to(
                 sources.auths.store.list(),
-                lambda a: auth_uses_connection(a, conn, self.ctx.settings.namespace),
+                lambda a: auth_uses_connection(a, conn, sources.access),
+            ),
+            priority_fn=spec_changes_only,
+        )
+        # Creation and deletion of a global map too: a VaultAuth may be waiting for it, or
+        # must now report it missing; updates only when the global's spec changed.
+        ctl.watch(
+            sources.auth_globals(),
+            mapper=lambda glob: refs_to(
+                sources.auths.store.list(),
+                lambda a: auth_uses_global(a, glob, self.ctx.settings.namespace),
             ),
             priority_fn=spec_changes_only,
         )
@@ -64,6 +81,11 @@ class VaultAuthReconciler:
         else:
             ok, reason = True, "LoginSucceeded"
             message = f"logged in to Vault with method {resolved.auth.method}"
+            if resolved.global_obj is not None:
+                message += (
+                    " (merged with VaultAuthGlobal "
+                    f"{objects.namespace(resolved.global_obj)}/{objects.name(resolved.global_obj)})"
+                )
         status["valid"] = ok
         if ok:
             status.pop("error", None)

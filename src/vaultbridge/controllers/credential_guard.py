@@ -140,6 +140,15 @@ class CredentialGuard:
         await self._check_audiences_after(grant, audiences, token)
         return token
 
+    async def check_projected_audiences(self, grant: TokenGrant) -> None:
+        """Inject mode: the kubelet, not the operator, mints the pod's projected token, so only
+        the checks that come before a TokenRequest apply (1, 3, 4; no opt-in: a pod may always
+        mount a token of its own ServiceAccount). Same rules, same messages as a login."""
+        self.check_connection(
+            grant.connection_key, grant.connection, auth_namespace=grant.auth_key.namespace
+        )
+        await self._check_audiences_before(grant, frozenset(grant.audiences))
+
     async def _check_service_account(self, grant: TokenGrant) -> None:
         who = f"{grant.namespace}/{grant.service_account}"
         try:

@@ -5,6 +5,8 @@
       ├─ spec invalid     → fail(InvalidSpec, no retry); while deleting, release the finalizer
       ├─ being deleted    → kind.finalize()
       └─ prepare()        resolve refs → path policy → transformation → finalizer
+          ├─ delivery inject → inject.deliver_to_pods(): the pod-file target; nothing fetched,
+          │                    no Secret (each pod's agent fetches); status counts the pods
           → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
           → deliver()     write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
@@ -38,6 +40,7 @@ from vaultbridge.api.kinds import KindInfo
 from vaultbridge.api.labels import owner_from_labels
 from vaultbridge.engine.backoff import Backoff, jittered
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
+from vaultbridge.engine.echoes import OwnWrites
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
@@ -46,7 +49,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault.errors import VaultThrottled
 
-from . import destination, finalizer, live_secret, rollout
+from . import destination, finalizer, inject, live_secret, rollout
 from .context import OperatorContext
 from .drift_guard import DriftGuard, last_other_manager
 from .errors import ReconcileProblem
@@ -58,6 +61,7 @@ from .vault_access import ResolvedAuth, VaultAccess
 from .watches import (
     Sources,
     label_changes_only,
+    objects_using_global,
     refs_to,
     spec_changes_only,
     uses_auth,
@@ -106,6 +110,8 @@ class DeliveryReconciler(Generic[SpecT]):
         self.backoff = Backoff()
         self.drift = DriftGuard()
         self._drift_managers: dict[ObjectKey, str] = {}
+        self.own_writes = OwnWrites(destination.data_fingerprint)
+        """Secrets this reconciler is writing, so their echo events reconcile nothing."""
 
     @property
     def kind(self) -> str:
@@ -123,6 +129,10 @@ class DeliveryReconciler(Generic[SpecT]):
 
     async def finalize(self, key: ObjectKey, obj: dict[str, Any], spec: SpecT) -> Result:
         return Result()
+
+    async def leave_secret_delivery(self, p: Prepared[SpecT]) -> None:
+        """The object moved to delivery inject (its Secret is deleted next): release what the
+        kind held for that Secret (controllers/inject.py calls it once, at the move)."""
 
     def forget(self, key: ObjectKey) -> None:
         """The object is gone: drop what the kind remembers of it."""
@@ -149,6 +159,12 @@ class DeliveryReconciler(Generic[SpecT]):
             ),
             priority_fn=spec_changes_only,
         )
+        # A VaultAuthGlobal change reaches the objects of the VaultAuths merging it (#16).
+        ctl.watch(
+            sources.auth_globals(),
+            mapper=lambda glob: objects_using_global(own.store.list(), glob, sources),
+            priority_fn=spec_changes_only,
+        )
         ctl.watch(
             sources.transformations,
             mapper=lambda tr: refs_to(own.store.list(), lambda s: uses_transformation(s, tr)),
@@ -168,14 +184,23 @@ class DeliveryReconciler(Generic[SpecT]):
             ),
             priority_fn=label_changes_only,
         )
+        if sources.injected_pods is not None:
+            # Inject: a mutated pod came or went, recount (status.injectedPods).
+            ctl.watch(
+                sources.injected_pods,
+                mapper=lambda pod: inject.pod_keys(self.kind, pod),
+                priority_fn=inject.pods_come_and_go,
+            )
 
     def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
-        """A change or deletion of a Secret we wrote brings its owner back (drift repair)."""
+        """A change or deletion of a Secret we wrote brings its owner back (drift repair);
+        our own write coming back does not (`own_writes`)."""
         ctl.watch_owned(
             sources.owned_secrets,
             self.kind,
             self.info.group,
             fallback=lambda s: owner_from_labels(s, self.kind),
+            skip=self.own_writes.is_echo,
         )
 
     # -- the flow ----------------------------------------------------------------------------
@@ -203,7 +228,11 @@ class DeliveryReconciler(Generic[SpecT]):
         if objects.is_deleting(obj):
             return await self.finalize(key, obj, spec)
         try:
-            return await self.sync(await self.prepare(key, obj, spec, status))
+            prepared = await self.prepare(key, obj, spec, status)
+            # The delivery target: the one place the flow tells sync from inject.
+            if spec.injected:
+                return await inject.deliver_to_pods(self, prepared)
+            return await self.sync(prepared)
         except ReconcileProblem as problem:
             return await self.fail(key, obj, status, problem)
 
@@ -217,7 +246,8 @@ class DeliveryReconciler(Generic[SpecT]):
         enforce_path_policy(self.ctx, key.namespace, spec)
         transformation = resolve_transformation(self.ctx, key.namespace, spec.destination)
         if self.finalizer_name is not None:
-            if self.wants_finalizer(spec):
+            # Inject: leases and certificates are the agents', per pod; nothing to revoke here.
+            if self.wants_finalizer(spec) and not spec.injected:
                 await finalizer.ensure_finalizer(
                     self.ctx, self.info.resource, obj, self.finalizer_name
                 )
@@ -230,8 +260,7 @@ class DeliveryReconciler(Generic[SpecT]):
         live = await destination.read_live(
             self.ctx, p.key.namespace, p.dest.name, values=not p.dest.create
         )
-        destination.check_ownership(p.obj, p.dest, live)
-        return live
+        return await destination.claim(self.ctx, p.obj, p.dest, live)
 
     async def build(
         self,
@@ -279,6 +308,10 @@ class DeliveryReconciler(Generic[SpecT]):
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)
         if plan.write:
+            if p.dest.create:  # only Secrets we own are watched
+                self.own_writes.expect(
+                    ObjectKey(p.key.namespace, p.dest.name), destination.fingerprint(data)
+                )
             try:
                 # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret
                 # that appeared meanwhile, or was never in the cache, is not overwritten.
@@ -287,9 +320,10 @@ class DeliveryReconciler(Generic[SpecT]):
                 )
             except destination.DestinationExists:
                 # Someone else's Secret, or our own not yet in the cache: today's careful
-                # path on what the API server has (ownership checks, then the plan again).
+                # path on what the API server has (ownership checks or a VSO adoption, then
+                # the plan again).
                 live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
-                destination.check_ownership(p.obj, p.dest, live)
+                live = await destination.claim(self.ctx, p.obj, p.dest, live)
                 plan = destination.plan(
                     p.obj,
                     p.dest,
@@ -297,6 +331,7 @@ class DeliveryReconciler(Generic[SpecT]):
                     data,
                     vault_changed=vault_changed,
                     spec_changed=spec_changed,
+                    mac_key=self.ctx.hmac_key,
                 )
                 if plan.write and plan.cause == "drift":
                     await self.check_drift(p, live)

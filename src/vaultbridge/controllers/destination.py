@@ -7,11 +7,20 @@ Rules (the same for every kind that writes a Secret):
 - `create: false`: the Secret must already exist; only the keys we write in `data` are ours
   (server-side apply field ownership), everything else on it belongs to whoever made it.
 - A write happens only when the live Secret differs from what it should be.
+- A Secret that HashiCorp's VSO created for the VSO object this one was converted from (the
+  `vaultbridge.dev/adopt-from` annotation `vaultbridge migrate` sets, or `overwrite: true`)
+  is adopted in place (`claim`): VSO's labels and owner reference swapped for ours by one
+  resourceVersion-guarded metadata patch, data untouched, so a matching Secret is never
+  rewritten and nothing restarts. VaultStaticSecret only: the leased kinds need VSO's lease or
+  certificate state carried over first (`vaultbridge migrate --adopt-secrets`), or they would
+  issue new credentials.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +32,8 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
 from vaultbridge.kube.resources import SECRETS
+from vaultbridge.migrate.adopt import Refusal, decide_adoption, is_vso_secret
+from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
@@ -31,6 +42,24 @@ from .errors import ReconcileProblem
 
 def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
+
+
+def fingerprint(data: Mapping[str, bytes]) -> str:
+    """A digest of Secret data as `write` sends it (compared with `data_fingerprint`)."""
+    return _digest(encode_data(data))
+
+
+def data_fingerprint(secret: Mapping[str, Any]) -> str:
+    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values (also
+    of a digested owned-Secret cache entry, which keeps it in `DATA_FINGERPRINT`)."""
+    if secret and DATA_FINGERPRINT in secret:
+        return str(secret[DATA_FINGERPRINT])
+    return _digest((secret or {}).get("data") or {})
+
+
+def _digest(encoded: Mapping[str, str]) -> str:
+    # sha256 over canonical JSON of the base64 values: in-memory only, compared, never logged.
+    return hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
@@ -47,6 +76,8 @@ def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
 #: deciding whether to write needs only the comparison of two MACs.
 DATA_KEYS = "vaultbridge:dataKeys"
 DATA_MAC = "vaultbridge:dataMAC"
+#: ... and `data_fingerprint` of the values, for recognising our own writes (engine/echoes.py).
+DATA_FINGERPRINT = "vaultbridge:dataFingerprint"
 
 
 def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -56,6 +87,7 @@ def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str,
             values = decode_data(obj)
         except ValueError:
             return obj  # not base64 (the API server never sends that): kept as it is
+        obj[DATA_FINGERPRINT] = data_fingerprint(obj)
         obj.pop("data", None)
         obj[DATA_KEYS] = tuple(sorted(values))
         obj[DATA_MAC] = compute_mac(mac_key, values)
@@ -138,6 +170,79 @@ def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str
     labels = dict(dest.labels)
     labels.update(owner_labels(str(owner["kind"]), objects.name(dict(owner))))
     return labels
+
+
+ADOPTABLE_KINDS = ("VaultStaticSecret",)
+"""Kinds that adopt a VSO-created Secret inside the reconcile (see the module docstring)."""
+
+
+async def claim(
+    ctx: OperatorContext,
+    owner: Mapping[str, Any],
+    dest: Destination,
+    live: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """`check_ownership`, after adopting a VSO-created destination when this object may:
+    returns the live Secret to plan against (the patched one after an adoption)."""
+    if live is not None and dest.create and not is_owned_by(live, owner) and is_vso_secret(live):
+        live = await _adopt_from_vso(ctx, owner, dest, live)
+    check_ownership(owner, dest, live)
+    return live
+
+
+async def _adopt_from_vso(
+    ctx: OperatorContext, owner: Mapping[str, Any], dest: Destination, live: dict[str, Any]
+) -> dict[str, Any]:
+    ns, kind = objects.namespace(dict(owner)), str(owner.get("kind"))
+    what = f"Secret {ns}/{dest.name}"
+    annotated = ADOPT_ANNOTATION in objects.annotations(dict(owner))
+    if kind not in ADOPTABLE_KINDS:
+        if not annotated:
+            return live  # the usual rules (overwrite: true replaces it, as before)
+        raise ReconcileProblem(
+            "DestinationConflict",
+            f"{what} was created by VSO; run `vaultbridge migrate --adopt-secrets` to take it "
+            f"over with VSO's lease or certificate (a {kind} adopting it by itself would issue "
+            "new credentials)",
+            retry=False,
+        )
+    intent = dict(owner)
+    if dest.overwrite and not annotated:
+        # overwrite: true is the user's "take it over"; adopt it cleanly rather than leave
+        # VSO's owner reference on it (deleting the VSO object would then delete the Secret).
+        meta = dict(objects.meta(dict(owner)))
+        meta["annotations"] = {**objects.annotations(dict(owner)), ADOPT_ANNOTATION: "vso"}
+        intent["metadata"] = meta
+    decision = decide_adoption(
+        live,
+        intent,
+        owner_reference=objects.owner_reference(dict(owner)),
+        desired_labels=desired_labels(owner, dest),
+        desired_data=None,  # the plan compares the data after the patch
+    )
+    if decision is None:
+        return live
+    if isinstance(decision, Refusal):
+        raise ReconcileProblem(
+            "DestinationConflict", f"{what} was created by VSO: {decision.reason}", retry=False
+        )
+    try:
+        patched = await ctx.kube.patch(SECRETS, dest.name, decision.patch, ns, patch_type="merge")
+    except Conflict as exc:
+        raise ReconcileProblem(
+            "DestinationConflict", f"{what} changed while being adopted from VSO; retrying"
+        ) from exc
+    except ApiError as exc:
+        raise ReconcileProblem(
+            "DestinationWriteFailed", f"adopting {what} from VSO failed: {exc}"
+        ) from exc
+    ctx.events.emit(
+        dict(owner),
+        "Normal",
+        "SecretAdopted",
+        f"took over {what} from VSO (labels and owner reference; data untouched)",
+    )
+    return patched
 
 
 def check_ownership(

@@ -193,6 +193,13 @@ def attach(
             if auth is None:
                 continue
             conn_ref = str((auth.get("spec") or {}).get("vaultConnectionRef") or "")
+            if not conn_ref and (auth.get("spec") or {}).get("vaultAuthGlobalRef"):
+                # The connection may come from the VaultAuthGlobal (the merged spec has it).
+                try:
+                    merged, _global = access.effective_auth(ObjectKey.of(auth), auth)
+                except ReconcileProblem:
+                    continue  # unusable: its objects do not sync either
+                conn_ref = merged.vault_connection_ref
             conn_key = resolve_ref(
                 conn_ref, own_namespace=objects.namespace(auth), operator_namespace=operator_ns
             )

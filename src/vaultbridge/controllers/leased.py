@@ -276,6 +276,27 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         self.forget(key)
         return Result()
 
+    async def leave_secret_delivery(self, p: Prepared[SpecT]) -> None:
+        """Moving to inject: the held lease / certificate served the Secret only (the pods'
+        agents get their own). Cleaned up as a deletion would (`revoke`, `clear`), once; a
+        failure leaves it to expire at its TTL, with the same Warning as a finalizer."""
+        held = self.current(p.key, p.obj)
+        self._held.pop(p.key, None)
+        if held is None or not self.wants_finalizer(
+            p.spec.model_copy(update={"delivery": "secret"})
+        ):
+            return
+        left = await self.clean_up(Deleting(p.key, p.obj, p.spec, held))
+        if left is not None and left.outcome != RevokeOutcome.LEASE_UNKNOWN:
+            self.ctx.events.emit(
+                p.obj,
+                "Warning",
+                "LeaseLeftToExpire",
+                f"{left.what} was not revoked when the object moved to delivery inject "
+                f"({left.message}); it is left to expire at its TTL",
+            )
+            metrics.FINALIZERS_RELEASED_UNREVOKED.labels(self.kind, left.outcome).inc()
+
     async def clean_up(self, d: Deleting[SpecT, HeldT]) -> NotCleaned | None:
         """The Vault work of a deletion (revoke...); a `NotCleaned` when it did not happen
         (`finalize` decides whether to retry or release)."""

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from enum import Enum, StrEnum
 
+INJECT_READY = "InjectReady"
+"""Ready reason of an object with `delivery: inject`: references and policy check out; the
+agents of the pods that use it fetch its data (the operator reads nothing from Vault for it)."""
+
 
 class Origin(Enum):
     VAULT = "vault"
@@ -50,6 +54,7 @@ class Reason(StrEnum):
     # Kubernetes side: objects in the cluster and API calls.
     VAULT_AUTH_NOT_FOUND = "VaultAuthNotFound"
     VAULT_CONNECTION_NOT_FOUND = "VaultConnectionNotFound"
+    VAULT_AUTH_GLOBAL_NOT_FOUND = "VaultAuthGlobalNotFound"
     SERVICE_ACCOUNT_NOT_FOUND = "ServiceAccountNotFound"
     TOKEN_REQUEST_FAILED = "TokenRequestFailed"
     AUTH_SECRET_NOT_FOUND = "AuthSecretNotFound"
@@ -71,6 +76,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     INVALID_VAULT_AUTH = "InvalidVaultAuth"
     INVALID_VAULT_CONNECTION = "InvalidVaultConnection"
+    INVALID_VAULT_AUTH_GLOBAL = "InvalidVaultAuthGlobal"
+    VAULT_AUTH_GLOBAL_NAMESPACE_NOT_ALLOWED = "VaultAuthGlobalNamespaceNotAllowed"
     NAMESPACE_NOT_ALLOWED = "NamespaceNotAllowed"
     PATH_NOT_ALLOWED = "PathNotAllowed"
     SYNC_FORBIDDEN = "SyncForbidden"
@@ -117,6 +124,7 @@ ORIGINS: dict[Reason, Origin] = {
     Reason.VAULT_ADDRESS_NOT_ALLOWED: _VAULT,
     Reason.VAULT_AUTH_NOT_FOUND: _KUBE,
     Reason.VAULT_CONNECTION_NOT_FOUND: _KUBE,
+    Reason.VAULT_AUTH_GLOBAL_NOT_FOUND: _KUBE,
     Reason.SERVICE_ACCOUNT_NOT_FOUND: _KUBE,
     Reason.TOKEN_REQUEST_FAILED: _KUBE,
     Reason.AUTH_SECRET_NOT_FOUND: _KUBE,
@@ -137,6 +145,8 @@ ORIGINS: dict[Reason, Origin] = {
     Reason.INVALID_SPEC: _SPEC,
     Reason.INVALID_VAULT_AUTH: _SPEC,
     Reason.INVALID_VAULT_CONNECTION: _SPEC,
+    Reason.INVALID_VAULT_AUTH_GLOBAL: _SPEC,
+    Reason.VAULT_AUTH_GLOBAL_NAMESPACE_NOT_ALLOWED: _SPEC,
     Reason.NAMESPACE_NOT_ALLOWED: _SPEC,
     Reason.PATH_NOT_ALLOWED: _SPEC,
     Reason.SYNC_FORBIDDEN: _SPEC,
@@ -168,6 +178,9 @@ GIVE_UP_ON_DELETE_REASONS = frozenset(
         Reason.VAULT_CONNECTION_NOT_FOUND,
         Reason.INVALID_VAULT_AUTH,
         Reason.INVALID_VAULT_CONNECTION,
+        Reason.VAULT_AUTH_GLOBAL_NOT_FOUND,
+        Reason.INVALID_VAULT_AUTH_GLOBAL,
+        Reason.VAULT_AUTH_GLOBAL_NAMESPACE_NOT_ALLOWED,
         Reason.NAMESPACE_NOT_ALLOWED,
         Reason.SERVICE_ACCOUNT_NOT_FOUND,
         Reason.TOKEN_REQUEST_FAILED,

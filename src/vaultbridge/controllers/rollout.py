@@ -1,5 +1,11 @@
 """Rollout restarts of the workloads that consume a Secret, the way `kubectl rollout restart`
-does it: a new annotation on the pod template makes the workload controller roll the pods."""
+does it: a new annotation on the pod template makes the workload controller roll the pods.
+
+An Argo Rollout (`kind: argo.Rollout`, as VSO spells it) is restarted the way its own
+`kubectl argo rollouts restart` does: `spec.restartAt` set to now, after which the Argo
+controller replaces the pods older than that time, honouring the Rollout's strategy. Its CRD
+is optional: when the API server does not know `rollouts.argoproj.io`, the restart is
+reported (event, failure message), never raised."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any
 
 from vaultbridge.api.destination import RolloutRestartTarget
 from vaultbridge.kube import objects
-from vaultbridge.kube.errors import ApiError, NotFound
+from vaultbridge.kube.errors import ApiError, Forbidden, NotFound
 from vaultbridge.kube.resources import DAEMONSETS, DEPLOYMENTS, STATEFULSETS, Resource
 from vaultbridge.observability import metrics
 
@@ -19,11 +25,21 @@ from .status import now_rfc3339
 log = logging.getLogger(__name__)
 
 RESTARTED_AT = "vaultbridge.dev/restartedAt"
+ARGO_ROLLOUT_KIND = "argo.Rollout"
+ARGO_ROLLOUTS = Resource("argoproj.io", "v1alpha1", "rollouts", "Rollout")
 _RESOURCES: dict[str, Resource] = {
     "Deployment": DEPLOYMENTS,
     "StatefulSet": STATEFULSETS,
     "DaemonSet": DAEMONSETS,
+    ARGO_ROLLOUT_KIND: ARGO_ROLLOUTS,
 }
+
+
+def restart_patch(kind: str, stamp: str) -> dict[str, Any]:
+    """The patch that restarts a workload of `kind` (an RFC 3339 `stamp`: now)."""
+    if kind == ARGO_ROLLOUT_KIND:
+        return {"spec": {"restartAt": stamp}}
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
 
 
 async def restart_targets(
@@ -44,15 +60,27 @@ async def restart_targets(
             live = await ctx.kube.get(resource, target.name, ns)
             if target.kind == "Deployment" and (live.get("spec") or {}).get("paused"):
                 raise _Skip(f"{what} is paused; resume it to pick up the new Secret data")
-            await ctx.kube.patch(
-                resource,
-                target.name,
-                {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}},
-                ns,
+            await ctx.kube.patch(resource, target.name, restart_patch(target.kind, stamp), ns)
+        except NotFound as exc:
+            if target.kind == ARGO_ROLLOUT_KIND and not exc.details.get("name"):
+                # A 404 naming no object: the resource type itself is unknown.
+                message = (
+                    f"{what} cannot be restarted: the API server has no Argo Rollouts CRD "
+                    f"({ARGO_ROLLOUTS.plural}.{ARGO_ROLLOUTS.group}); install Argo Rollouts or "
+                    "remove the target"
+                )
+                metrics.ROLLOUT_RESTARTS.labels(target.kind, "error").inc()
+            else:
+                message = f"{what} does not exist; nothing was restarted"
+                metrics.ROLLOUT_RESTARTS.labels(target.kind, "skipped").inc()
+        except Forbidden as exc:
+            hint = (
+                " (with the Helm chart, set rbac.argoRollouts: true)"
+                if target.kind == ARGO_ROLLOUT_KIND
+                else ""
             )
-        except NotFound:
-            message = f"{what} does not exist; nothing was restarted"
-            metrics.ROLLOUT_RESTARTS.labels(target.kind, "skipped").inc()
+            message = f"restarting {what} is forbidden to the operator{hint}: {exc}"
+            metrics.ROLLOUT_RESTARTS.labels(target.kind, "error").inc()
         except _Skip as skip:
             message = str(skip)
             metrics.ROLLOUT_RESTARTS.labels(target.kind, "skipped").inc()

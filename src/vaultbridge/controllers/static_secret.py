@@ -58,13 +58,18 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
     def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
         # Its own create comes back as ADDED while (or just after) it reconciles; another
         # reconcile would only read Vault again (bench/: 75 % of cold-sync reads were
-        # these). Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
+        # these). Neither does its own update (`own_writes`): that cost one more Vault read per
+        # change. Drift (MODIFIED) and deletion (DELETED) still bring the owner back.
         ctl.watch(
             sources.owned_secrets,
             mapper=lambda s: owner_keys(
                 s, KIND, self.info.group, lambda o: owner_from_labels(o, KIND)
             ),
-            priority_fn=changes_and_deletes,
+            priority_fn=lambda event, old, new: (
+                None
+                if self.own_writes.is_echo(event, old, new)
+                else changes_and_deletes(event, old, new)
+            ),
         )
 
     def forget(self, key: ObjectKey) -> None:
@@ -107,8 +112,7 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         if absent:
             live = None
         elif live_read is not None:
-            live = await live_read
-            destination.check_ownership(p.obj, p.dest, live)
+            live = await destination.claim(self.ctx, p.obj, p.dest, await live_read)
         else:
             live = await self.live_secret(p)
 

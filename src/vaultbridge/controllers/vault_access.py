@@ -18,9 +18,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.auth_global import (
+    GlobalKey,
+    GlobalNotAllowed,
+    GlobalNotFound,
+    GlobalRefError,
+    VaultAuthGlobalSpec,
+    effective_auth_spec,
+)
 from vaultbridge.api.common import describe_validation_error, resolve_ref
 from vaultbridge.api.connection import VaultConnectionSpec
-from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
+from vaultbridge.api.kinds import VAULT_AUTH_GLOBALS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import KubeError, NotFound
@@ -51,6 +59,17 @@ class ResolvedAuth:
     connection_key: ObjectKey
     connection_obj: dict[str, Any]
     settings: ConnectionSettings
+    global_obj: dict[str, Any] | None = None
+    """The VaultAuthGlobal merged into `auth`, if the VaultAuth references one."""
+
+    def global_version(self) -> str:
+        """Identifies the global's spec as merged (empty: none), for the client-cache key."""
+        if self.global_obj is None:
+            return ""
+        return (
+            f"{objects.namespace(self.global_obj)}/{objects.name(self.global_obj)}"
+            f"@{objects.uid(self.global_obj)}:{objects.generation(self.global_obj)}"
+        )
 
 
 class VaultAccess:
@@ -59,8 +78,11 @@ class VaultAccess:
         # Who may get which ServiceAccount token, sent where: every check in one place.
         self.guard = CredentialGuard(ctx.kube, ctx.settings)
         self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
-        # VaultAuth → (auth uid, generation, connection uid, generation) last purged for.
-        self._purged: dict[ObjectKey, tuple[str, int, str, int]] = {}
+        # VaultAuth → ((auth uid, generation, connection uid, generation), global version)
+        # last purged for. Persisted tokens of an older global version are not purged here
+        # (the store's labels do not carry it): nothing reads them again, and the store's
+        # sweep deletes them once their token expires.
+        self._purged: dict[ObjectKey, tuple[tuple[str, int, str, int], str]] = {}
 
     # -- resolution ----------------------------------------------------------------------
 
@@ -78,14 +100,7 @@ class VaultAccess:
                 f"VaultAuth {auth_key} does not exist (vaultAuthRef {ref!r}; an empty ref means "
                 f"`default` in the operator namespace {self.ctx.settings.namespace})",
             )
-        try:
-            auth = VaultAuthSpec.model_validate(auth_obj.get("spec") or {})
-        except ValidationError as exc:
-            raise ReconcileProblem(
-                "InvalidVaultAuth",
-                f"VaultAuth {auth_key} is invalid: {describe_validation_error(exc)}",
-                retry=False,
-            ) from exc
+        auth, global_obj = self.effective_auth(auth_key, auth_obj)
         if not auth.allows_namespace(consumer_namespace, own_namespace=auth_key.namespace):
             raise ReconcileProblem(
                 "NamespaceNotAllowed",
@@ -105,7 +120,64 @@ class VaultAccess:
         settings = await self.connection_settings(
             connection_key, conn_obj, auth_namespace=auth_key.namespace
         )
-        return ResolvedAuth(auth_key, auth_obj, auth, connection_key, conn_obj, settings)
+        return ResolvedAuth(
+            auth_key, auth_obj, auth, connection_key, conn_obj, settings, global_obj
+        )
+
+    def effective_auth(
+        self, auth_key: ObjectKey, auth_obj: dict[str, Any]
+    ) -> tuple[VaultAuthSpec, dict[str, Any] | None]:
+        """The VaultAuth's spec as used for logins (merged with its VaultAuthGlobal, if it
+        references one) and that global; ReconcileProblem when either is unusable."""
+        globals_store = self.ctx.informer(VAULT_AUTH_GLOBALS).store
+        seen: dict[GlobalKey, dict[str, Any]] = {}
+
+        def lookup(key: GlobalKey) -> dict[str, Any] | None:
+            obj = globals_store.get(ObjectKey(key.namespace, key.name))
+            if obj is None:
+                return None
+            seen[key] = obj
+            try:
+                VaultAuthGlobalSpec.model_validate(obj.get("spec") or {})
+            except ValidationError as exc:
+                raise ReconcileProblem(
+                    "InvalidVaultAuthGlobal",
+                    f"VaultAuthGlobal {key} (vaultAuthGlobalRef of VaultAuth {auth_key}) is "
+                    f"invalid: {describe_validation_error(exc)}",
+                    retry=False,
+                ) from exc
+            spec: dict[str, Any] = obj.get("spec") or {}
+            return spec
+
+        try:
+            spec, global_key = effective_auth_spec(
+                auth_obj.get("spec") or {},
+                auth_namespace=auth_key.namespace,
+                operator_namespace=self.ctx.settings.namespace,
+                lookup=lookup,
+            )
+        except GlobalNotFound as exc:
+            raise ReconcileProblem(
+                "VaultAuthGlobalNotFound", f"VaultAuth {auth_key}: {exc}"
+            ) from exc
+        except GlobalNotAllowed as exc:
+            raise ReconcileProblem(
+                "VaultAuthGlobalNamespaceNotAllowed", f"VaultAuth {auth_key}: {exc}", retry=False
+            ) from exc
+        except GlobalRefError as exc:
+            raise ReconcileProblem(
+                "InvalidVaultAuth", f"VaultAuth {auth_key}: {exc}", retry=False
+            ) from exc
+        try:
+            auth = VaultAuthSpec.model_validate(spec)
+        except ValidationError as exc:
+            merged = f" (merged with VaultAuthGlobal {global_key})" if global_key else ""
+            raise ReconcileProblem(
+                "InvalidVaultAuth",
+                f"VaultAuth {auth_key}{merged} is invalid: {describe_validation_error(exc)}",
+                retry=False,
+            ) from exc
+        return auth, seen.get(global_key) if global_key else None
 
     async def connection_settings(
         self, key: ObjectKey, conn_obj: dict[str, Any], *, auth_namespace: str | None = None
@@ -181,6 +253,9 @@ class VaultAccess:
             connection_uid=objects.uid(resolved.connection_obj),
             connection_generation=objects.generation(resolved.connection_obj),
             encryption=(enc.mount, enc.key_name) if enc is not None else None,
+            # A change of the VaultAuthGlobal merged in changes the login as much as one of
+            # the VaultAuth's own spec.
+            auth_global=resolved.global_version(),
             # A static token is in a Secret already; storing a copy would add nothing.
             persist=auth.method != "token",
         )
@@ -195,6 +270,7 @@ class VaultAccess:
         """Forget the tokens of other generations of a VaultAuth (all of them once it is gone),
         in memory and in the token store; cheap when nothing changed since the last call."""
         current: tuple[str, int, str, int] | None = None
+        current_global = ""
         if auth_obj is not None:
             try:
                 resolved = await self.resolve(
@@ -208,7 +284,8 @@ class VaultAccess:
                 objects.uid(resolved.connection_obj),
                 objects.generation(resolved.connection_obj),
             )
-        if current is not None and self._purged.get(auth_key) == current:
+            current_global = resolved.global_version()
+        if current is not None and self._purged.get(auth_key) == (current, current_global):
             return
 
         def stale(key: Hashable) -> bool:
@@ -224,6 +301,7 @@ class VaultAccess:
                         key.connection_generation,
                     )
                     != current
+                    or key.auth_global != current_global
                 )
             )
 
@@ -240,7 +318,7 @@ class VaultAccess:
         if current is None:
             self._purged.pop(auth_key, None)
         else:
-            self._purged[auth_key] = current
+            self._purged[auth_key] = (current, current_global)
 
     async def client(self, resolved: ResolvedAuth, consumer_namespace: str) -> VaultClient:
         key = self.cache_key(resolved, consumer_namespace)

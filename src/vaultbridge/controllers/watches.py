@@ -14,8 +14,10 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from vaultbridge.api.auth_global import GlobalKey, GlobalRefError, candidate_keys
 from vaultbridge.api.common import resolve_ref
 from vaultbridge.api.destination import TransformationRef
+from vaultbridge.api.kinds import VAULT_AUTH_GLOBAL
 from vaultbridge.engine.controller import Controller, Result
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
@@ -23,6 +25,7 @@ from vaultbridge.engine.queue import Priority
 from vaultbridge.kube import objects
 
 from .context import OperatorContext
+from .errors import ReconcileProblem
 from .vault_access import VaultAccess
 
 Obj = dict[str, Any]
@@ -43,9 +46,14 @@ class Sources:
     namespaces: Informer
     own: dict[str, Informer]
     """Each kind's own informer, by kind."""
+    injected_pods: Informer | None = None
+    """Only the pods the inject webhook mutated (label selector; metadata kept only)."""
 
     def of(self, kind: str) -> Informer:
         return self.own[kind]
+
+    def auth_globals(self) -> Informer:
+        return self.own[VAULT_AUTH_GLOBAL.kind]
 
 
 class SetupReconciler(Protocol):
@@ -63,17 +71,52 @@ def refs_to(store_objs: Iterable[Obj], match: Callable[[Obj], bool]) -> list[Obj
     return [ObjectKey.of(o) for o in store_objs if match(o)]
 
 
-def auth_uses_connection(auth: Obj, conn: Obj, operator_namespace: str) -> bool:
-    ref = str((auth.get("spec") or {}).get("vaultConnectionRef") or "")
+def auth_uses_connection(auth: Obj, conn: Obj, access: VaultAccess) -> bool:
+    """Whether `auth` logs in through `conn`: its own vaultConnectionRef, else (with a
+    vaultAuthGlobalRef) the one the merged spec has."""
+    spec = auth.get("spec") or {}
+    ref = str(spec.get("vaultConnectionRef") or "")
+    if not ref and spec.get("vaultAuthGlobalRef"):
+        try:
+            merged, _global = access.effective_auth(ObjectKey.of(auth), auth)
+        except ReconcileProblem:
+            merged = None  # unusable until it changes; its own events bring it back
+        if merged is not None:
+            ref = merged.vault_connection_ref
     target = resolve_ref(
-        ref, own_namespace=objects.namespace(auth), operator_namespace=operator_namespace
+        ref, own_namespace=objects.namespace(auth), operator_namespace=access.ctx.settings.namespace
     )
     return target == ObjectKey.of(conn)
+
+
+def auth_uses_global(auth: Obj, global_obj: Obj, operator_namespace: str) -> bool:
+    """Whether `auth` references `global_obj` (by name, or as a `default` candidate, so a global
+    created later, or deleted, brings back the VaultAuths that could resolve to it)."""
+    ref = (auth.get("spec") or {}).get("vaultAuthGlobalRef")
+    if not isinstance(ref, dict):
+        return False
+    try:
+        keys = candidate_keys(
+            ref, auth_namespace=objects.namespace(auth), operator_namespace=operator_namespace
+        )
+    except GlobalRefError:
+        return False
+    target = GlobalKey(objects.namespace(global_obj), objects.name(global_obj))
+    return target in keys
 
 
 def uses_auth(secret_obj: Obj, auth: Obj, access: VaultAccess) -> bool:
     ref = str((secret_obj.get("spec") or {}).get("vaultAuthRef") or "")
     return access.auth_key_for(objects.namespace(secret_obj), ref) == ObjectKey.of(auth)
+
+
+def objects_using_global(objs: Iterable[Obj], glob: Obj, sources: Sources) -> list[ObjectKey]:
+    """The secret objects whose VaultAuth references the VaultAuthGlobal `glob`."""
+    operator_ns = sources.ctx.settings.namespace
+    auths = [a for a in sources.auths.store.list() if auth_uses_global(a, glob, operator_ns)]
+    if not auths:
+        return []
+    return refs_to(objs, lambda s: any(uses_auth(s, a, sources.access) for a in auths))
 
 
 def uses_transformation(secret_obj: Obj, tr: Obj) -> bool:

@@ -189,13 +189,22 @@ class Controller:
         owner_kind: str,
         owner_group: str,
         priority: Priority = Priority.NORMAL,
+        *,
         fallback: Callable[[Obj], list[ObjectKey]] | None = None,
+        skip: Callable[[str, Obj | None, Obj], bool] | None = None,
     ) -> None:
-        """Reconcile the owner when an object it owns (a Secret) changes or disappears."""
+        """Reconcile the owner when an object it owns (a Secret) changes or disappears,
+        except for events `skip` recognises (the controller's own writes, engine/echoes.py)."""
+
+        def priority_fn(event: str, old: Obj | None, new: Obj) -> Priority | None:
+            if skip is not None and skip(event, old, new):
+                return None
+            return priority
+
         self.watch(
             informer,
             mapper=lambda obj: owner_keys(obj, owner_kind, owner_group, fallback),
-            priority_fn=lambda _event, _old, _new: priority,
+            priority_fn=priority_fn,
         )
 
     def add_reconcile_hook(self, hook: ReconcileHook) -> None:

@@ -33,7 +33,11 @@ from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.errors import Conflict, KubeError, NotFound
 from vaultbridge.kube.resources import SECRETS
 
-from .webhook_config import sync_ca_bundle
+from .webhook_config import (
+    MUTATING_WEBHOOK_CONFIGURATIONS,
+    VALIDATING_WEBHOOK_CONFIGURATIONS,
+    sync_ca_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +170,7 @@ class CertManager:
         cert_dir: str = "",
         webhook_config: str = "",
         check_interval: float = 3600.0,
+        mutating_config: str = "",
     ) -> None:
         if not hosts:
             raise ValueError("the serving certificate needs at least one host")
@@ -178,6 +183,7 @@ class CertManager:
         # disk.
         self.cert_dir = Path(cert_dir) if cert_dir else None
         self.webhook_config = webhook_config
+        self.mutating_config = mutating_config
         self.check_interval = check_interval
         self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -197,17 +203,19 @@ class CertManager:
             await asyncio.to_thread(self._install_leaf, cert_pem, key_pem)
             self._leaf_pem = cert_pem
             log.info("webhook serving certificate issued for %s", ", ".join(self.hosts))
-        if self.webhook_config:
+        for resource, name in (
+            (VALIDATING_WEBHOOK_CONFIGURATIONS, self.webhook_config),
+            (MUTATING_WEBHOOK_CONFIGURATIONS, self.mutating_config),
+        ):
+            if not name:
+                continue
             try:
-                changed = await sync_ca_bundle(self.kube, self.webhook_config, self.ca.bundle_pem)
+                changed = await sync_ca_bundle(self.kube, name, self.ca.bundle_pem, resource)
             except NotFound:
-                log.warning(
-                    "ValidatingWebhookConfiguration %s does not exist: caBundle not set",
-                    self.webhook_config,
-                )
+                log.warning("%s %s does not exist: caBundle not set", resource.kind, name)
             else:
                 if changed:
-                    log.info("caBundle of %s updated", self.webhook_config)
+                    log.info("caBundle of %s updated", name)
 
     def _install_leaf(self, cert_pem: bytes, key_pem: bytes) -> None:
         if self.cert_dir is None:

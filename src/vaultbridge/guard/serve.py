@@ -15,7 +15,8 @@ from vaultbridge.kube.client import KubeClient
 from .addresses import AddressAllowList
 from .matching import DEFAULT_ALLOW_ALL
 from .source import PolicySource
-from .webhook import WebhookServer
+from .webhook import Mutator, WebhookServer
+from .webhook_config import register
 
 if TYPE_CHECKING:
     # Imported when the webhook starts: `cryptography` (~17 MiB RSS) stays out of an
@@ -73,8 +74,12 @@ async def start_webhook(
     default: str = DEFAULT_ALLOW_ALL,
     check_interval: float = 3600.0,
     addresses: AddressAllowList | None = None,
+    mutating_config: str = "",
+    mutate_pods: Mutator | None = None,
+    register_url: str = "",
 ) -> RunningWebhook:
-    """Make the certificate current (CA Secret, leaf, caBundle), then serve."""
+    """Make the certificate current (CA Secret, leaf, caBundle), then serve; with
+    `register_url`, create or update both webhook configurations pointing at it."""
     from .certs import CertManager
 
     certs = CertManager(
@@ -85,6 +90,7 @@ async def start_webhook(
         cert_dir=cert_dir,
         webhook_config=webhook_config,
         check_interval=check_interval,
+        mutating_config=mutating_config if mutate_pods is not None else "",
     )
     await certs.ensure()
     server = WebhookServer(
@@ -94,7 +100,19 @@ async def start_webhook(
         default=default,
         cert_ready=lambda: certs.ready,
         addresses=addresses,
+        mutate_pods=mutate_pods,
     )
     await server.start()
+    if register_url:
+        assert certs.ca is not None
+        await register(
+            kube,
+            register_url,
+            validating=webhook_config,
+            mutating=mutating_config if mutate_pods is not None else "",
+            bundle_pem=certs.ca.bundle_pem,
+            operator_namespace=namespace,
+        )
+        log.info("webhook configurations registered for %s", register_url)
     task = asyncio.create_task(certs.run(), name="webhook-certificates")
     return RunningWebhook(server, certs, task)

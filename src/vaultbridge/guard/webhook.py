@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +28,9 @@ from .source import PolicySource, check
 log = logging.getLogger(__name__)
 
 VALIDATE_PATH = "/validate"
+MUTATE_PODS_PATH = "/mutate-pods"
+Mutator = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+"""Answers a Pod AdmissionReview (inject mode; controllers/inject.py's `PodInjector.review`)."""
 CONNECTION_KIND = "VaultConnection"
 
 
@@ -124,8 +127,10 @@ class WebhookServer:
         default: str = DEFAULT_ALLOW_ALL,
         cert_ready: Callable[[], bool] = lambda: True,
         addresses: AddressAllowList | None = None,
+        mutate_pods: Mutator | None = None,
     ) -> None:
         self.address = address
+        self.mutate_pods = mutate_pods
         self.addresses = addresses
         self.ssl_context = ssl_context
         self.source = source
@@ -147,6 +152,15 @@ class WebhookServer:
             return web.json_response({"message": "body is not an AdmissionReview"}, status=400)
         return web.json_response(review_response(review, self.source, self.default, self.addresses))
 
+    async def _mutate(self, request: web.Request) -> web.Response:
+        try:
+            review = await request.json()
+        except ValueError:
+            return web.json_response({"message": "body is not an AdmissionReview"}, status=400)
+        if not isinstance(review, dict) or self.mutate_pods is None:
+            return web.json_response({"message": "body is not an AdmissionReview"}, status=400)
+        return web.json_response(await self.mutate_pods(review))
+
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -164,6 +178,8 @@ class WebhookServer:
                 web.get("/readyz", self._readyz),
             ]
         )
+        if self.mutate_pods is not None:
+            app.add_routes([web.post(MUTATE_PODS_PATH, self._mutate)])
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         host, port = _split(self.address)

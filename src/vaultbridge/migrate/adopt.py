@@ -23,14 +23,11 @@ Adoption is only done when asked: `vaultbridge migrate` annotates each converted
 Secret must belong to the VSO object of the same kind and name (and uid, when recorded) as the
 vaultbridge object, in the same namespace, and nobody else may control it.
 
-Call site (operator): `controllers/destination.py:check_ownership`, where a live Secret that
-is not ours raises `DestinationConflict`. Before raising, call `decide_adoption`; on `Adoption`
-apply `patch` (`kube.patch(SECRETS, name, patch, ns, patch_type="merge")`), continue with the
-patched Secret (so `plan` sees it owned and writes data only if `data_matches` is False) and
-skip the rollout restart for this sync; on `Refusal` raise `DestinationConflict` with its reason.
-For VaultDynamicSecret / VaultPKISecret the operator would also need `carried_status` (from the
-VSO object's status) before its held-lease check, or it issues new credentials. Until then,
-`vaultbridge migrate --adopt-secrets` (`takeover.py`) does all of it from outside.
+Call sites: the operator, `controllers/destination.py:claim` (before its ownership check; for
+VaultStaticSecret only, which needs no state carried over: its first sync restarts nothing),
+and `vaultbridge migrate --adopt-secrets` (`takeover.py`), which also carries VSO's lease or
+certificate state (`carried_status`) for VaultDynamicSecret / VaultPKISecret, without which
+they would issue new credentials.
 """
 
 from __future__ import annotations

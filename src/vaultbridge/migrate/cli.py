@@ -122,20 +122,27 @@ def convert_all(
     options: Options,
     extra_globals: Iterable[Document] = (),
 ) -> list[Outcome]:
-    """Convert every document; VaultAuthGlobals among them (and in `extra_globals`, which are
-    looked up but not reported) are inlined into the VaultAuths that reference them. A VSO
+    """Convert every document. VaultAuthGlobals among them are converted, and the VaultAuths
+    that reference them keep the reference; those only in `extra_globals` (looked up, not
+    converted, not reported) are inlined into the VaultAuths that reference them. A VSO
     object given twice (same kind, namespace and name) is converted once; the repeat is
     reported as not convertible, since applying both would let the last one win silently."""
     docs = list(documents)
     globals_by_key: dict[GlobalKey, Mapping[str, Any]] = {}
+    converted: set[GlobalKey] = set()
     for doc in [*extra_globals, *docs]:
         entry = _global_entry(doc.body)
         if entry is not None:
             globals_by_key[entry[0]] = entry[1]
+    for doc in docs:
+        entry = _global_entry(doc.body)
+        if entry is not None:
+            converted.add(entry[0])
     opts = Options(
         operator_namespace=options.operator_namespace,
         target_namespace=options.target_namespace,
         lookup_global=globals_by_key.get,
+        converts_global=converted.__contains__,
         adopt=options.adopt,
     )
     outcomes = []

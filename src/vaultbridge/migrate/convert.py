@@ -22,7 +22,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaultbridge.api import API_VERSION, describe_validation_error, kind_info
-from vaultbridge.api.auth_global import GlobalKey, GlobalRefError, merge_auth, resolve_global_ref
+from vaultbridge.api.auth import VaultAuthSpec
+from vaultbridge.api.auth_global import (
+    GlobalKey,
+    GlobalNotFound,
+    GlobalRefError,
+    merge_auth,
+    resolve_global_ref,
+)
 
 from . import vso
 from .templates import translate
@@ -38,7 +45,6 @@ _DROPPED_METADATA_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configurati
 class Verdict(StrEnum):
     AS_IS = "converted"
     CHANGED = "converted with changes"
-    INLINED = "inlined"
     FAILED = "not convertible"
     PASSTHROUGH = "passed through"
     ADOPTED = "adopted"
@@ -88,7 +94,12 @@ class Options:
     namespace move here, since an empty reference now means `default` in this namespace (and
     VSO's namespace goes away with VSO)."""
     lookup_global: GlobalLookup | None = None
-    """Spec of a VaultAuthGlobal among the inputs, for inlining into VaultAuths."""
+    """Spec of a VaultAuthGlobal among the inputs (or read for lookup only), to check the
+    merge of a VaultAuth that references it, or to inline it (below)."""
+    converts_global: Callable[[GlobalKey], bool] | None = None
+    """Whether a VaultAuthGlobal is itself converted in this run (its VaultAuths keep their
+    `vaultAuthGlobalRef`). One that is only looked up (outside `-n`, so not converted) is
+    inlined into its VaultAuths instead: the fallback that keeps them working."""
     adopt: bool = True
     """Mark converted secret objects for adoption of their VSO-created Secret."""
 
@@ -132,19 +143,6 @@ def convert_document(doc: object, source: str, options: Options | None = None) -
     conv = _Conversion(kind=kind, namespace=namespace, name=name, options=options)
     for path in vso.unknown_fields(kind, spec):
         conv.problems.append(f"unknown field {path} (not in VSO's {kind} schema)")
-    if kind == "VaultAuthGlobal":
-        return Outcome(
-            source,
-            kind,
-            namespace,
-            name,
-            Verdict.FAILED if conv.problems else Verdict.INLINED,
-            changes=[
-                "vaultbridge has no VaultAuthGlobal kind: its settings are inlined into each "
-                "VaultAuth among the inputs that references it"
-            ],
-            problems=conv.problems,
-        )
     new_spec = conv.convert(copy.deepcopy(spec))
     if conv.problems:
         return Outcome(source, kind, namespace, name, Verdict.FAILED, conv.changes, conv.problems)
@@ -233,7 +231,7 @@ class _Conversion:
         """Whether this object leaves VSO's namespace for the vaultbridge operator's."""
         source, target = self.options.operator_namespace, self.options.target_namespace
         return (
-            self.kind in ("VaultConnection", "VaultAuth")
+            self.kind in ("VaultConnection", "VaultAuthGlobal", "VaultAuth")
             and self.namespace == source
             and source != target
         )
@@ -243,6 +241,7 @@ class _Conversion:
         handler = {
             "VaultConnection": self._connection,
             "VaultAuth": self._auth,
+            "VaultAuthGlobal": self._auth_global,
             "VaultStaticSecret": self._static,
             "VaultDynamicSecret": self._dynamic,
             "VaultPKISecret": self._pki,
@@ -283,7 +282,7 @@ class _Conversion:
     def _auth(self, spec: dict[str, Any]) -> None:
         ref = spec.get("vaultAuthGlobalRef")
         if ref is not None:
-            self._inline_global(spec, ref)
+            self._global_ref(spec, ref)
             if self.problems:
                 return
         method = spec.get("method")
@@ -298,40 +297,90 @@ class _Conversion:
                 del spec[unused]
                 self.changes.append(f"spec.{unused} removed (unused: method is {method})")
 
-    def _inline_global(self, spec: dict[str, Any], ref: object) -> None:
+    def _auth_global(self, spec: dict[str, Any]) -> None:
+        method = spec.get("defaultAuthMethod")
+        if method in ("aws", "gcp"):
+            self.problems.append(
+                f"spec.defaultAuthMethod {method} is not supported (vaultbridge logs in with "
+                "kubernetes, jwt, appRole or token)"
+            )
+            return
+        for unused in ("aws", "gcp"):
+            if unused in spec:
+                del spec[unused]
+                self.changes.append(
+                    f"spec.{unused} removed (vaultbridge has no {unused} method; a VaultAuth "
+                    f"that needs it is reported)"
+                )
+
+    def _global_ref(self, spec: dict[str, Any], ref: object) -> None:
+        """Keep the reference when the global is converted too (checking the merge when the
+        global is known); inline the global when it is only looked up, not converted."""
         if not isinstance(ref, dict):
             self.problems.append("spec.vaultAuthGlobalRef is not a mapping")
             return
         lookup = self.options.lookup_global
-        if lookup is None:
-            self.problems.append(
-                "spec.vaultAuthGlobalRef: vaultbridge has no VaultAuthGlobal kind; give the "
-                "VaultAuthGlobal as input too (or use --from-cluster) so its settings are inlined"
+        key: GlobalKey | None = None
+        merged: dict[str, Any] | None = None
+        if lookup is not None:
+            try:
+                key, global_spec = resolve_global_ref(
+                    ref,
+                    auth_namespace=self.namespace,
+                    operator_namespace=self.options.operator_namespace,
+                    lookup=lookup,
+                )
+                merged = merge_auth(spec, global_spec)
+            except GlobalNotFound:
+                pass  # reported below as "apply it too"
+            except GlobalRefError as exc:
+                self.problems.append(f"spec.vaultAuthGlobalRef: {exc}")
+                return
+        if merged is not None and key is not None:
+            if merged.get("method") in ("aws", "gcp"):
+                self.problems.append(
+                    f"spec.vaultAuthGlobalRef: VaultAuthGlobal {key} gives method "
+                    f"{merged['method']}, which vaultbridge does not support"
+                )
+                return
+            converts = self.options.converts_global
+            if converts is None or not converts(key):
+                spec.clear()
+                spec.update(merged)
+                _drop_empty(spec)
+                self.changes.append(
+                    f"settings of VaultAuthGlobal {key} inlined (vaultAuthGlobalRef): the "
+                    "global is not among the converted objects"
+                )
+                return
+            self._check_merged(merged, key)
+        else:
+            self.changes.append(
+                "spec.vaultAuthGlobalRef kept: its VaultAuthGlobal is not among the inputs; "
+                "convert and apply it too"
             )
-            return
+        namespace = ref.get("namespace")
+        source, target = self.options.operator_namespace, self.options.target_namespace
+        if namespace == source and source != target:
+            ref["namespace"] = target
+            self.changes.append(
+                f"spec.vaultAuthGlobalRef.namespace follows the move to namespace {target}"
+            )
+
+    def _check_merged(self, merged: dict[str, Any], key: GlobalKey) -> None:
+        """The VaultAuth as the operator will use it must be valid (reported now, not at
+        the first login)."""
+        for unused in ("aws", "gcp"):
+            merged.pop(unused, None)
         try:
-            key, global_spec = resolve_global_ref(
-                ref,
-                auth_namespace=self.namespace,
-                operator_namespace=self.options.operator_namespace,
-                lookup=lookup,
+            VaultAuthSpec.model_validate(merged)
+        except ValidationError as exc:
+            self.problems.append(
+                f"merged with VaultAuthGlobal {key}, not valid for vaultbridge: "
+                f"{describe_validation_error(exc)}"
             )
-            merged = merge_auth(spec, global_spec)
-        except GlobalRefError as exc:
-            self.problems.append(f"spec.vaultAuthGlobalRef: {exc}")
-            return
-        spec.clear()
-        spec.update(merged)
-        _drop_empty(spec)
-        self.changes.append(f"settings of VaultAuthGlobal {key} inlined (vaultAuthGlobalRef)")
 
     def _synced(self, spec: dict[str, Any]) -> None:
-        for i, target in enumerate(spec.get("rolloutRestartTargets") or []):
-            if isinstance(target, dict) and target.get("kind") == "argo.Rollout":
-                self.problems.append(
-                    f"spec.rolloutRestartTargets[{i}]: kind argo.Rollout is not supported yet "
-                    "(Deployment, StatefulSet and DaemonSet are)"
-                )
         dest = spec.get("destination")
         if isinstance(dest, dict):
             transformation = dest.get("transformation")
@@ -367,14 +416,6 @@ class _Conversion:
                     "spec.vaultAuthRefNamespace removed (VSO ignores it without a bare "
                     "vaultAuthRef)"
                 )
-        issuer = spec.pop("issuerRef", None)
-        if issuer == "default":
-            self.changes.append("spec.issuerRef 'default' removed (the mount's default issuer)")
-        elif issuer:
-            self.problems.append(
-                "spec.issuerRef: issuing from a named PKI issuer is not supported yet (only the "
-                "mount's default issuer)"
-            )
         if spec.pop("userIDs", None):
             self.problems.append("spec.userIDs: user ID subject values are not supported yet")
         for key in ("ttl", "expiryOffset"):

@@ -39,7 +39,6 @@ def render_json(outcomes: Sequence[Outcome], stream: IO[str]) -> None:
 _STYLE = {
     Verdict.AS_IS: "green",
     Verdict.CHANGED: "yellow",
-    Verdict.INLINED: "cyan",
     Verdict.FAILED: "bold red",
     Verdict.PASSTHROUGH: "dim",
     Verdict.ADOPTED: "green",

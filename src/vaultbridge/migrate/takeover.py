@@ -18,8 +18,9 @@ only the operator reads). On `Adoption`, in this order:
 The operator then finds the Secret its own and writes nothing when the data already matches
 (and, first sync, restarts nothing either way).
 
-Until the operator calls `decide_adoption` itself at its ownership check, this command is how
-adoption happens; the operator meanwhile reports `DestinationConflict` on those objects, which
+The operator adopts VaultStaticSecrets' Secrets itself (controllers/destination.py:claim), so
+for them this command usually finds nothing left to do; for the leased kinds it is how adoption
+happens, and the operator meanwhile reports `DestinationConflict` on those objects, which
 clears at the reconcile this command triggers.
 """
 

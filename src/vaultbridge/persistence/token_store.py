@@ -92,10 +92,13 @@ class ClientKey:
     subject: str | None = None
     encryption: tuple[str, str] | None = None
     persist: bool = True
+    auth_global: str = ""
+    """The VaultAuthGlobal merged into the VaultAuth (`ns/name@uid:generation`), empty if none:
+    a change of the global is a change of the login."""
 
     def identity(self) -> dict[str, str]:
         """What the persisted record is bound to (the MAC covers it)."""
-        return {
+        out = {
             "vaultAuth": f"{self.auth_namespace}/{self.auth_name}",
             "vaultAuthUID": self.auth_uid,
             "vaultAuthGeneration": str(self.auth_generation),
@@ -104,6 +107,10 @@ class ClientKey:
             "consumerNamespace": self.consumer_namespace or "",
             "subject": self.subject or "",
         }
+        if self.auth_global:
+            # Only when set, so the records of VaultAuths without a global keep their names.
+            out["vaultAuthGlobal"] = self.auth_global
+        return out
 
     def secret_name(self) -> str:
         digest = hashlib.sha256(_canonical(self.identity())).hexdigest()

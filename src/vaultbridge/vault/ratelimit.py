@@ -141,6 +141,9 @@ class TokenBucket:
             # The schedule changed while we slept: our slot belonged to the old one.
 
 
+_MAX_CONFIRMED = 4  # the probe slows to 1/16 at most: a quota raised later is still found
+
+
 class AdaptiveRate:
     """AIMD on a ``TokenBucket``'s rate, driven by the answers Vault gives.
 
@@ -155,8 +158,12 @@ class AdaptiveRate:
     - **Increase**, while no 429 came for ``holdoff`` seconds: ``increase`` requests/s per
       second (default: the ceiling over one minute), but only ``probe`` times the knee (the
       rate Vault accepted at the last 429) per second within ±10 % of the knee, so the rate
-      probes a quota gently instead of hitting it every few seconds. At the ceiling the
-      configured burst returns.
+      probes a quota gently instead of hitting it every few seconds; climbing from below, it
+      stops at the band's lower edge instead of jumping over the band in one step. Each 429
+      met again at the same knee (±25 %) halves the probe (down to 1/16): a quota that stays
+      put is crossed every 10, 20, 40... seconds, not every 10 s forever (the 429s of those
+      crossings were 10 % of all reads under a fixed quota; the budget is 5 %). At the
+      ceiling the configured burst returns.
     - The ceiling is the configured rate (``--vault-qps``). With none (0 = unlimited), the
       first 429 starts from the accepted rate, and climbing back to the rate observed before
       it ends limiting.
@@ -198,6 +205,7 @@ class AdaptiveRate:
         self._last_change = clock()
         self._target: float | None = None  # where recovery ends (ceiling, or observed rate)
         self._knee: float | None = None
+        self._confirmed = 0  # consecutive decreases at (about) the same knee
         # Times of the answers of the last second: accepted ones, and all of them.
         self._accepted: deque[float] = deque()
         self._answered: deque[float] = deque()
@@ -251,6 +259,8 @@ class AdaptiveRate:
             new = current * self.decrease
             if accepted > 0:
                 new = min(new, accepted * self.knee_margin)
+                same = self._knee is not None and abs(accepted - self._knee) <= 0.25 * self._knee
+                self._confirmed = min(self._confirmed + 1, _MAX_CONFIRMED) if same else 0
                 self._knee = accepted
             new = max(self.floor, new)
             self.bucket.set_rate(new, burst=max(1, int(new)))
@@ -267,16 +277,23 @@ class AdaptiveRate:
         step = self._increase if self._increase is not None else max(1.0, self._target / 60.0)
         rate = self.bucket.rate
         knee = self._knee
-        if knee is not None and knee * self.knee_margin <= rate < knee * (2 - self.knee_margin):
+        low, high = (
+            (0.0, 0.0) if knee is None else (knee * self.knee_margin, knee * (2 - self.knee_margin))
+        )
+        if knee is not None and low <= rate < high:
             # Near the rate Vault last refused: probe it gently, in proportion to it (a quota
-            # of 2/s and one of 2,000/s alike take ~20 s to cross the band).
-            step = min(step, knee * self.probe)
+            # of 2/s and one of 2,000/s alike take ~20 s to cross the band), and more gently
+            # each time the same knee refused us again.
+            step = min(step, knee * self.probe / (1 << self._confirmed))
         new = rate + step * max(0.0, now - self._last_change)
+        if rate < low < new:
+            new = low  # enter the band at its edge; probing starts there
         self._last_change = now
         if new >= self._target:
             self.bucket.set_rate(self.ceiling or 0.0, burst=self.ceiling_burst)
             self._target = None
             self._knee = None
+            self._confirmed = 0
             self._generation += 1
             return
         self.bucket.set_rate(new, burst=max(1, int(new)))

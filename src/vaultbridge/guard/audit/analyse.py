@@ -27,6 +27,7 @@ from .hcl import vault_glob_matches
 from .model import (
     AccessRow,
     Finding,
+    InjectedObject,
     Inventory,
     NamespaceInfo,
     Report,
@@ -421,4 +422,9 @@ def analyse(
     findings = sorted(
         a.findings, key=lambda f: (-severity_rank(f.severity), f.code, f.subject, f.message)
     )
-    return Report(rows, findings, list(inv.warnings), sorted(a.in_scope))
+    injected = [
+        InjectedObject(r.kind, r.namespace, r.name, r.injected_pods, r.paths)
+        for r in sorted(a.resources, key=lambda r: (r.namespace, r.kind, r.name))
+        if r.delivery == "inject"
+    ]
+    return Report(rows, findings, list(inv.warnings), sorted(a.in_scope), injected)

@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from vaultbridge.api.auth import VAULT_LOGIN_ANNOTATION, VaultAuthSpec
+from vaultbridge.api.auth_global import GlobalKey, GlobalRefError, effective_auth_spec
 from vaultbridge.api.common import GROUP, resolve_ref
 from vaultbridge.api.kinds import (
     SECRET_KINDS,
+    VAULT_AUTH_GLOBALS,
     VAULT_AUTHS,
     VAULT_CONNECTIONS,
     VAULT_PATH_POLICIES,
@@ -168,6 +170,7 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
         cluster_bindings,
         bindings,
         connections,
+        auth_globals,
         *secret_lists,
     ) = await asyncio.gather(
         _list(kube, NAMESPACES, w),
@@ -179,6 +182,7 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
         _list(kube, CLUSTER_ROLE_BINDINGS, w),
         _list(kube, ROLE_BINDINGS, w),
         _list(kube, VAULT_CONNECTIONS, w),
+        _list(kube, VAULT_AUTH_GLOBALS, w),
         *(_list(kube, res, w) for res in SECRET_RESOURCES),
     )
     inv.namespaces = sorted(
@@ -199,10 +203,20 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                 str((obj.get("spec") or {}).get("address") or ""),
             )
         )
+    globals_by_key = {GlobalKey(objects.namespace(g), objects.name(g)): g for g in auth_globals}
     for obj in auths:
         try:
-            auth_spec = VaultAuthSpec.model_validate(obj.get("spec") or {})
-        except ValidationError:
+            # As the operator uses it: merged with its VaultAuthGlobal, if it names one.
+            merged, _key = effective_auth_spec(
+                obj.get("spec") or {},
+                auth_namespace=objects.namespace(obj),
+                operator_namespace=operator_namespace,
+                lookup=lambda k: (
+                    (globals_by_key[k].get("spec") or {}) if k in globals_by_key else None
+                ),
+            )
+            auth_spec = VaultAuthSpec.model_validate(merged)
+        except (ValidationError, GlobalRefError):
             w.append(f"VaultAuth {objects.namespace(obj)}/{objects.name(obj)} is invalid")
             continue
         role, sa = "", ""
@@ -242,9 +256,13 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                 operator_namespace=operator_namespace,
             )
             status = obj.get("status") or {}
-            synced = bool(status.get("secretMAC") or status.get("lastSyncTime")) or any(
-                c.get("type") == "SecretSynced" and c.get("status") == "True"
-                for c in status.get("conditions") or []
+            delivery = str(spec.get("delivery") or "secret")
+            synced = delivery != "inject" and (
+                bool(status.get("secretMAC") or status.get("lastSyncTime"))
+                or any(
+                    c.get("type") == "SecretSynced" and c.get("status") == "True"
+                    for c in status.get("conditions") or []
+                )
             )
             inv.resources.append(
                 SecretResourceInfo(
@@ -256,6 +274,8 @@ async def collect_cluster(kube: KubeClient, inv: Inventory, operator_namespace: 
                     tuple(paths),
                     str((spec.get("destination") or {}).get("name") or ""),
                     synced,
+                    delivery,
+                    int(status.get("injectedPods") or 0),
                 )
             )
     inv.grants = rbac_grants(cluster_roles, roles, cluster_bindings, bindings)

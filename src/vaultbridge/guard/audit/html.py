@@ -148,6 +148,15 @@ def render_html(report: Report, title: str = "vaultbridge audit") -> str:
         for a in report.access
     )
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
+    injected = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(v)}</td>"
+            for v in (i.namespace, i.kind, i.name, str(i.pods), ", ".join(i.paths))
+        )
+        + "</tr>"
+        for i in report.injected
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
@@ -162,6 +171,13 @@ def render_html(report: Report, title: str = "vaultbridge audit") -> str:
         '<h2>Blast radius</h2><table id="access"><tr><th>namespace</th>'
         "<th>service account</th><th>role</th><th>policy</th><th>path</th>"
         f"<th>capabilities</th></tr>{access}</table>"
+        + (
+            "<h2>Delivered into pods (delivery inject: no Secret; one Vault login per pod)</h2>"
+            '<table id="injected"><tr><th>namespace</th><th>kind</th><th>name</th>'
+            f"<th>pods</th><th>paths</th></tr>{injected}</table>"
+            if injected
+            else ""
+        )
         + (f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else "")
         + "</body></html>\n"
     )

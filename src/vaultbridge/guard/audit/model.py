@@ -62,7 +62,28 @@ class SecretResourceInfo:
     paths: tuple[str, ...]
     destination: str
     synced: bool
-    """Whether the operator wrote the destination at least once (its status says so)."""
+    """Whether the operator wrote the destination at least once (its status says so); never
+    for `delivery: inject` (no Secret)."""
+    delivery: str = "secret"
+    injected_pods: int = 0
+    """`delivery: inject`: the pods its status counts (each logs in to Vault on its own)."""
+
+
+@dataclass(frozen=True)
+class InjectedObject:
+    """An object delivered into pods by the agent (`delivery: inject`): no Secret to read,
+    but one Vault login (and, for dynamic kinds, one lease) per pod."""
+
+    kind: str
+    namespace: str
+    name: str
+    pods: int
+    paths: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["paths"] = list(self.paths)
+        return out
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,7 @@ class Report:
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    injected: list[InjectedObject] = field(default_factory=list)
 
     def worst(self) -> str | None:
         if not self.findings:
@@ -171,5 +193,6 @@ class Report:
             "namespaces": self.namespaces,
             "access": [a.to_json() for a in self.access],
             "findings": [f.to_json() for f in self.findings],
+            "injected": [i.to_json() for i in self.injected],
             "warnings": self.warnings,
         }

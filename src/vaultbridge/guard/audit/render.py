@@ -55,5 +55,14 @@ def render_table(report: Report, out: IO[str], *, width: int | None = None) -> N
     console.print(findings)
     if not report.findings:
         console.print("[green]No findings.[/]")
+    if report.injected:
+        injected = Table(
+            title="Delivered into pods (delivery inject: no Secret; one Vault login per pod)"
+        )
+        for col in ("namespace", "kind", "name", "pods", "paths"):
+            injected.add_column(col, overflow="fold")
+        for i in report.injected:
+            injected.add_row(i.namespace, i.kind, i.name, str(i.pods), ", ".join(i.paths))
+        console.print(injected)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", markup=True)
