@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .report import RESULTS_DIR, machine, markdown, table, write_json
+from .report import RESULTS_DIR, last_run_path, load_previous, machine, markdown, table, write_json
 from .run import Bench, Options
 from .setup import prepare
 
@@ -44,6 +44,17 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--keep", action="store_true", help="keep the bench namespaces at the end")
     p.add_argument("--out", default="", help="JSON results file (default bench/results/…)")
     p.add_argument(
+        "--previous",
+        default="",
+        help="results JSON to compare with (default: the last run, docs/results/last-run.json;"
+        " with --quick bench/results/last-quick-run.json)",
+    )
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not make this run the next run's previous (e.g. an experiment)",
+    )
+    p.add_argument(
         "--vault-server",
         choices=("openbao", "hashicorp"),
         default=None,
@@ -68,6 +79,8 @@ def parse(argv: list[str] | None = None) -> Options:
     opts.keep = a.keep
     opts.cold_only = a.cold_only
     opts.out = a.out
+    opts.previous = a.previous
+    opts.record = not a.no_record
     opts.vault_server = a.vault_server
     if a.fairness_noisy is not None:
         opts.fairness_noisy = a.fairness_noisy
@@ -102,14 +115,23 @@ async def run(opts: Options) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    last = last_run_path(opts.quick)
+    previous_path = Path(opts.previous) if opts.previous else last
+    previous = load_previous(previous_path)
     results = asyncio.run(run(opts))
     server = results["vault_server"]
     print(f"Vault server: {server['product']} {server['version']} ({server['server']})")
-    print(table(results))
+    if previous is not None:
+        print(f"previous run: {previous.get('started', '?')} ({previous_path})")
+    print(table(results, previous))
     print()
-    print(markdown(results))
+    print(markdown(results, previous))
     path = write_json(results, opts.out)
     print(f"\nresults: {path}")
+    if opts.record:
+        last.parent.mkdir(parents=True, exist_ok=True)
+        write_json(results, str(last))
+        print(f"recorded as the next run's previous: {last}")
     if results.get("final_check", {}).get("wrong"):
         print(json.dumps(results["final_check"]), file=sys.stderr)
         return 1

@@ -56,6 +56,8 @@ class Options:
     #: "openbao" | "hashicorp"; None: `$VAULTBRIDGE_VAULT_SERVER`, else the running one's.
     vault_server: str | None = None
     fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
+    previous: str = ""  # results JSON shown as "previous run" (default: the last run's)
+    record: bool = True  # keep these results as the next run's previous
 
     @classmethod
     def quick_mode(cls) -> Options:
@@ -188,8 +190,15 @@ class Bench:
         self.op = OperatorRun(self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile)
         await self.op.start()
         started = self.op.usage()
+        kc, vc = (
+            audit.Cursor(self.env.state.audit_log),
+            audit.Cursor(self.env.state.vault_audit_log),
+        )
         op_result = await self._timed_sync(ns, names, self.op.usage)
         op_result["rss_at_ready_mib"] = started.rss_mib
+        # The operator's requests for the cold sync (its Event and status writes trail the
+        # last Secret: the settle in `_audit_counts` lets most of them land).
+        await self._audit_counts(op_result, kc, vc)
         wrong = await wrong_secrets(self.kube, ns, {name: values(name) for name in names})
         if wrong:
             raise AssertionError(f"{len(wrong)} Secrets wrong after cold sync: {wrong[:5]}")

@@ -116,7 +116,10 @@ class FakeKube:
         self.calls.append(("apply", res.plural, name))
         existing = self.objects.get((res.plural, namespace or "", name))
         if existing is None:
-            return self.put(res, dict(obj))
+            return self.put(res, dict(obj))  # a create ignores a resourceVersion precondition
+        precondition = (obj.get("metadata") or {}).get("resourceVersion")
+        if precondition is not None and precondition != objects.resource_version(existing):
+            raise Conflict(409, "Conflict", "the object has been modified")
         _merge(existing, obj)
         existing["metadata"]["resourceVersion"] = str(next(self._rv))
         return copy.deepcopy(existing)
@@ -187,6 +190,9 @@ class FakeEvents:
 
     def emit(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
         self.events.append((type, reason, message))
+
+    def emit_routine(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.emit(obj, type, reason, message)
 
     def reasons(self) -> list[str]:
         return [r for _t, r, _m in self.events]
@@ -304,6 +310,11 @@ class Harness:
         stored = self.kube.put(res, obj)
         self.ctx.informer(res).store._put(stored)
         return stored
+
+    def listed(self, res: Resource) -> None:
+        """The informer of `res` has done its first list (its cache is authoritative)."""
+        informer = self.ctx.informers.setdefault(res, Informer(cast(KubeClient, self.kube), res))
+        informer._synced.set()
 
     def refresh(self, res: Resource, key: ObjectKey) -> dict[str, Any]:
         """The informer catches up with the server (after our status patch)."""

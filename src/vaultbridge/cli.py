@@ -78,7 +78,10 @@ def _agent(args: argparse.Namespace) -> int:
     return run_agent(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """`command`: the subcommand about to run, when known. The other subcommands then get no
+    arguments, and their modules are not imported: `vaultbridge run` loads neither `migrate`
+    nor the audit (nor PyYAML's and their models' memory), `--help` of each still works."""
     parser = argparse.ArgumentParser(
         prog="vaultbridge",
         description="Deliver secrets from HashiCorp Vault / OpenBao into Kubernetes Secrets.",
@@ -133,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         "namespace and service account, which Vault paths it can read through which role and "
         "policy, with findings (severity and fix).",
     )
-    from .guard.audit.cli import add_audit_arguments
+    if command in (None, "audit"):
+        from .guard.audit.cli import add_audit_arguments
 
-    add_audit_arguments(audit)
+        add_audit_arguments(audit)
     audit.set_defaults(func=_audit)
 
     migrate = sub.add_parser(
@@ -145,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
         "stdin, or --from-cluster) into vaultbridge objects on stdout or --out DIR; a report of "
         "every object goes to stderr. Exit 1 when anything could not be converted.",
     )
-    from .migrate.cli import add_migrate_arguments
+    if command in (None, "migrate"):
+        from .migrate.cli import add_migrate_arguments
 
-    add_migrate_arguments(migrate)
+        add_migrate_arguments(migrate)
     migrate.set_defaults(func=_migrate)
 
     agent = sub.add_parser(
@@ -157,9 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "$VAULTBRIDGE_AGENT_CONFIG into files; --once for the init container, otherwise keep "
         "them fresh until SIGTERM (the native sidecar).",
     )
-    from .agent.main import add_arguments as add_agent_arguments
+    if command in (None, "agent"):
+        from .agent.main import add_arguments as add_agent_arguments
 
-    add_agent_arguments(agent)
+        add_agent_arguments(agent)
     agent.set_defaults(func=_agent)
 
     version = sub.add_parser("version", help="print the version")
@@ -168,14 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["agent"]:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["agent"]:
         # The agent runs in every injected pod: skip the operator's parser and its imports.
         from .agent.main import main as agent_main
 
-        return agent_main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
+        return agent_main(words[1:])
+    command = words[0] if words and not words[0].startswith("-") else None
+    parser = build_parser(command)
+    args = parser.parse_args(words)
     return int(args.func(args))
 
 

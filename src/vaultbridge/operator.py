@@ -24,6 +24,7 @@ from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.auth_global import VaultAuthGlobalReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
+from vaultbridge.controllers.destination import digest_owned_secrets
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
 from vaultbridge.controllers.inject import INJECTED_SELECTOR, PodInjector, pod_metadata_only
@@ -168,7 +169,12 @@ async def build_operator(settings: Settings, kube: KubeClient) -> Operator:
         auths=own[VAULT_AUTH.kind],
         transformations=own[SECRET_TRANSFORMATION.kind],
         # Only the Secrets we created: a cluster's other Secrets never enter our memory.
-        owned_secrets=informer(SECRETS, label_selector=managed_by_selector()),
+        # ... and of those only the key names and a MAC of the values (destination.py).
+        owned_secrets=informer(
+            SECRETS,
+            label_selector=managed_by_selector(),
+            transform=digest_owned_secrets(hmac_key),
+        ),
         # Path policies (cluster-scoped) and Namespaces (labels, for namespaceSelector): read
         # by every secret reconcile (controllers/path_policy.py) and by the admission webhook.
         path_policies=informer(VAULT_PATH_POLICIES),

@@ -205,6 +205,55 @@ def test_create_false_overwrite_protection_and_rename(app: App) -> None:
     wait_for(lambda: app.secret("first") is None, 15, "old destination deleted")
 
 
+def test_create_only_first_write_keeps_overwrite_rules_and_field_ownership(app: App) -> None:
+    """A first sync writes without reading (issue #13: a create-only server-side apply);
+    the API server refuses it when the Secret exists, and the careful path decides."""
+    app.vault.kv_put(f"{app.ns}/take", {"k": "v"})
+    # Someone else's Secret, overwrite: true: taken over, their extra key removed.
+    app.admin.request(
+        "POST",
+        f"/api/v1/namespaces/{app.ns}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "taken"},
+            "stringData": {"mine": "old"},
+        },
+    )
+    app.vss(
+        "take",
+        destination={"name": "taken", "create": True, "overwrite": True},
+        path=f"{app.ns}/take",
+    )
+    app.wait_data("taken", {"k": "v"})
+    wait_for(lambda: "mine" not in (app.secret_data("taken") or {"mine": ""}), 15, "key gone")
+    assert app.secret("taken")["metadata"]["ownerReferences"][0]["name"] == "take"  # type: ignore[index]
+
+    # A Secret created by the create-only apply is owned field by field by our apply: a
+    # label dropped from the spec leaves the Secret with the next write (not so had it been
+    # a plain create: fields set by a create are not removed by a later apply).
+    app.vss(
+        "labelled",
+        destination={"name": "labelled", "create": True, "labels": {"team": "a"}},
+        path=f"{app.ns}/take",
+        refreshAfter="1s",
+    )
+    app.wait_data("labelled", {"k": "v"})
+    managers = {
+        (m["manager"], m["operation"])
+        for m in app.secret("labelled")["metadata"]["managedFields"]  # type: ignore[index]
+    }
+    assert managers == {("vaultbridge", "Apply")}
+    app.patch_vss("labelled", {"spec": {"destination": {"labels": None}}})
+    app.vault.kv_put(f"{app.ns}/take", {"k": "v2"})  # a write (labels alone do not cause one)
+    app.wait_data("labelled", {"k": "v2"})
+    wait_for(
+        lambda: "team" not in ((app.secret("labelled") or {})["metadata"].get("labels") or {}),
+        15,
+        "label removed",
+    )
+
+
 def test_rollout_restart_on_change_not_on_first_sync(app: App) -> None:
     app.vault.kv_put(f"{app.ns}/roll", {"k": "v1"})
     app.admin.request(

@@ -257,7 +257,9 @@ class DeliveryReconciler(Generic[SpecT]):
 
     async def live_secret(self, p: Prepared[SpecT]) -> dict[str, Any] | None:
         """The destination as the owned-Secret cache has it, after the ownership check."""
-        live = await destination.read_live(self.ctx, p.key.namespace, p.dest.name)
+        live = await destination.read_live(
+            self.ctx, p.key.namespace, p.dest.name, values=not p.dest.create
+        )
         return await destination.claim(self.ctx, p.obj, p.dest, live)
 
     async def build(
@@ -295,7 +297,13 @@ class DeliveryReconciler(Generic[SpecT]):
         the kind must remember once Vault issued something and it reached the Secret.
         """
         plan = destination.plan(
-            p.obj, p.dest, live, data, vault_changed=vault_changed, spec_changed=spec_changed
+            p.obj,
+            p.dest,
+            live,
+            data,
+            vault_changed=vault_changed,
+            spec_changed=spec_changed,
+            mac_key=self.ctx.hmac_key,
         )
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)
@@ -304,7 +312,32 @@ class DeliveryReconciler(Generic[SpecT]):
                 self.own_writes.expect(
                     ObjectKey(p.key.namespace, p.dest.name), destination.fingerprint(data)
                 )
-            await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
+            try:
+                # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret
+                # that appeared meanwhile, or was never in the cache, is not overwritten.
+                await destination.write(
+                    self.ctx, p.obj, p.dest, data, plan.extra_keys, create_only=live is None
+                )
+            except destination.DestinationExists:
+                # Someone else's Secret, or our own not yet in the cache: today's careful
+                # path on what the API server has (ownership checks or a VSO adoption, then
+                # the plan again).
+                live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
+                live = await destination.claim(self.ctx, p.obj, p.dest, live)
+                plan = destination.plan(
+                    p.obj,
+                    p.dest,
+                    live,
+                    data,
+                    vault_changed=vault_changed,
+                    spec_changed=spec_changed,
+                    mac_key=self.ctx.hmac_key,
+                )
+                if plan.write and plan.cause == "drift":
+                    await self.check_drift(p, live)
+                if plan.write:
+                    await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
+        if plan.write:
             metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
             if plan.cause == "drift":
                 self.drift_repaired(p)

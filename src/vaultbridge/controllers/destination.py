@@ -21,18 +21,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.labels import owner_labels
+from vaultbridge.engine.informer import strip_managed_fields
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
 from vaultbridge.kube.resources import SECRETS
 from vaultbridge.migrate.adopt import Refusal, decide_adoption, is_vso_secret
 from vaultbridge.migrate.convert import ADOPT_ANNOTATION
+from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
@@ -48,7 +50,10 @@ def fingerprint(data: Mapping[str, bytes]) -> str:
 
 
 def data_fingerprint(secret: Mapping[str, Any]) -> str:
-    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values."""
+    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values (also
+    of a digested owned-Secret cache entry, which keeps it in `DATA_FINGERPRINT`)."""
+    if secret and DATA_FINGERPRINT in secret:
+        return str(secret[DATA_FINGERPRINT])
     return _digest((secret or {}).get("data") or {})
 
 
@@ -58,8 +63,50 @@ def _digest(encoded: Mapping[str, str]) -> str:
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """The values of a Secret read from the API server (not of a digested cache entry)."""
+    if secret is not None and DATA_MAC in secret:
+        raise ValueError("a digested Secret has no values: compare with data_mac()")
     raw = (secret or {}).get("data") or {}
     return {k: base64.b64decode(v) for k, v in raw.items()}
+
+
+#: In the owned-Secret cache a Secret's `data` is replaced by its key names and the HMAC of
+#: its values (`digest_owned_secrets`, installed by operator.py as that informer's
+#: transform): the values of every Secret the operator wrote do not stay in its memory, and
+#: deciding whether to write needs only the comparison of two MACs.
+DATA_KEYS = "vaultbridge:dataKeys"
+DATA_MAC = "vaultbridge:dataMAC"
+#: ... and `data_fingerprint` of the values, for recognising our own writes (engine/echoes.py).
+DATA_FINGERPRINT = "vaultbridge:dataFingerprint"
+
+
+def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def transform(obj: dict[str, Any]) -> dict[str, Any]:
+        strip_managed_fields(obj)
+        try:
+            values = decode_data(obj)
+        except ValueError:
+            return obj  # not base64 (the API server never sends that): kept as it is
+        obj[DATA_FINGERPRINT] = data_fingerprint(obj)
+        obj.pop("data", None)
+        obj[DATA_KEYS] = tuple(sorted(values))
+        obj[DATA_MAC] = compute_mac(mac_key, values)
+        return obj
+
+    return transform
+
+
+def data_keys(secret: Mapping[str, Any]) -> tuple[str, ...]:
+    if DATA_MAC in secret:
+        return tuple(secret[DATA_KEYS])
+    return tuple(sorted(secret.get("data") or {}))
+
+
+def data_mac(mac_key: bytes, secret: Mapping[str, Any]) -> str:
+    """The HMAC of the Secret's values (as `status.secretMAC`), digested or not."""
+    if DATA_MAC in secret:
+        return str(secret[DATA_MAC])
+    return compute_mac(mac_key, decode_data(secret))
 
 
 def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
@@ -76,17 +123,47 @@ class Plan:
     extra_keys: tuple[str, ...] = ()
 
 
-async def read_live(ctx: OperatorContext, namespace: str, name: str) -> dict[str, Any] | None:
-    """The live Secret: from the owned-Secret cache when it is ours, else from the API."""
+async def read_live(
+    ctx: OperatorContext, namespace: str, name: str, *, values: bool = False
+) -> dict[str, Any] | None:
+    """The live Secret: from the owned-Secret cache when it is ours, else from the API.
+    `values`: the caller needs the values themselves (`create: false` compares key by key),
+    not the digest the cache keeps."""
     informer = ctx.informers.get(SECRETS)
     if informer is not None:
         cached = informer.store.get(ObjectKey(namespace, name))
-        if cached is not None:
+        if cached is not None and not (values and DATA_MAC in cached):
             return cached
     try:
         return await ctx.kube.get(SECRETS, name, namespace)
     except NotFound:
         return None
+
+
+def presumed_absent(ctx: OperatorContext, namespace: str, dest: Destination) -> bool:
+    """Whether a `create: true` destination may be taken as absent without a GET: the
+    owned-Secret cache has listed and does not hold it. Not proof — a Secret created by
+    someone else (no owner labels) is never in that cache — so the write that follows is
+    create-only (`write(create_only=True)`) and falls back to the careful path when the
+    Secret turns out to exist (`DestinationExists`)."""
+    if not dest.create:
+        return False
+    informer = ctx.informers.get(SECRETS)
+    return (
+        informer is not None
+        and informer.has_synced
+        and ObjectKey(namespace, dest.name) not in informer.store
+    )
+
+
+class DestinationExists(Exception):
+    """A create-only write found the Secret already there."""
+
+
+#: A resourceVersion no stored object has (etcd's first write is revision 2). Sent in a
+#: server-side apply it makes the apply create-only: an absent Secret is created (a create
+#: ignores the precondition), an existing one is refused with 409 Conflict, untouched.
+CREATE_ONLY_RESOURCE_VERSION = "1"
 
 
 def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str]:
@@ -216,25 +293,26 @@ def plan(
     *,
     vault_changed: bool,
     spec_changed: bool,
+    mac_key: bytes = b"",
 ) -> Plan:
+    """`mac_key`: the operator's HMAC key, to compare with a digested (cached) Secret."""
     if live is None:
         return Plan(True, "create")
-    live_data = decode_data(live)
     if dest.create:
-        extra = tuple(sorted(k for k in live_data if k not in data))
-        same = live_data == dict(data)
-        meta_ok = (
-            all(
-                objects.labels(dict(live)).get(k) == v
-                for k, v in desired_labels(owner, dest).items()
+        keys = data_keys(live)
+        extra = tuple(k for k in keys if k not in data)
+        if DATA_MAC in live:
+            same = (
+                len(keys) == len(data)
+                and not extra
+                and data_mac(mac_key, live) == compute_mac(mac_key, data)
             )
-            and all(
-                objects.annotations(dict(live)).get(k) == v for k, v in dest.annotations.items()
-            )
-            and is_owned_by(live, owner)
-            and live.get("type", "Opaque") == dest.type
-        )
+        else:
+            same = decode_data(live) == dict(data)
+        meta_ok = metadata_matches(owner, dest, live)
     else:
+        # create: false Secrets are not ours, so never in the owned-Secret (digested) cache.
+        live_data = decode_data(live)
         extra = ()
         same = all(live_data.get(k) == v for k, v in data.items())
         meta_ok = True
@@ -249,13 +327,28 @@ def plan(
     return Plan(True, cause, extra)
 
 
+def metadata_matches(owner: Mapping[str, Any], dest: Destination, live: Mapping[str, Any]) -> bool:
+    """Whether an owned (`create: true`) Secret carries what the spec asks besides data."""
+    return (
+        all(objects.labels(dict(live)).get(k) == v for k, v in desired_labels(owner, dest).items())
+        and all(objects.annotations(dict(live)).get(k) == v for k, v in dest.annotations.items())
+        and is_owned_by(live, owner)
+        and live.get("type", "Opaque") == dest.type
+    )
+
+
 async def write(
     ctx: OperatorContext,
     owner: Mapping[str, Any],
     dest: Destination,
     data: Mapping[str, bytes],
     extra_keys: tuple[str, ...] = (),
+    *,
+    create_only: bool = False,
 ) -> dict[str, Any]:
+    """Server-side apply the destination. `create_only`: the Secret is believed absent;
+    raise `DestinationExists` instead of writing if it is there (the caller re-reads it and
+    runs the ownership checks before anything is written)."""
     ns = objects.namespace(dict(owner))
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -269,6 +362,8 @@ async def write(
             body["metadata"]["annotations"] = dict(dest.annotations)
         body["metadata"]["ownerReferences"] = [objects.owner_reference(dict(owner))]
         body["type"] = dest.type
+    if create_only:
+        body["metadata"]["resourceVersion"] = CREATE_ONLY_RESOURCE_VERSION
     try:
         applied = await ctx.kube.apply(SECRETS, body, namespace=ns, name=dest.name)
         if extra_keys:
@@ -278,6 +373,12 @@ async def write(
             if present:
                 ops = [{"op": "remove", "path": f"/data/{_pointer(k)}"} for k in present]
                 applied = await ctx.kube.patch(SECRETS, dest.name, ops, ns, patch_type="json")
+    except Conflict as exc:
+        if create_only:
+            raise DestinationExists(f"Secret {ns}/{dest.name} exists") from exc
+        raise ReconcileProblem(
+            "DestinationWriteFailed", f"writing Secret {ns}/{dest.name} failed: {exc}"
+        ) from exc
     except Invalid as exc:
         raise ReconcileProblem(
             "DestinationInvalid",

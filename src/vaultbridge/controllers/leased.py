@@ -21,7 +21,6 @@ from vaultbridge.engine.controller import Result
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
-from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault import lease_schedule
 from vaultbridge.vault.client import RevokeOutcome, revoke_outcome
@@ -161,13 +160,9 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         if live is None:
             return "destination-missing"
         if p.dest.create:
-            live_data = destination.decode_data(live)
-            if compute_mac(self.ctx.hmac_key, live_data) != held.mac:
+            if destination.data_mac(self.ctx.hmac_key, live) != held.mac:
                 return "drift"
-            plan = destination.plan(
-                p.obj, p.dest, live, live_data, vault_changed=False, spec_changed=False
-            )
-            if plan.write:
+            if not destination.metadata_matches(p.obj, p.dest, live):
                 return "drift"
         return None
 

@@ -84,14 +84,19 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
 
     async def sync(self, p: Prepared[VaultStaticSecretSpec]) -> Result:
         key, spec, status = p.key, p.spec, p.status
-        # The live Secret is fetched while Vault answers: on a first sync it is not in the
-        # owned-Secret cache, and a GET after the read would add a round trip to every create
-        # (bench/: cold sync of 2,000 resources, one sequential API call of four). Not while
-        # this key is failing: retries during a Vault outage must not cost the API server.
+        # A first sync reads nothing from the API server: the owned-Secret cache has listed
+        # and does not hold the destination, so the write is create-only and falls back to a
+        # read and the ownership checks if the Secret exists after all (delivery.deliver).
+        # Otherwise the live Secret (from the cache, or a GET for a Secret we do not own) is
+        # fetched while Vault answers, not after; and not while this key is failing: retries
+        # during a Vault outage must not cost the API server.
+        absent = destination.presumed_absent(self.ctx, key.namespace, p.dest)
         live_read = None
-        if not self.backoff.failures(key) and not self.outage_backoff.failures(key):
+        if not absent and not self.backoff.failures(key) and not self.outage_backoff.failures(key):
             live_read = asyncio.ensure_future(
-                destination.read_live(self.ctx, key.namespace, p.dest.name)
+                destination.read_live(
+                    self.ctx, key.namespace, p.dest.name, values=not p.dest.create
+                )
             )
         try:
             reads = await self._read_vault(p)
@@ -104,7 +109,9 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
                 live_read.cancel()
                 await asyncio.gather(live_read, return_exceptions=True)
             raise
-        if live_read is not None:
+        if absent:
+            live = None
+        elif live_read is not None:
             live = await destination.claim(self.ctx, p.obj, p.dest, await live_read)
         else:
             live = await self.live_secret(p)
@@ -147,7 +154,11 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         self.outage_backoff.reset(key)
         if plan.write:
             if plan.cause == "create":
-                self.emit_written(p, "SecretSynced", f"created Secret {p.dest.name}")
+                # Sampled under bulk (a cold sync); the SecretSynced condition and the
+                # Secret's creationTimestamp say when and why it was created.
+                self.ctx.events.emit_routine(
+                    p.obj, "Normal", "SecretSynced", f"created Secret {p.dest.name}"
+                )
             elif rotated:
                 self.emit_written(
                     p, "SecretRotated", f"Secret {p.dest.name} updated with new data from Vault"

@@ -8,6 +8,7 @@ when it differs from the live one, so a steady state costs no writes at all.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from vaultbridge.kube import objects
@@ -17,8 +18,17 @@ from vaultbridge.kube.resources import Resource
 _MAX_MESSAGE = 1024
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time to the second (several times per reconcile: formatted once a second)."""
+    global _now_cache  # noqa: PLW0603 - a one-entry cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        stamp = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _now_cache = (second, stamp)
+    return _now_cache[1]
 
 
 def set_condition(  # noqa: PLR0917 - mirrors metav1.Condition's fields in order

@@ -8,15 +8,20 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vaultbridge.kube.client import KubeClient
 
 from .addresses import AddressAllowList
-from .certs import CertManager
 from .matching import DEFAULT_ALLOW_ALL
 from .source import PolicySource
 from .webhook import Mutator, WebhookServer
 from .webhook_config import register
+
+if TYPE_CHECKING:
+    # Imported when the webhook starts: `cryptography` (~17 MiB RSS) stays out of an
+    # operator that runs without the webhook (the default).
+    from .certs import CertManager
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,8 @@ async def start_webhook(
 ) -> RunningWebhook:
     """Make the certificate current (CA Secret, leaf, caBundle), then serve; with
     `register_url`, create or update both webhook configurations pointing at it."""
+    from .certs import CertManager
+
     certs = CertManager(
         kube,
         namespace=namespace,

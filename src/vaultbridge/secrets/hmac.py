@@ -48,14 +48,14 @@ def _length(n: int) -> bytes:
     return struct.pack(">Q", n)
 
 
-def _add_entries(mac: hmac.HMAC, entries: Mapping[bytes, bytes]) -> None:
-    mac.update(_length(len(entries)))
+def _encode_entries(entries: Mapping[bytes, bytes]) -> list[bytes]:
+    # One buffer and one HMAC update per MAC (on the reconcile's hot path): the same bytes
+    # as updating piece by piece, in a fraction of the calls.
+    parts = [_length(len(entries))]
     for key in sorted(entries):
         value = entries[key]
-        mac.update(_length(len(key)))
-        mac.update(key)
-        mac.update(_length(len(value)))
-        mac.update(value)
+        parts += (_length(len(key)), key, _length(len(value)), value)
+    return parts
 
 
 def canonical_entries(data: Mapping[str, bytes]) -> dict[bytes, bytes]:
@@ -73,11 +73,11 @@ def compute_mac(
     """`"hmac-sha256:<hex>"` over the canonical encoding of `data` and `extra`."""
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"MAC keys must be at least {MIN_KEY_BYTES} bytes")
-    mac = hmac.new(key, _DOMAIN, hashlib.sha256)
-    _add_entries(mac, canonical_entries(data))
-    mac.update(_EXTRA)
-    _add_entries(mac, {k.encode("utf-8"): v.encode("utf-8") for k, v in (extra or {}).items()})
-    return f"{SCHEME}:{mac.hexdigest()}"
+    extras = {k.encode("utf-8"): v.encode("utf-8") for k, v in (extra or {}).items()}
+    message = b"".join(
+        [_DOMAIN, *_encode_entries(canonical_entries(data)), _EXTRA, *_encode_entries(extras)]
+    )
+    return f"{SCHEME}:{hmac.new(key, message, hashlib.sha256).hexdigest()}"
 
 
 def verify_mac(

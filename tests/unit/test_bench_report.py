@@ -1,0 +1,38 @@
+"""bench/report.py: each number is shown next to what the previous run measured."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bench.report import markdown, table, with_previous
+
+
+def _run(seconds: float, n: int = 100) -> dict[str, Any]:
+    side = {"seconds": seconds, "per_second": n / seconds, "cpu_seconds": 0.2}
+    op = dict(side, kube_writes=2 * n, kube_reads=0, vault_reads=n, vault_logins=1)
+    op["kube_writes_by_resource"] = {"apply secrets": n, "patch vaultstaticsecrets/status": n}
+    return {
+        "cold_sync": [
+            {"n": n, "operator": op, "floor": dict(side), "ratio": seconds / side["seconds"]}
+        ]
+    }
+
+
+def test_each_row_carries_the_previous_runs_number() -> None:
+    now, before = _run(2.0), _run(3.0)
+    before["cold_sync"][0]["floor"]["seconds"] = 2.0
+    rows = with_previous(now, before)
+    cold = next(r for r in rows if r[0] == "cold sync N=100")
+    assert cold[1].startswith("2.00s") and cold[2].startswith("3.00s")
+    requests = next(r for r in rows if r[0] == "cold sync N=100 Kubernetes requests")
+    assert requests[1].startswith("2.00 per resource (0 reads")
+    assert requests[4] == "met"
+    assert "previous run" in table(now, before) and "| 3.00s" in markdown(now, before)
+
+
+def test_no_previous_run_or_another_n_shows_a_dash() -> None:
+    now = _run(2.0)
+    assert all(r[2] == "-" for r in with_previous(now, None))
+    other = _run(2.0, n=200)
+    assert all(r[2] == "-" for r in with_previous(now, copy.deepcopy(other)))

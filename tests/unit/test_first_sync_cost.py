@@ -1,0 +1,175 @@
+"""What a first sync costs the API server, counted (issue #13), and that the cheaper path
+keeps every guarantee: a Secret that is not ours is never overwritten, `overwrite: true`
+still takes one over, our own Secret missing from the cache is not rewritten for nothing.
+
+Counted with tests/fakes.py's API server, whose apply honours a resourceVersion
+precondition the way the real one does (409 for an existing object, ignored on create: the
+integration tests in tests/integration/test_static_secret.py run the same paths against the
+real API server).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, cast
+
+from vaultbridge.api.kinds import VAULT_STATIC_SECRETS
+from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
+from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.kube.client import KubeClient
+from vaultbridge.kube.events import EventRecorder
+from vaultbridge.kube.resources import SECRETS
+
+from ..fakes import FakeKube, FakeVault, Harness, make_ctx
+
+NS = "app"
+KEY = ObjectKey(NS, "obj")
+
+
+def _vss(destination: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": VAULT_STATIC_SECRETS.api_version,
+        "kind": VAULT_STATIC_SECRETS.kind,
+        "metadata": {"name": KEY.name, "namespace": NS, "generation": 1},
+        "spec": {"mount": "secret", "path": "app", "type": "kv-v2", "destination": destination},
+    }
+
+
+def _static(
+    destination: dict[str, Any] | None = None,
+) -> tuple[Harness, VaultStaticSecretReconciler]:
+    h = make_ctx(FakeVault(kv={"secret/app": {"password": "s3cret"}}))
+    h.listed(SECRETS)  # the owned-Secret informer has done its first list
+    h.cache(VAULT_STATIC_SECRETS, _vss(destination or {"name": "app-secret", "create": True}))
+    return h, VaultStaticSecretReconciler(h.ctx, h.access)
+
+
+def _condition(h: Harness, type_: str) -> dict[str, Any]:
+    obj = h.kube.stored(VAULT_STATIC_SECRETS, NS, KEY.name)
+    assert obj is not None
+    return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
+
+
+def _foreign(h: Harness) -> dict[str, Any]:
+    """A Secret someone else made: no owner labels, so never in the owned-Secret cache."""
+    return h.kube.put(
+        SECRETS,
+        {"metadata": {"name": "app-secret", "namespace": NS}, "data": {"mine": "a2VlcA=="}},
+    )
+
+
+async def test_first_sync_is_two_writes_and_no_read() -> None:
+    h, r = _static()
+    await r.reconcile(KEY)
+    assert h.kube.calls == [
+        ("apply", "secrets", "app-secret"),
+        ("patch/status", "vaultstaticsecrets", "obj"),
+    ]
+    secret = h.kube.stored(SECRETS, NS, "app-secret")
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "VaultStaticSecret"
+    assert _condition(h, "SecretSynced")["status"] == "True"
+
+
+async def test_before_the_first_list_the_destination_is_read() -> None:
+    h, r = _static()
+    h.ctx.informer(SECRETS)._synced.clear()  # cache not authoritative yet: today's path
+    await r.reconcile(KEY)
+    assert [c[0] for c in h.kube.calls] == ["get", "apply", "patch/status"]
+
+
+async def test_a_foreign_secret_is_not_overwritten() -> None:
+    h, r = _static()
+    foreign = _foreign(h)
+    result = await r.reconcile(KEY)
+    assert h.kube.stored(SECRETS, NS, "app-secret") == foreign  # untouched, same version
+    # The create-only apply was refused, then the careful path: read, ownership check.
+    assert [c[0] for c in h.kube.calls] == ["apply", "get", "patch/status"]
+    synced = _condition(h, "SecretSynced")
+    assert (synced["status"], synced["reason"]) == ("False", "DestinationConflict")
+    assert result.requeue_after is None
+    assert h.events.reasons() == ["DestinationConflict"]
+
+
+async def test_overwrite_true_still_takes_a_foreign_secret_over() -> None:
+    h, r = _static({"name": "app-secret", "create": True, "overwrite": True})
+    _foreign(h)
+    await r.reconcile(KEY)
+    secret = h.kube.stored(SECRETS, NS, "app-secret")
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "VaultStaticSecret"
+    # Refused create, read, ownership check (overwrite allowed), apply, and the removal of
+    # the key the previous owner wrote (an owned Secret holds exactly the synced keys).
+    assert [c[0] for c in h.kube.calls] == ["apply", "get", "apply", "patch", "patch/status"]
+    assert "mine" not in secret["data"]
+    assert _condition(h, "SecretSynced")["status"] == "True"
+
+
+async def test_our_secret_missing_from_the_cache_is_not_rewritten() -> None:
+    h, r = _static()
+    await r.reconcile(KEY)
+    written = h.kube.stored(SECRETS, NS, "app-secret")
+    assert written is not None
+    h.refresh(VAULT_STATIC_SECRETS, KEY)  # the status write reached the cache ...
+    h.kube.calls.clear()  # ... the Secret's ADDED event not yet
+    await r.reconcile(KEY)
+    # Refused create, one read, nothing to change: no second write.
+    assert [c[0] for c in h.kube.calls] == ["apply", "get"]
+    assert h.kube.stored(SECRETS, NS, "app-secret") == written
+
+
+async def test_a_cached_secret_costs_no_request_at_all() -> None:
+    h, r = _static()
+    await r.reconcile(KEY)
+    h.refresh(VAULT_STATIC_SECRETS, KEY)
+    stored = h.kube.stored(SECRETS, NS, "app-secret")
+    assert stored is not None
+    h.ctx.informer(SECRETS).store._put(dict(stored))
+    h.kube.calls.clear()
+    await r.reconcile(KEY)
+    assert h.kube.calls == []
+
+
+async def test_create_false_still_reads_the_secret_it_writes_into() -> None:
+    h, r = _static({"name": "app-secret", "create": False})
+    _foreign(h)
+    await r.reconcile(KEY)
+    assert [c[0] for c in h.kube.calls] == ["get", "apply", "patch/status"]
+    secret = h.kube.stored(SECRETS, NS, "app-secret")
+    assert secret is not None and secret["data"]["mine"] == "a2VlcA=="
+
+
+# -- Events: a cold sync does not write one per object ------------------------------------
+
+
+def _obj(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "vaultbridge.dev/v1beta1",
+        "kind": "VaultStaticSecret",
+        "metadata": {"name": f"o{i}", "namespace": NS, "uid": f"u{i}"},
+    }
+
+
+async def test_routine_events_are_sampled_under_bulk() -> None:
+    kube = FakeKube()
+    recorder = EventRecorder(cast(KubeClient, kube), routine_burst=5, routine_per_second=0.0)
+    for i in range(200):
+        recorder.emit_routine(_obj(i), "Normal", "SecretSynced", f"created Secret s{i}")
+    await recorder.flush()
+    assert len([c for c in kube.calls if c[:2] == ("create", "events")]) == 5
+    assert recorder.routine_skipped == {"SecretSynced": 195}
+    # Other Events are not affected by that budget.
+    recorder.emit(_obj(0), "Warning", "VaultClientError", "boom")
+    await recorder.flush()
+    assert len([c for c in kube.calls if c[:2] == ("create", "events")]) == 6
+
+
+async def test_one_routine_event_alone_is_written() -> None:
+    kube = FakeKube()
+    recorder = EventRecorder(cast(KubeClient, kube))
+    recorder.emit_routine(_obj(1), "Normal", "SecretSynced", "created Secret s1")
+    await recorder.flush()
+    assert [c[:2] for c in kube.calls] == [("create", "events")]
+    assert recorder.routine_skipped == {}
