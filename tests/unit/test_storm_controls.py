@@ -193,7 +193,7 @@ def _secret_writes(h: Harness) -> int:
 async def test_drift_conflict_after_n_repairs_then_resume_on_spec_change() -> None:
     h, r = _static()
     clock = Clock()
-    r.drift = DriftGuard(limit=3, window=60.0, quiet=60.0, clock=clock)
+    r.drift.guard = DriftGuard(limit=3, window=60.0, quiet=60.0, clock=clock)
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
     await r.reconcile(KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
@@ -227,7 +227,7 @@ async def test_drift_conflict_after_n_repairs_then_resume_on_spec_change() -> No
 async def test_drift_repairs_resume_when_the_other_writer_stops() -> None:
     h, r = _static()
     clock = Clock()
-    r.drift = DriftGuard(limit=2, window=60.0, quiet=30.0, clock=clock)
+    r.drift.guard = DriftGuard(limit=2, window=60.0, quiet=30.0, clock=clock)
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
     await r.reconcile(KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
@@ -252,7 +252,7 @@ async def test_dynamic_drift_conflict_issues_no_new_credentials() -> None:
     vault = FakeVault(responses=[response({"password": "p"}, lease_id="l", duration=3600)])
     h = make_ctx(vault)
     r = VaultDynamicSecretReconciler(h.ctx, h.access)
-    r.drift = DriftGuard(limit=2, clock=Clock())
+    r.drift.guard = DriftGuard(limit=2, clock=Clock())
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, DYNAMIC))
     await r.reconcile(KEY)
     h.refresh(VAULT_DYNAMIC_SECRETS, KEY)

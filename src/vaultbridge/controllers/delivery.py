@@ -25,7 +25,6 @@ Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconcil
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import Destination, SyncedSecretSpec
 from vaultbridge.api.kinds import KindInfo
 from vaultbridge.api.labels import owner_from_labels
-from vaultbridge.engine.backoff import Backoff, jittered
+from vaultbridge.engine.backoff import Backoff
 from vaultbridge.engine.controller import Controller, Result, ignore_status_only
 from vaultbridge.engine.echoes import OwnWrites
 from vaultbridge.engine.keys import ObjectKey
@@ -47,26 +46,18 @@ from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
-from vaultbridge.vault.errors import VaultThrottled
 
 from . import destination, finalizer, inject, live_secret, rollout
 from .context import OperatorContext
-from .drift_guard import DriftGuard, last_other_manager
+from .drift_repairs import DriftRepairs
 from .errors import ReconcileProblem
-from .path_policy import enforce_path_policy, keys_whose_verdict_changed
-from .reasons import Reason, event_reason, is_vault_side
-from .status import patch_status_if_changed, set_condition
+from .failure import record_failure
+from .path_policy import enforce_path_policy
+from .reasons import Reason
+from .status import patch_status_if_changed
 from .transform import resolve_transformation
 from .vault_access import ResolvedAuth, VaultAccess
-from .watches import (
-    Sources,
-    label_changes_only,
-    objects_using_global,
-    refs_to,
-    spec_changes_only,
-    uses_auth,
-    uses_transformation,
-)
+from .watches import Sources, watch_references
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +99,7 @@ class DeliveryReconciler(Generic[SpecT]):
         self.ctx = ctx
         self.access = access
         self.backoff = Backoff()
-        self.drift = DriftGuard()
-        self._drift_managers: dict[ObjectKey, str] = {}
+        self.drift = DriftRepairs(ctx, self.kind)
         self.own_writes = OwnWrites(destination.data_fingerprint)
         """Secrets this reconciler is writing, so their echo events reconcile nothing."""
 
@@ -138,7 +128,6 @@ class DeliveryReconciler(Generic[SpecT]):
         """The object is gone: drop what the kind remembers of it."""
         self.backoff.reset(key)
         self.drift.forget(key)
-        self._drift_managers.pop(key, None)
 
     def retry_delay(self, key: ObjectKey, obj: dict[str, Any], problem: ReconcileProblem) -> float:
         """How long to wait before retrying a failure that time can fix."""
@@ -152,45 +141,7 @@ class DeliveryReconciler(Generic[SpecT]):
         own = sources.of(self.kind)
         ctl.watch(own, priority_fn=ignore_status_only)
         self.watch_owned_secrets(ctl, sources)
-        ctl.watch(
-            sources.auths,
-            mapper=lambda auth: refs_to(
-                own.store.list(), lambda s: uses_auth(s, auth, sources.access)
-            ),
-            priority_fn=spec_changes_only,
-        )
-        # A VaultAuthGlobal change reaches the objects of the VaultAuths merging it (#16).
-        ctl.watch(
-            sources.auth_globals(),
-            mapper=lambda glob: objects_using_global(own.store.list(), glob, sources),
-            priority_fn=spec_changes_only,
-        )
-        ctl.watch(
-            sources.transformations,
-            mapper=lambda tr: refs_to(own.store.list(), lambda s: uses_transformation(s, tr)),
-            priority_fn=spec_changes_only,
-        )
-        # A policy change, or a namespace's label change (namespaceSelector), reconciles the
-        # objects whose verdict it flips: a few regex matches each, no Vault read for the rest.
-        ctl.watch(
-            sources.path_policies,
-            mapper=lambda _p: keys_whose_verdict_changed(self.ctx, self.kind, own.store.list()),
-            priority_fn=spec_changes_only,
-        )
-        ctl.watch(
-            sources.namespaces,
-            mapper=lambda ns: keys_whose_verdict_changed(
-                self.ctx, self.kind, own.store.list(objects.name(ns))
-            ),
-            priority_fn=label_changes_only,
-        )
-        if sources.injected_pods is not None:
-            # Inject: a mutated pod came or went, recount (status.injectedPods).
-            ctl.watch(
-                sources.injected_pods,
-                mapper=lambda pod: inject.pod_keys(self.kind, pod),
-                priority_fn=inject.pods_come_and_go,
-            )
+        watch_references(ctl, sources, self.kind)
 
     def watch_owned_secrets(self, ctl: Controller, sources: Sources) -> None:
         """A change or deletion of a Secret we wrote brings its owner back (drift repair);
@@ -358,7 +309,7 @@ class DeliveryReconciler(Generic[SpecT]):
 
     async def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
         """Before repairing a drifted destination: raise `DriftConflict` when another writer
-        keeps changing it (the rule is in drift_guard.py). Every kind's repair passes here."""
+        keeps changing it (drift_repairs.py). Every kind's repair passes here."""
         problem = await self.drift_conflict(p, live)
         if problem is not None:
             raise problem
@@ -367,33 +318,10 @@ class DeliveryReconciler(Generic[SpecT]):
         self, p: Prepared[SpecT], live: dict[str, Any] | None
     ) -> ReconcileProblem | None:
         """The `DriftConflict` to report instead of a repair, None when the repair may go."""
-        verdict = self.drift.check(
-            p.key, p.generation, objects.resource_version(live) if live is not None else ""
-        )
-        if verdict.repair:
-            return None
-        manager = self._drift_managers.get(p.key)
-        if verdict.started or manager is None:
-            # The informer drops managedFields: one read from the API server per conflict
-            # names the other writer (not one per event of the fight).
-            fresh = live
-            if live is not None and "managedFields" not in objects.meta(live):
-                with contextlib.suppress(ReconcileProblem):
-                    fresh = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
-            manager = self._drift_managers[p.key] = last_other_manager(fresh)
-        return ReconcileProblem(
-            Reason.DRIFT_CONFLICT,
-            f"Secret {p.dest.name} keeps being changed by field manager {manager!r}; "
-            f"stopped repairing it after {self.drift.limit} repairs within "
-            f"{self.drift.window:g}s. Repairs resume when the spec changes or the Secret stays "
-            f"unchanged for {self.drift.quiet:g}s",
-            retry_after=verdict.wait,
-            repeat_event=False,
-        )
+        return await self.drift.conflict(p.key, p.generation, p.dest.name, live)
 
     def drift_repaired(self, p: Prepared[SpecT]) -> None:
         self.drift.repaired(p.key)
-        metrics.DRIFT_REPAIRS.labels(self.kind, p.key.namespace, p.key.name).inc()
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
         """Write the status the kind computed; the object is Ready."""
@@ -415,39 +343,17 @@ class DeliveryReconciler(Generic[SpecT]):
         status: dict[str, Any],
         problem: ReconcileProblem,
     ) -> Result:
-        """Record the failure where the user looks (conditions, event, metric) and pick the
-        retry: none when only an edit can fix it (the watches bring the next reconcile).
-
-        Vault throttling (429, `VaultThrottled`) is not a failure of the object: Vault asks the
-        whole operator to slow down (the global rate already dropped). The object is only
-        requeued after Vault's Retry-After (else ~1 s, jittered): no condition, no event."""
-        if problem.reason == Reason.VAULT_THROTTLED:
-            cause = problem.__cause__
-            after = cause.retry_after if isinstance(cause, VaultThrottled) else None
-            log.info("Vault throttled %s %s; requeued", self.kind, key)
-            return Result(requeue_after=after if after is not None else jittered(1.0, 0.75, 1.25))
-        generation = objects.generation(obj)
-        set_condition(status, "SecretSynced", False, problem.reason, problem.message, generation)
-        if is_vault_side(problem.reason):
-            set_condition(status, "Healthy", False, problem.reason, problem.message, generation)
-        set_condition(status, "Ready", False, problem.reason, problem.message, generation)
-        metrics.RESOURCE_READY.labels(self.kind, key.namespace, key.name).set(0)
-        changed = await patch_status_if_changed(self.ctx.kube, self.info.resource, obj, status)
-        if changed or (problem.retry and problem.repeat_event):
-            self.ctx.events.emit(obj, "Warning", event_reason(problem.reason), problem.message)
-        if not problem.retry:
-            log.warning("sync failed: %s: %s", problem.reason, problem.message)
-            return Result()
-        if problem.retry_after is not None:
-            delay = problem.retry_after
-        else:
-            delay = self.retry_delay(key, obj, problem)
-        # The retry delay as decided, in the log record: the schedule can be checked from the
-        # log (tests do) instead of being inferred from when the retries happened to run.
-        log.warning(
-            "sync failed: %s: %s", problem.reason, problem.message, extra={"retry_in": delay}
+        """Conditions, event, metric and the retry (failure.py has the rule; Vault throttling
+        only requeues); the kind chooses the delay through `retry_delay`."""
+        return await record_failure(
+            self.ctx,
+            self.info,
+            key,
+            obj,
+            status,
+            problem,
+            lambda: self.retry_delay(key, obj, problem),
         )
-        return Result(requeue_after=delay)
 
     async def _release_finalizer(self, obj: dict[str, Any]) -> None:
         if self.finalizer_name is not None:

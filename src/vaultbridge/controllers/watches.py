@@ -24,8 +24,10 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.queue import Priority
 from vaultbridge.kube import objects
 
+from . import inject
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .path_policy import keys_whose_verdict_changed
 from .vault_access import VaultAccess
 
 Obj = dict[str, Any]
@@ -157,3 +159,46 @@ def spec_changes_only(event: str, old: Obj | None, new: Obj) -> Priority | None:
     ):
         return None
     return Priority.NORMAL
+
+
+def watch_references(ctl: Controller, sources: Sources, kind: str) -> None:
+    """Every object a secret kind's reconcile reads besides its own and its Secrets: a change
+    of any of them brings back the objects it concerns, so no reconcile polls for them."""
+    own = sources.of(kind)
+    ctl.watch(
+        sources.auths,
+        mapper=lambda auth: refs_to(own.store.list(), lambda s: uses_auth(s, auth, sources.access)),
+        priority_fn=spec_changes_only,
+    )
+    # A VaultAuthGlobal change reaches the objects of the VaultAuths merging it (#16).
+    ctl.watch(
+        sources.auth_globals(),
+        mapper=lambda glob: objects_using_global(own.store.list(), glob, sources),
+        priority_fn=spec_changes_only,
+    )
+    ctl.watch(
+        sources.transformations,
+        mapper=lambda tr: refs_to(own.store.list(), lambda s: uses_transformation(s, tr)),
+        priority_fn=spec_changes_only,
+    )
+    # A policy change, or a namespace's label change (namespaceSelector), reconciles the
+    # objects whose verdict it flips: a few regex matches each, no Vault read for the rest.
+    ctl.watch(
+        sources.path_policies,
+        mapper=lambda _p: keys_whose_verdict_changed(sources.ctx, kind, own.store.list()),
+        priority_fn=spec_changes_only,
+    )
+    ctl.watch(
+        sources.namespaces,
+        mapper=lambda ns: keys_whose_verdict_changed(
+            sources.ctx, kind, own.store.list(objects.name(ns))
+        ),
+        priority_fn=label_changes_only,
+    )
+    if sources.injected_pods is not None:
+        # Inject: a mutated pod came or went, recount (status.injectedPods).
+        ctl.watch(
+            sources.injected_pods,
+            mapper=lambda pod: inject.pod_keys(kind, pod),
+            priority_fn=inject.pods_come_and_go,
+        )
