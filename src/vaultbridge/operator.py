@@ -27,7 +27,8 @@ from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.destination import digest_owned_secrets
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
-from vaultbridge.controllers.inject import INJECTED_SELECTOR, PodInjector, pod_metadata_only
+from vaultbridge.controllers.inject import INJECTED_SELECTOR, pod_metadata_only
+from vaultbridge.controllers.inject_admission import PodInjector
 from vaultbridge.controllers.instant import attach as attach_audit_stream
 from vaultbridge.controllers.instant import stream_config
 from vaultbridge.controllers.path_policy import policy_source

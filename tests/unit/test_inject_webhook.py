@@ -23,12 +23,8 @@ from vaultbridge.api.kinds import (
     VAULT_STATIC_SECRETS,
 )
 from vaultbridge.api.static_secret import VaultStaticSecretSpec
-from vaultbridge.controllers.inject import (
-    PodInjector,
-    count_pods,
-    pod_keys,
-    pod_metadata_only,
-)
+from vaultbridge.controllers.inject import count_pods, pod_keys, pod_metadata_only
+from vaultbridge.controllers.inject_admission import PodInjector
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.engine.informer import Informer
