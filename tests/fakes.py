@@ -28,7 +28,8 @@ from vaultbridge.api.kinds import (
     VAULT_STATIC_SECRETS,
 )
 from vaultbridge.controllers.context import OperatorContext
-from vaultbridge.controllers.vault_access import ResolvedAuth, VaultAccess
+from vaultbridge.controllers.resolution import ResolvedAuth
+from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects

@@ -9,7 +9,7 @@ import pytest
 
 from vaultbridge.api.auth import AuthMethod, VaultAuthSpec
 from vaultbridge.controllers.auth_providers import PROVIDERS, LoginRequest, provider_for
-from vaultbridge.controllers.vault_access import ResolvedAuth
+from vaultbridge.controllers.resolution import ResolvedAuth
 from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.models import AuthToken
 

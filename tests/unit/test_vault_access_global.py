@@ -10,7 +10,8 @@ import pytest
 
 from vaultbridge.api.kinds import VAULT_AUTH_GLOBALS
 from vaultbridge.controllers.errors import ReconcileProblem
-from vaultbridge.controllers.vault_access import ResolvedAuth, VaultAccess
+from vaultbridge.controllers.resolution import ResolvedAuth
+from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.client import KubeClient

@@ -22,7 +22,7 @@ from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.models import AuthToken
 
 if TYPE_CHECKING:
-    from .vault_access import ResolvedAuth
+    from .resolution import ResolvedAuth
 
 
 T = TypeVar("T")

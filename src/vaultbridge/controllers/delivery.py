@@ -54,9 +54,10 @@ from .errors import ReconcileProblem
 from .failure import record_failure
 from .path_policy import enforce_path_policy
 from .reasons import Reason
+from .resolution import ResolvedAuth
 from .status import patch_status_if_changed
 from .transform import resolve_transformation
-from .vault_access import ResolvedAuth, VaultAccess
+from .vault_access import VaultAccess
 from .watches import Sources, watch_references
 
 log = logging.getLogger(__name__)

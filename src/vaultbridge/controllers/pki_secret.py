@@ -35,7 +35,7 @@ from .delivery import Prepared
 from .errors import ReconcileProblem
 from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
 from .reasons import Reason
-from .vault_access import ResolvedAuth
+from .resolution import ResolvedAuth
 from .vault_call import call_vault
 
 log = logging.getLogger(__name__)

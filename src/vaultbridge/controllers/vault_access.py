@@ -1,4 +1,5 @@
-"""From a secret resource to a logged-in Vault client: VaultAuth → VaultConnection → token.
+"""From a secret resource to a logged-in Vault client: VaultAuth → VaultConnection → token
+(resolution.py resolves the references and checks them; this module logs in).
 
 Resolution reads the informer caches (no API calls), enforces `allowedNamespaces` before
 anything touches Vault, and logs in through the shared client cache, so every resource that
@@ -10,25 +11,10 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
-
-from vaultbridge.api.auth import VaultAuthSpec
-from vaultbridge.api.auth_global import (
-    GlobalKey,
-    GlobalNotAllowed,
-    GlobalNotFound,
-    GlobalRefError,
-    VaultAuthGlobalSpec,
-    effective_auth_spec,
-)
-from vaultbridge.api.common import describe_validation_error, resolve_ref
-from vaultbridge.api.connection import VaultConnectionSpec
-from vaultbridge.api.kinds import VAULT_AUTH_GLOBALS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import KubeError, NotFound
@@ -36,208 +22,27 @@ from vaultbridge.kube.resources import SECRETS
 from vaultbridge.observability import metrics
 from vaultbridge.persistence.token_store import ClientKey
 from vaultbridge.vault.client import VaultClient
-from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultError
 from vaultbridge.vault.models import AuthToken
 from vaultbridge.vault.persist import TokenStoreUnavailable
 
 from .auth_providers import LoginRequest, provider_for
 from .context import OperatorContext
-from .credential_guard import CredentialGuard, TokenGrant
+from .credential_guard import TokenGrant
 from .errors import ReconcileProblem
+from .resolution import AuthResolver, ResolvedAuth
 
 log = logging.getLogger(__name__)
 
-_CA_CACHE_SECONDS = 30.0
 
-
-@dataclass(frozen=True)
-class ResolvedAuth:
-    auth_key: ObjectKey
-    auth_obj: dict[str, Any]
-    auth: VaultAuthSpec
-    connection_key: ObjectKey
-    connection_obj: dict[str, Any]
-    settings: ConnectionSettings
-    global_obj: dict[str, Any] | None = None
-    """The VaultAuthGlobal merged into `auth`, if the VaultAuth references one."""
-
-    def global_version(self) -> str:
-        """Identifies the global's spec as merged (empty: none), for the client-cache key."""
-        if self.global_obj is None:
-            return ""
-        return (
-            f"{objects.namespace(self.global_obj)}/{objects.name(self.global_obj)}"
-            f"@{objects.uid(self.global_obj)}:{objects.generation(self.global_obj)}"
-        )
-
-
-class VaultAccess:
+class VaultAccess(AuthResolver):
     def __init__(self, ctx: OperatorContext) -> None:
-        self.ctx = ctx
-        # Who may get which ServiceAccount token, sent where: every check in one place.
-        self.guard = CredentialGuard(ctx.kube, ctx.settings)
-        self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        super().__init__(ctx)
         # VaultAuth → ((auth uid, generation, connection uid, generation), global version)
         # last purged for. Persisted tokens of an older global version are not purged here
         # (the store's labels do not carry it): nothing reads them again, and the store's
         # sweep deletes them once their token expires.
         self._purged: dict[ObjectKey, tuple[tuple[str, int, str, int], str]] = {}
-
-    # -- resolution ----------------------------------------------------------------------
-
-    def auth_key_for(self, consumer_namespace: str, ref: str) -> ObjectKey:
-        return resolve_ref(
-            ref, own_namespace=consumer_namespace, operator_namespace=self.ctx.settings.namespace
-        )
-
-    async def resolve(self, consumer_namespace: str, ref: str) -> ResolvedAuth:
-        auth_key = self.auth_key_for(consumer_namespace, ref)
-        auth_obj = self.ctx.informer(VAULT_AUTHS).store.get(auth_key)
-        if auth_obj is None:
-            raise ReconcileProblem(
-                "VaultAuthNotFound",
-                f"VaultAuth {auth_key} does not exist (vaultAuthRef {ref!r}; an empty ref means "
-                f"`default` in the operator namespace {self.ctx.settings.namespace})",
-            )
-        auth, global_obj = self.effective_auth(auth_key, auth_obj)
-        if not auth.allows_namespace(consumer_namespace, own_namespace=auth_key.namespace):
-            raise ReconcileProblem(
-                "NamespaceNotAllowed",
-                f"VaultAuth {auth_key} does not allow namespace {consumer_namespace!r} "
-                "(add it to spec.allowedNamespaces of the VaultAuth)",
-                retry=False,
-            )
-        connection_key = auth.connection_ref(
-            own_namespace=auth_key.namespace, operator_namespace=self.ctx.settings.namespace
-        )
-        conn_obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(connection_key)
-        if conn_obj is None:
-            raise ReconcileProblem(
-                "VaultConnectionNotFound",
-                f"VaultConnection {connection_key} (used by VaultAuth {auth_key}) does not exist",
-            )
-        settings = await self.connection_settings(
-            connection_key, conn_obj, auth_namespace=auth_key.namespace
-        )
-        return ResolvedAuth(
-            auth_key, auth_obj, auth, connection_key, conn_obj, settings, global_obj
-        )
-
-    def effective_auth(
-        self, auth_key: ObjectKey, auth_obj: dict[str, Any]
-    ) -> tuple[VaultAuthSpec, dict[str, Any] | None]:
-        """The VaultAuth's spec as used for logins (merged with its VaultAuthGlobal, if it
-        references one) and that global; ReconcileProblem when either is unusable."""
-        globals_store = self.ctx.informer(VAULT_AUTH_GLOBALS).store
-        seen: dict[GlobalKey, dict[str, Any]] = {}
-
-        def lookup(key: GlobalKey) -> dict[str, Any] | None:
-            obj = globals_store.get(ObjectKey(key.namespace, key.name))
-            if obj is None:
-                return None
-            seen[key] = obj
-            try:
-                VaultAuthGlobalSpec.model_validate(obj.get("spec") or {})
-            except ValidationError as exc:
-                raise ReconcileProblem(
-                    "InvalidVaultAuthGlobal",
-                    f"VaultAuthGlobal {key} (vaultAuthGlobalRef of VaultAuth {auth_key}) is "
-                    f"invalid: {describe_validation_error(exc)}",
-                    retry=False,
-                ) from exc
-            spec: dict[str, Any] = obj.get("spec") or {}
-            return spec
-
-        try:
-            spec, global_key = effective_auth_spec(
-                auth_obj.get("spec") or {},
-                auth_namespace=auth_key.namespace,
-                operator_namespace=self.ctx.settings.namespace,
-                lookup=lookup,
-            )
-        except GlobalNotFound as exc:
-            raise ReconcileProblem(
-                "VaultAuthGlobalNotFound", f"VaultAuth {auth_key}: {exc}"
-            ) from exc
-        except GlobalNotAllowed as exc:
-            raise ReconcileProblem(
-                "VaultAuthGlobalNamespaceNotAllowed", f"VaultAuth {auth_key}: {exc}", retry=False
-            ) from exc
-        except GlobalRefError as exc:
-            raise ReconcileProblem(
-                "InvalidVaultAuth", f"VaultAuth {auth_key}: {exc}", retry=False
-            ) from exc
-        try:
-            auth = VaultAuthSpec.model_validate(spec)
-        except ValidationError as exc:
-            merged = f" (merged with VaultAuthGlobal {global_key})" if global_key else ""
-            raise ReconcileProblem(
-                "InvalidVaultAuth",
-                f"VaultAuth {auth_key}{merged} is invalid: {describe_validation_error(exc)}",
-                retry=False,
-            ) from exc
-        return auth, seen.get(global_key) if global_key else None
-
-    async def connection_settings(
-        self, key: ObjectKey, conn_obj: dict[str, Any], *, auth_namespace: str | None = None
-    ) -> ConnectionSettings:
-        """How to reach a VaultConnection; the only way to one, so an address outside the
-        allow-list (or a connection that does not allow `auth_namespace`) is never contacted."""
-        spec = self.connection_spec(key, conn_obj)
-        self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
-        ca_pem = None
-        if spec.ca_cert_secret_ref:
-            ca_pem = await self._ca_pem(key.namespace, spec.ca_cert_secret_ref)
-        try:
-            return ConnectionSettings(
-                address=spec.address,
-                ca_pem=ca_pem,
-                tls_server_name=spec.tls_server_name,
-                skip_tls_verify=spec.skip_tls_verify,
-                headers=dict(spec.headers),
-                timeout=spec.timeout_seconds,
-            )
-        except ValueError as exc:
-            raise ReconcileProblem(
-                "InvalidVaultConnection", f"VaultConnection {key}: {exc}", retry=False
-            ) from exc
-
-    @staticmethod
-    def connection_spec(key: ObjectKey, conn_obj: dict[str, Any]) -> VaultConnectionSpec:
-        try:
-            return VaultConnectionSpec.model_validate(conn_obj.get("spec") or {})
-        except ValidationError as exc:
-            raise ReconcileProblem(
-                "InvalidVaultConnection",
-                f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
-                retry=False,
-            ) from exc
-
-    async def _ca_pem(self, namespace: str, secret_name: str) -> bytes:
-        cached = self._ca_cache.get((namespace, secret_name))
-        now = time.monotonic()
-        if cached and now - cached[0] < _CA_CACHE_SECONDS:
-            return cached[1]
-        try:
-            secret = await self.ctx.kube.get(SECRETS, secret_name, namespace)
-        except NotFound as exc:
-            raise ReconcileProblem(
-                "CACertSecretNotFound",
-                f"Secret {namespace}/{secret_name} named by caCertSecretRef does not exist",
-            ) from exc
-        except KubeError as exc:
-            raise ReconcileProblem("KubernetesError", f"reading the CA Secret: {exc}") from exc
-        raw = (secret.get("data") or {}).get("ca.crt")
-        if not raw:
-            raise ReconcileProblem(
-                "CACertSecretInvalid",
-                f"Secret {namespace}/{secret_name} has no key `ca.crt`",
-                retry=False,
-            )
-        pem = base64.b64decode(raw)
-        self._ca_cache[(namespace, secret_name)] = (now, pem)
-        return pem
 
     # -- login -----------------------------------------------------------------------------
 

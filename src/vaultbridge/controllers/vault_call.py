@@ -21,7 +21,8 @@ from vaultbridge.vault.errors import PermissionDenied, VaultError, VaultThrottle
 
 from .errors import ReconcileProblem
 from .reasons import Reason
-from .vault_access import ResolvedAuth, VaultAccess
+from .resolution import ResolvedAuth
+from .vault_access import VaultAccess
 
 T = TypeVar("T")
 
