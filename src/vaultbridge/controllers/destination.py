@@ -18,16 +18,12 @@ Rules (the same for every kind that writes a Secret):
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.labels import owner_labels
-from vaultbridge.engine.informer import strip_managed_fields
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
@@ -38,80 +34,38 @@ from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-
-
-def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
-    return {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
-
-
-def fingerprint(data: Mapping[str, bytes]) -> str:
-    """A digest of Secret data as `write` sends it (compared with `data_fingerprint`)."""
-    return _digest(encode_data(data))
-
-
-def data_fingerprint(secret: Mapping[str, Any]) -> str:
-    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values (also
-    of a digested owned-Secret cache entry, which keeps it in `DATA_FINGERPRINT`)."""
-    if secret and DATA_FINGERPRINT in secret:
-        return str(secret[DATA_FINGERPRINT])
-    return _digest((secret or {}).get("data") or {})
-
-
-def _digest(encoded: Mapping[str, str]) -> str:
-    # sha256 over canonical JSON of the base64 values: in-memory only, compared, never logged.
-    return hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()
-
-
-def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
-    """The values of a Secret read from the API server (not of a digested cache entry)."""
-    if secret is not None and DATA_MAC in secret:
-        raise ValueError("a digested Secret has no values: compare with data_mac()")
-    raw = (secret or {}).get("data") or {}
-    return {k: base64.b64decode(v) for k, v in raw.items()}
-
-
-#: In the owned-Secret cache a Secret's `data` is replaced by its key names and the HMAC of
-#: its values (`digest_owned_secrets`, installed by operator.py as that informer's
-#: transform): the values of every Secret the operator wrote do not stay in its memory, and
-#: deciding whether to write needs only the comparison of two MACs.
-DATA_KEYS = "vaultbridge:dataKeys"
-DATA_MAC = "vaultbridge:dataMAC"
-#: ... and `data_fingerprint` of the values, for recognising our own writes (engine/echoes.py).
-DATA_FINGERPRINT = "vaultbridge:dataFingerprint"
-
-
-def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def transform(obj: dict[str, Any]) -> dict[str, Any]:
-        strip_managed_fields(obj)
-        try:
-            values = decode_data(obj)
-        except ValueError:
-            return obj  # not base64 (the API server never sends that): kept as it is
-        obj[DATA_FINGERPRINT] = data_fingerprint(obj)
-        obj.pop("data", None)
-        obj[DATA_KEYS] = tuple(sorted(values))
-        obj[DATA_MAC] = compute_mac(mac_key, values)
-        return obj
-
-    return transform
-
-
-def data_keys(secret: Mapping[str, Any]) -> tuple[str, ...]:
-    if DATA_MAC in secret:
-        return tuple(secret[DATA_KEYS])
-    return tuple(sorted(secret.get("data") or {}))
-
-
-def data_mac(mac_key: bytes, secret: Mapping[str, Any]) -> str:
-    """The HMAC of the Secret's values (as `status.secretMAC`), digested or not."""
-    if DATA_MAC in secret:
-        return str(secret[DATA_MAC])
-    return compute_mac(mac_key, decode_data(secret))
+from .secret_data import (
+    DATA_FINGERPRINT,
+    DATA_KEYS,
+    DATA_MAC,
+    data_fingerprint,
+    data_keys,
+    data_mac,
+    decode_data,
+    digest_owned_secrets,
+    encode_data,
+    fingerprint,
+)
 
 
 def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     owner_uid = objects.uid(dict(owner))
     return any(ref.get("uid") == owner_uid for ref in objects.owner_references(dict(secret)))
+
+
+# Re-exported: callers read a Secret's values through this module (secret_data.py has them).
+__all__ = [
+    "DATA_FINGERPRINT",
+    "DATA_KEYS",
+    "DATA_MAC",
+    "data_fingerprint",
+    "data_keys",
+    "data_mac",
+    "decode_data",
+    "digest_owned_secrets",
+    "encode_data",
+    "fingerprint",
+]
 
 
 @dataclass(frozen=True)
