@@ -248,15 +248,19 @@ class DeliveryReconciler(Generic[SpecT]):
         `on_written` runs right after the write, before the follow-ups that can fail: what
         the kind must remember once Vault issued something and it reached the Secret.
         """
-        plan = destination.plan(
-            p.obj,
-            p.dest,
-            live,
-            data,
-            vault_changed=vault_changed,
-            spec_changed=spec_changed,
-            mac_key=self.ctx.hmac_key,
-        )
+
+        def plan_for(live: dict[str, Any] | None) -> destination.Plan:
+            return destination.plan(
+                p.obj,
+                p.dest,
+                live,
+                data,
+                vault_changed=vault_changed,
+                spec_changed=spec_changed,
+                mac_key=self.ctx.hmac_key,
+            )
+
+        plan = plan_for(live)
         if plan.write and plan.cause == "drift":
             await self.check_drift(p, live)
         if plan.write:
@@ -276,15 +280,7 @@ class DeliveryReconciler(Generic[SpecT]):
                 # the plan again).
                 live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
                 live = await destination.claim(self.ctx, p.obj, p.dest, live)
-                plan = destination.plan(
-                    p.obj,
-                    p.dest,
-                    live,
-                    data,
-                    vault_changed=vault_changed,
-                    spec_changed=spec_changed,
-                    mac_key=self.ctx.hmac_key,
-                )
+                plan = plan_for(live)
                 if plan.write and plan.cause == "drift":
                     await self.check_drift(p, live)
                 if plan.write:

@@ -48,6 +48,28 @@ TIMEOUT_SECONDS = 5
 """The API server waits this long; answers take milliseconds, so only an outage hits it."""
 
 
+def client_config(
+    url: str | None, service: tuple[str, str, int] | None, ca_bundle: bytes | None, path: str
+) -> dict[str, Any]:
+    """A webhook's clientConfig: `url` for an out-of-cluster operator, else `service`
+    (namespace, name, port) with `path`; the CA bundle when known."""
+    client: dict[str, Any] = {}
+    if url:
+        client["url"] = url
+    elif service:
+        client["service"] = {
+            "namespace": service[0],
+            "name": service[1],
+            "port": service[2],
+            "path": path,
+        }
+    else:
+        raise ValueError("url or service is required")
+    if ca_bundle:
+        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+    return client
+
+
 def webhook_manifest(
     name: str,
     *,
@@ -63,20 +85,7 @@ def webhook_manifest(
 
     `service` is (namespace, name, port) in a cluster; `url` for an out-of-cluster operator.
     """
-    client: dict[str, Any] = {}
-    if url:
-        client["url"] = url
-    elif service:
-        client["service"] = {
-            "namespace": service[0],
-            "name": service[1],
-            "port": service[2],
-            "path": "/validate",
-        }
-    else:
-        raise ValueError("url or service is required")
-    if ca_bundle:
-        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+    client = client_config(url, service, ca_bundle, "/validate")
     webhook: dict[str, Any] = {
         "name": WEBHOOK_NAME,
         "clientConfig": client,
@@ -144,20 +153,7 @@ def mutating_manifest(
     timeout_seconds: int = TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """The MutatingWebhookConfiguration of inject mode: Pod CREATE, opted-in pods only."""
-    client: dict[str, Any] = {}
-    if url:
-        client["url"] = url
-    elif service:
-        client["service"] = {
-            "namespace": service[0],
-            "name": service[1],
-            "port": service[2],
-            "path": MUTATE_PATH,
-        }
-    else:
-        raise ValueError("url or service is required")
-    if ca_bundle:
-        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+    client = client_config(url, service, ca_bundle, MUTATE_PATH)
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
