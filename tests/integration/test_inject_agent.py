@@ -8,6 +8,7 @@ Every test scans the agent's stdout and stderr for the values it delivered.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -465,3 +467,29 @@ def test_the_webhooks_init_container_runs_as_written(
     pod.outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 0, proc.stderr
     assert pod.files("db") == {"db.env": f"PASSWORD={password}"}
+
+    # Delivered into the pod's files, and nowhere in etcd: not in a Secret (none exists for
+    # the object), not in the pod spec (the agent config holds no value), not in the object's
+    # status or events. etcd read directly, every key the API server stored.
+    _, secrets_listed = space.admin.request("GET", f"/api/v1/namespaces/{ns}/secrets")
+    assert not [s for s in secrets_listed.get("items", []) if s["metadata"]["name"] == "db"], (
+        "an inject-mode object must never have a Secret"
+    )
+    stored = _etcd_values(pod.devenv, "/registry/")
+    assert len(stored) > 100, "the scan read the API server's keyspace"
+    forms = (password.encode(), base64.b64encode(password.encode()))
+    assert not [k for k, v in stored.items() if any(f in v for f in forms)], "value in etcd"
+
+
+def _etcd_values(devenv: DevState, prefix: str) -> dict[str, bytes]:
+    """Every key under `prefix` in the dev environment's etcd, with its raw stored value."""
+    body = {
+        "key": base64.b64encode(prefix.encode()).decode(),
+        "range_end": base64.b64encode(prefix[:-1].encode() + bytes([ord(prefix[-1]) + 1])).decode(),
+    }
+    req = urllib.request.Request(
+        f"{devenv.etcd_url}/v3/kv/range", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        kvs = json.loads(resp.read()).get("kvs", [])
+    return {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv["value"]) for kv in kvs}
