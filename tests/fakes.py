@@ -267,7 +267,9 @@ class FakeVault:
 
 
 class _ResolvedStub:
-    auth: VaultAuthSpec | None = None
+    auth = VaultAuthSpec.model_validate(
+        {"method": "kubernetes", "kubernetes": {"role": "app", "serviceAccount": "default"}}
+    )
     auth_key = ObjectKey("app", "default")
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.api.kinds import (
     SECRET_TRANSFORMATIONS,
     VAULT_AUTH_GLOBALS,
@@ -23,7 +24,8 @@ from vaultbridge.api.kinds import (
     VAULT_STATIC_SECRETS,
 )
 from vaultbridge.api.static_secret import VaultStaticSecretSpec
-from vaultbridge.controllers.inject import count_pods, pod_keys, pod_metadata_only
+from vaultbridge.controllers.errors import ReconcileProblem
+from vaultbridge.controllers.inject import count_pods, pod_keys, pod_login_of, pod_metadata_only
 from vaultbridge.controllers.inject_admission import PodInjector
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.vault_access import VaultAccess
@@ -587,3 +589,26 @@ async def test_moving_to_inject_revokes_the_held_lease_and_deletes_the_secret() 
     requests = list(h.vault.requests)
     await r.reconcile(key)
     assert h.vault.requests == requests
+
+
+@pytest.mark.parametrize(
+    ("spec", "works"),
+    [
+        ({"method": "kubernetes", "kubernetes": {"role": "r", "serviceAccount": "a"}}, True),
+        ({"method": "jwt", "jwt": {"role": "r", "serviceAccount": "a"}}, True),
+        ({"method": "jwt", "jwt": {"role": "r", "secretRef": "s"}}, False),
+        ({"method": "appRole", "appRole": {"roleId": "x", "secretRef": "s"}}, False),
+        ({"method": "token", "token": {"secretRef": "s"}}, False),
+    ],
+)
+def test_only_auths_a_pod_can_log_in_with_serve_inject(spec: dict[str, Any], works: bool) -> None:
+    # One rule for the reconcile (the object is not Ready) and the webhook (the pod refused).
+    auth = VaultAuthSpec.model_validate(spec)
+    if works:
+        method, role, audiences = pod_login_of(auth)
+        assert (method, role, list(audiences)) == (spec["method"], "r", ["vault"])
+    else:
+        with pytest.raises(ReconcileProblem) as raised:
+            pod_login_of(auth)
+        assert raised.value.reason == "InjectAuthMethodNotSupported"
+        assert not raised.value.retry

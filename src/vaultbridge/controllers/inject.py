@@ -22,9 +22,10 @@ Nothing here reads Vault, and the AgentConfig written into the pod carries no se
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
+from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.engine.controller import Result
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
@@ -37,6 +38,7 @@ from vaultbridge.kube import objects
 from vaultbridge.kube.resources import PODS, SECRETS
 
 from . import destination
+from .errors import ReconcileProblem
 from .reasons import INJECT_READY
 from .status import set_condition
 
@@ -108,6 +110,31 @@ def count_pods(pods: Informer | None, kind: str, key: ObjectKey) -> int:
     )
 
 
+def pod_login_of(
+    auth: VaultAuthSpec,
+) -> tuple[Literal["kubernetes", "jwt"], str, Sequence[str]]:
+    """(method, role, audiences) of a VaultAuth a pod can log in with (its own ServiceAccount
+    token); ReconcileProblem otherwise — raised by the reconcile (the object is not Ready) and
+    by the webhook (the pod is refused), so status and admission agree."""
+    if auth.method == "kubernetes" and auth.kubernetes is not None:
+        return "kubernetes", auth.kubernetes.role, auth.kubernetes.audiences or ["vault"]
+    if auth.method == "jwt" and auth.jwt is not None:
+        if auth.jwt.secret_ref is not None:
+            raise ReconcileProblem(
+                "InjectAuthMethodNotSupported",
+                "its VaultAuth logs in with a JWT from a Secret; with delivery inject the pod "
+                "logs in with its own ServiceAccount token (use jwt.serviceAccount or kubernetes)",
+                retry=False,
+            )
+        return "jwt", auth.jwt.role, auth.jwt.audiences or ["vault"]
+    raise ReconcileProblem(
+        "InjectAuthMethodNotSupported",
+        f"its VaultAuth uses method {auth.method}; with delivery inject the pod logs in with its "
+        f"own ServiceAccount token, so only {' and '.join(INJECT_METHODS)} work",
+        retry=False,
+    )
+
+
 # -- the delivery target -----------------------------------------------------------------------
 
 
@@ -115,6 +142,7 @@ async def deliver_to_pods(reconciler: DeliveryReconciler[Any], p: Prepared[Any])
     """The pod-file target: the flow's checks passed (`prepare`); record how many pods use the
     object. No Vault read, no Secret. Secrets this object owns from its `secret` delivery are
     deleted (their data must leave etcd), after the kind released what it held for them."""
+    pod_login_of(p.resolved.auth)  # a VaultAuth no pod can log in with: not Ready
     ctx = reconciler.ctx
     secrets = ctx.informers.get(SECRETS)
     owned = [

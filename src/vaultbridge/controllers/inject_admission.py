@@ -14,13 +14,12 @@ import base64
 import copy
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
-from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.api.common import describe_validation_error
 from vaultbridge.api.destination import SyncedSecretSpec
 from vaultbridge.api.kinds import SECRET_KINDS, KindInfo
@@ -50,7 +49,7 @@ from vaultbridge.secrets import pipeline
 from .context import OperatorContext
 from .credential_guard import TokenGrant
 from .errors import ReconcileProblem
-from .inject import INJECT_METHODS
+from .inject import pod_login_of
 from .path_policy import enforce_path_policy
 from .transform import resolve_transformation
 from .vault_access import VaultAccess
@@ -200,7 +199,7 @@ class PodInjector:
             enforce_path_policy(self.ctx, namespace, spec)
             transformation = resolve_transformation(self.ctx, namespace, spec.destination)
             auth = resolved.auth
-            method, role, audiences = _login_of(auth)
+            method, role, audiences = pod_login_of(auth)
             grant = TokenGrant(
                 auth_key=resolved.auth_key,
                 connection_key=resolved.connection_key,
@@ -247,29 +246,6 @@ class PodInjector:
             file=file,
         )
         return Resolved(info.kind, name, agent_object, audiences[0])
-
-
-def _login_of(
-    auth: VaultAuthSpec,
-) -> tuple[Literal["kubernetes", "jwt"], str, Sequence[str]]:
-    """(method, role, audiences) of a VaultAuth a pod can use; ReconcileProblem otherwise."""
-    if auth.method == "kubernetes" and auth.kubernetes is not None:
-        return "kubernetes", auth.kubernetes.role, auth.kubernetes.audiences or ["vault"]
-    if auth.method == "jwt" and auth.jwt is not None:
-        if auth.jwt.secret_ref is not None:
-            raise ReconcileProblem(
-                "InjectAuthMethodNotSupported",
-                "its VaultAuth logs in with a JWT from a Secret; with delivery inject the pod "
-                "logs in with its own ServiceAccount token (use jwt.serviceAccount or kubernetes)",
-                retry=False,
-            )
-        return "jwt", auth.jwt.role, auth.jwt.audiences or ["vault"]
-    raise ReconcileProblem(
-        "InjectAuthMethodNotSupported",
-        f"its VaultAuth uses method {auth.method}; with delivery inject the pod logs in with its "
-        f"own ServiceAccount token, so only {' and '.join(INJECT_METHODS)} work",
-        retry=False,
-    )
 
 
 def inlined_spec(obj: Mapping[str, Any], transformation: pipeline.TransformationSpec) -> Obj:
