@@ -320,7 +320,8 @@ NAMED_REJECTIONS: list[tuple[str, Mutation, str, str]] = [
         "VaultStaticSecret",
         _update(destination={"create": True}),
         "spec.destination.name",
-        "spec.destination.name: Required value",
+        "spec.destination.name: Invalid value: destination.name is required when delivery is "
+        "secret",
     ),
     (
         "VaultStaticSecret",

@@ -250,6 +250,7 @@ INJECT_CEL_RULES: tuple[CelRule, ...] = (
         rule="(has(self.delivery) && self.delivery == 'inject') || "
         "(has(self.destination) && has(self.destination.name) && self.destination.name != '')",
         message="destination.name is required when delivery is secret",
+        field_path=".destination.name",
     ),
     CelRule(
         rule="!has(self.delivery) || self.delivery != 'inject' || "
