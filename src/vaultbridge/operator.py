@@ -24,7 +24,6 @@ from vaultbridge.controllers.auth import VaultAuthReconciler
 from vaultbridge.controllers.auth_global import VaultAuthGlobalReconciler
 from vaultbridge.controllers.connection import VaultConnectionReconciler
 from vaultbridge.controllers.context import OperatorContext
-from vaultbridge.controllers.destination import digest_owned_secrets
 from vaultbridge.controllers.dynamic_secret import VaultDynamicSecretReconciler
 from vaultbridge.controllers.hmac_key import load_or_create_hmac_key
 from vaultbridge.controllers.inject import INJECTED_SELECTOR, pod_metadata_only
@@ -33,6 +32,7 @@ from vaultbridge.controllers.instant import attach as attach_audit_stream
 from vaultbridge.controllers.instant import stream_config
 from vaultbridge.controllers.path_policy import policy_source
 from vaultbridge.controllers.pki_secret import VaultPKISecretReconciler
+from vaultbridge.controllers.secret_data import digest_owned_secrets
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.controllers.transformation import SecretTransformationReconciler
 from vaultbridge.controllers.vault_access import VaultAccess

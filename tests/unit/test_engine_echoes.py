@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from vaultbridge.controllers.destination import data_fingerprint, encode_data, fingerprint
+from vaultbridge.controllers.secret_data import data_fingerprint, encode_data, fingerprint
 from vaultbridge.engine.echoes import OwnWrites
 from vaultbridge.engine.keys import ObjectKey
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from vaultbridge.api.destination import Destination
 from vaultbridge.api.kinds import VAULT_STATIC_SECRETS
-from vaultbridge.controllers import destination
+from vaultbridge.controllers import destination, secret_data
 from vaultbridge.controllers.static_secret import VaultStaticSecretReconciler
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.resources import SECRETS
@@ -39,15 +39,15 @@ def _secret(values: dict[str, bytes]) -> dict[str, Any]:
 
 
 def _digested(values: dict[str, bytes]) -> dict[str, Any]:
-    return destination.digest_owned_secrets(HMAC_KEY)(_secret(values))
+    return secret_data.digest_owned_secrets(HMAC_KEY)(_secret(values))
 
 
 def test_the_cache_entry_holds_no_value() -> None:
     cached = _digested({"password": b"s3cret", "user": b"app"})
     assert "data" not in cached and "managedFields" not in cached["metadata"]
     assert b"s3cret" not in repr(cached).encode() and "czNjcmV0" not in repr(cached)
-    assert destination.data_keys(cached) == ("password", "user")
-    assert destination.data_mac(HMAC_KEY, cached) == compute_mac(
+    assert secret_data.data_keys(cached) == ("password", "user")
+    assert secret_data.data_mac(HMAC_KEY, cached) == compute_mac(
         HMAC_KEY, {"password": b"s3cret", "user": b"app"}
     )
 
@@ -95,7 +95,7 @@ async def test_a_digested_cache_entry_in_sync_costs_no_write() -> None:
     h.refresh(VAULT_STATIC_SECRETS, key)
     stored = h.kube.stored(SECRETS, "app", "app-secret")
     assert stored is not None
-    transform = destination.digest_owned_secrets(HMAC_KEY)
+    transform = secret_data.digest_owned_secrets(HMAC_KEY)
     h.ctx.informer(SECRETS).store._put(transform(dict(stored)))
     h.kube.calls.clear()
     await r.reconcile(key)
@@ -110,7 +110,7 @@ async def test_a_digested_cache_entry_in_sync_costs_no_write() -> None:
 
 def test_our_own_write_is_recognised_on_a_digested_entry() -> None:
     values = {"password": b"s3cret"}
-    assert destination.data_fingerprint(_digested(values)) == destination.fingerprint(values)
-    assert destination.data_fingerprint(_digested({"password": b"x"})) != (
-        destination.fingerprint(values)
+    assert secret_data.data_fingerprint(_digested(values)) == secret_data.fingerprint(values)
+    assert secret_data.data_fingerprint(_digested({"password": b"x"})) != (
+        secret_data.fingerprint(values)
     )

@@ -47,7 +47,7 @@ from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
 
-from . import destination, finalizer, inject, live_secret, rollout
+from . import destination, finalizer, inject, live_secret, rollout, secret_data
 from .context import OperatorContext
 from .drift_repairs import DriftRepairs
 from .errors import ReconcileProblem
@@ -101,7 +101,7 @@ class DeliveryReconciler(Generic[SpecT]):
         self.access = access
         self.backoff = Backoff()
         self.drift = DriftRepairs(ctx, self.kind)
-        self.own_writes = OwnWrites(destination.data_fingerprint)
+        self.own_writes = OwnWrites(secret_data.data_fingerprint)
         """Secrets this reconciler is writing, so their echo events reconcile nothing."""
 
     @property
@@ -266,7 +266,7 @@ class DeliveryReconciler(Generic[SpecT]):
         if plan.write:
             if p.dest.create:  # only Secrets we own are watched
                 self.own_writes.expect(
-                    ObjectKey(p.key.namespace, p.dest.name), destination.fingerprint(data)
+                    ObjectKey(p.key.namespace, p.dest.name), secret_data.fingerprint(data)
                 )
             try:
                 # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret

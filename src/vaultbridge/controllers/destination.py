@@ -34,38 +34,12 @@ from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-from .secret_data import (
-    DATA_FINGERPRINT,
-    DATA_KEYS,
-    DATA_MAC,
-    data_fingerprint,
-    data_keys,
-    data_mac,
-    decode_data,
-    digest_owned_secrets,
-    encode_data,
-    fingerprint,
-)
+from .secret_data import DATA_MAC, data_keys, data_mac, decode_data, encode_data
 
 
 def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     owner_uid = objects.uid(dict(owner))
     return any(ref.get("uid") == owner_uid for ref in objects.owner_references(dict(secret)))
-
-
-# Re-exported: callers read a Secret's values through this module (secret_data.py has them).
-__all__ = [
-    "DATA_FINGERPRINT",
-    "DATA_KEYS",
-    "DATA_MAC",
-    "data_fingerprint",
-    "data_keys",
-    "data_mac",
-    "decode_data",
-    "digest_owned_secrets",
-    "encode_data",
-    "fingerprint",
-]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from vaultbridge.vault.errors import InvalidRequest, NotFound, PermissionDenied
 from vaultbridge.vault.lease_schedule import Action
 from vaultbridge.vault.models import VaultResponse
 
+from .cleanup import Deleting, NotCleaned, not_cleaned
 from .delivery import Prepared
 from .errors import ReconcileProblem
 from .held_lease import (
@@ -47,7 +48,7 @@ from .held_lease import (
     static_meta,
     static_ttl,
 )
-from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
+from .leased import LeasedReconciler
 from .reasons import Reason
 from .status import set_condition
 from .vault_call import call_vault

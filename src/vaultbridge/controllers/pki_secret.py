@@ -31,9 +31,10 @@ from vaultbridge.vault import lease_schedule
 from vaultbridge.vault.client import RevokeOutcome
 from vaultbridge.vault.lease_schedule import Action
 
+from .cleanup import Deleting, NotCleaned, not_cleaned
 from .delivery import Prepared
 from .errors import ReconcileProblem
-from .leased import Deleting, LeasedReconciler, NotCleaned, not_cleaned
+from .leased import LeasedReconciler
 from .reasons import Reason
 from .resolution import ResolvedAuth
 from .vault_call import call_vault
