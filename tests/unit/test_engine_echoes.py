@@ -5,11 +5,21 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from vaultbridge.controllers.secret_data import data_fingerprint, encode_data, fingerprint
+from vaultbridge.controllers.secret_data import data_mac, encode_data
 from vaultbridge.engine.echoes import OwnWrites
 from vaultbridge.engine.keys import ObjectKey
+from vaultbridge.secrets.hmac import compute_mac
 
 KEY = ObjectKey("team-a", "db")
+MAC_KEY = b"k" * 32
+
+
+def fingerprint(data: dict[str, bytes]) -> str:
+    return compute_mac(MAC_KEY, data)
+
+
+def data_fingerprint(secret: dict[str, Any]) -> str:
+    return data_mac(MAC_KEY, secret)
 
 
 def secret(data: dict[str, bytes], **meta: Any) -> dict[str, Any]:

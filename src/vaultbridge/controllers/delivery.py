@@ -45,6 +45,7 @@ from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
+from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.secrets.redact import SecretData
 
 from . import destination, finalizer, inject, live_secret, rollout, secret_data
@@ -101,7 +102,7 @@ class DeliveryReconciler(Generic[SpecT]):
         self.access = access
         self.backoff = Backoff()
         self.drift = DriftRepairs(ctx, self.kind)
-        self.own_writes = OwnWrites(secret_data.data_fingerprint)
+        self.own_writes = OwnWrites(lambda s: secret_data.data_mac(ctx.hmac_key, s))
         """Secrets this reconciler is writing, so their echo events reconcile nothing."""
 
     @property
@@ -266,7 +267,7 @@ class DeliveryReconciler(Generic[SpecT]):
         if plan.write:
             if p.dest.create:  # only Secrets we own are watched
                 self.own_writes.expect(
-                    ObjectKey(p.key.namespace, p.dest.name), secret_data.fingerprint(data)
+                    ObjectKey(p.key.namespace, p.dest.name), compute_mac(self.ctx.hmac_key, data)
                 )
             try:
                 # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret

@@ -1,10 +1,10 @@
 """A Secret's values as the operator handles them: base64 encoding, and the digests that let the
 owned-Secret cache keep no values at all.
 
-The owned-Secret informer's store keeps, per Secret, its key names, the HMAC of its values
-(compared with `status.secretMAC` to decide whether to write) and a sha256 fingerprint of its
-encoded data (compared with what a reconciler is about to write, to recognise its own write's
-event, engine/echoes.py) — never the values. Secrets read directly from the API server
+The owned-Secret informer's store keeps, per Secret, its key names and the HMAC of its values
+— compared with `status.secretMAC` to decide whether to write, and with the HMAC of what a
+reconciler is about to write to recognise its own write's event (engine/echoes.py) — never
+the values. Secrets read directly from the API server
 (`create: false` destinations, conflicts) still have their `data`; every function here takes
 both shapes.
 """
@@ -12,8 +12,6 @@ both shapes.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,24 +21,6 @@ from vaultbridge.secrets.hmac import compute_mac
 
 def encode_data(data: Mapping[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode("ascii") for k, v in data.items()}
-
-
-def fingerprint(data: Mapping[str, bytes]) -> str:
-    """A digest of Secret data as `write` sends it (compared with `data_fingerprint`)."""
-    return _digest(encode_data(data))
-
-
-def data_fingerprint(secret: Mapping[str, Any]) -> str:
-    """A digest of a live Secret's `data`, equal to `fingerprint` of the same values (also
-    of a digested owned-Secret cache entry, which keeps it in `DATA_FINGERPRINT`)."""
-    if secret and DATA_FINGERPRINT in secret:
-        return str(secret[DATA_FINGERPRINT])
-    return _digest((secret or {}).get("data") or {})
-
-
-def _digest(encoded: Mapping[str, str]) -> str:
-    # sha256 over canonical JSON of the base64 values: in-memory only, compared, never logged.
-    return hashlib.sha256(json.dumps(encoded, sort_keys=True).encode()).hexdigest()
 
 
 def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
@@ -57,8 +37,6 @@ def decode_data(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
 #: deciding whether to write needs only the comparison of two MACs.
 DATA_KEYS = "vaultbridge:dataKeys"
 DATA_MAC = "vaultbridge:dataMAC"
-#: ... and `data_fingerprint` of the values, for recognising our own writes (engine/echoes.py).
-DATA_FINGERPRINT = "vaultbridge:dataFingerprint"
 
 
 def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -68,7 +46,6 @@ def digest_owned_secrets(mac_key: bytes) -> Callable[[dict[str, Any]], dict[str,
             values = decode_data(obj)
         except ValueError:
             return obj  # not base64 (the API server never sends that): kept as it is
-        obj[DATA_FINGERPRINT] = data_fingerprint(obj)
         obj.pop("data", None)
         obj[DATA_KEYS] = tuple(sorted(values))
         obj[DATA_MAC] = compute_mac(mac_key, values)
