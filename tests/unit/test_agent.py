@@ -143,8 +143,59 @@ def test_write_files_writes_modes_skips_unchanged_and_removes_vanished(tmp_path:
 
     shrunk = write_files(d, {"user": b"u"}, mode=0o400)
     assert shrunk.removed == ("password",) and not shrunk.written
-    assert sorted(p.name for p in d.iterdir()) == [".vaultbridge-state.json", "user"]
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".vaultbridge")) == ["user"]
+    assert not (d / "password").exists()
     assert not write_files(d, {"user": b"u"}).changed
+    # The agent's own entries: its state file, the switch link, the current version and the
+    # one before it (kept for a reader that resolved the link just before the switch).
+    own = sorted(p.name for p in d.iterdir() if p.name.startswith(".vaultbridge"))
+    assert own[:2] == [".vaultbridge-data", ".vaultbridge-state.json"], own
+    assert len(own) == 4 and all(n.startswith(".vaultbridge-v-") for n in own[2:]), own
+    assert os.readlink(d / "user") == ".vaultbridge-data/user"
+
+
+def test_the_set_switches_at_once(tmp_path: Path) -> None:
+    """Two files that must agree (a username and its password) rewritten as pairs while a
+    reader resolves the switch link once per read, as a consistency-minded app (or the kubelet
+    convention's `..data`) does: every pair it reads is one the agent wrote, never mixed."""
+    pairs = [(f"user-{i}".encode(), f"password-{i}".encode() * 1000) for i in range(4)]
+    write_files(tmp_path, {"username": pairs[0][0], "password": pairs[0][1]}, mode=0o600)
+    done = threading.Event()
+    seen: list[tuple[bytes, bytes]] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                current = Path(os.path.realpath(tmp_path / ".vaultbridge-data"))
+                seen.append(
+                    ((current / "username").read_bytes(), (current / "password").read_bytes())
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(80):
+            user, password = pairs[i % 4]
+            write_files(tmp_path, {"username": user, "password": password}, mode=0o600)
+        while len(seen) < 20 and thread.is_alive():
+            time.sleep(0.01)
+    finally:
+        done.set()
+        thread.join()
+    assert not errors, errors
+    assert len(seen) >= 20
+    assert not [pair for pair in seen if pair not in pairs]
+
+
+def test_a_plain_file_of_an_older_layout_becomes_a_link(tmp_path: Path) -> None:
+    (tmp_path / "k").write_bytes(b"old")
+    result = write_files(tmp_path, {"k": b"new"}, mode=0o400)
+    assert result.written == ("k",)
+    assert os.readlink(tmp_path / "k") == ".vaultbridge-data/k"
+    assert (tmp_path / "k").read_bytes() == b"new"
 
 
 def test_a_bad_name_writes_nothing(tmp_path: Path) -> None:
@@ -181,6 +232,8 @@ def test_a_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
         thread.join()
     assert not torn
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".vaultbridge-tmp")]
+    versions_left = [p for p in tmp_path.iterdir() if p.name.startswith(".vaultbridge-v-")]
+    assert len(versions_left) == 2  # the current one and the one before it
 
 
 # -- objects -----------------------------------------------------------------------------------

@@ -2,19 +2,25 @@
 
 Guarantees, stated up front:
 
-- **Atomic per file**: every file is written to a temporary file in the same directory,
-  flushed to disk (fsync), given its mode (and owner), then renamed over the old one; a reader
-  sees the old content or the new, never a partial file. All changed files are prepared before
-  the first rename, so the set changes within a few renames; it is not atomic as a set (an app
-  that needs several values consistent uses `file.template`, one file). The directory is
-  fsynced after the renames.
-- **Only on change**: a file whose content is already what would be written is not touched
-  (its mtime stays, no inotify event, no rename).
+- **Atomic as a set**: the files live in a version directory (`.vaultbridge-v-*`), and the
+  directory holds, per name, a symlink `name -> .vaultbridge-data/name` and one symlink
+  `.vaultbridge-data -> <current version>`. An update writes a whole new version directory
+  (fsynced), then renames a new `.vaultbridge-data` link over the old one: one rename switches
+  every file at once, as Kubernetes' own projected and Secret volumes do with `..data`. A
+  reader sees each file old or new, never partial; a reader that resolves `.vaultbridge-data`
+  once (or reads one file, or reads after the link's rename event) sees one consistent set:
+  never a new username with an old password. Two plain opens may still straddle a switch, as
+  with any Kubernetes volume.
+- **Only on change**: when no content changed nothing is touched (no new version, no inotify
+  event). When one file changes, the others are hard links to their previous inode (the same
+  file, not rewritten) where the filesystem allows it, else written again with the same bytes.
 - **Contained**: a name that could leave the directory (empty, `.`, `..`, `/`, `\\`, NUL) is
   refused before anything is written; so are names starting with `.vaultbridge` (the agent's
-  own temporary and state files).
-- **Complete**: files of keys that disappeared from the data are removed after the new files
-  are in place (with `template`, only the rendered file is kept).
+  own version directories, links, temporary and state files).
+- **Complete**: names that disappeared from the data lose their link after the switch (with
+  `template`, only the rendered file is kept). The version before the current one is kept
+  until the next switch, so a reader that resolved the old link a moment before the switch
+  still finds its files; older versions and leftovers of an interrupted write are removed.
 - Values never reach a log or an exception: errors name keys and paths only.
 
 Blocking file I/O: the agent calls `write_files` through `asyncio.to_thread`.
@@ -26,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +41,12 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 RESERVED_PREFIX = ".vaultbridge"
-"""Names the agent keeps for itself (temporary files, the state file)."""
+"""Names the agent keeps for itself (versions, links, temporary and state files)."""
+DATA_LINK = f"{RESERVED_PREFIX}-data"
+"""The one symlink whose rename switches the whole set: `.vaultbridge-data -> <version>`."""
+VERSION_PREFIX = f"{RESERVED_PREFIX}-v-"
+"""Version directories holding the files themselves."""
+_TMP_PREFIX = f"{RESERVED_PREFIX}-tmp-"
 
 
 class UnsafeName(ValueError):
@@ -54,7 +66,7 @@ def check_name(name: str) -> str:
 @dataclass(frozen=True)
 class WriteResult:
     written: tuple[str, ...]
-    """Names rewritten (content changed or new)."""
+    """Names whose content changed (or that are new)."""
     removed: tuple[str, ...]
     """Names removed (their key disappeared)."""
 
@@ -63,48 +75,50 @@ class WriteResult:
         return bool(self.written or self.removed)
 
 
-_written: dict[Path, bytes] = {}
-"""Digest of what this process last wrote per path: after a chown to the pod's user the agent
-may no longer read its own 0400 files, yet must not rewrite them on every refresh."""
+_written: dict[tuple[Path, str], bytes] = {}
+"""Digest of what this process last wrote per (directory, name): after a chown to the pod's
+user the agent may no longer read its own 0400 files, yet must not rewrite them on every
+refresh."""
 
 
 def _digest(content: bytes) -> bytes:
     return hashlib.sha256(content).digest()
 
 
-def _same_content(path: Path, content: bytes) -> bool:
+def _link_target(name: str) -> str:
+    # Relative, so the link resolves wherever the volume is mounted (the app's mount path is
+    # not the agent's).
+    return f"{DATA_LINK}/{name}"
+
+
+def _current_version(directory: Path) -> Path | None:
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+        target = os.readlink(directory / DATA_LINK)
+    except (FileNotFoundError, OSError):
+        return None
+    version = directory / target
+    return version if version.is_dir() else None
+
+
+def _same_content(directory: Path, version: Path | None, name: str, content: bytes) -> bool:
+    """Whether `name` already reads `content` through its link in the current version."""
+    if version is None:
+        return False
+    try:
+        if os.readlink(directory / name) != _link_target(name):
+            return False  # missing, or not our link (a plain file of an older layout)
+        size = (version / name).stat().st_size
+    except OSError:
         return False
     if size != len(content):
         return False
-    if _written.get(path) == _digest(content):
+    if _written.get((directory, name)) == _digest(content):
         return True
     try:
-        with path.open("rb") as f:
+        with (version / name).open("rb") as f:
             return f.read(len(content) + 1) == content
     except OSError:
         return False
-
-
-def _prepare(path: Path, content: bytes, mode: int, owner: int | None) -> str:
-    """A temporary file next to `path` holding `content`, on disk (fsync), with its mode and
-    owner: renaming it over `path` is the whole update."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{RESERVED_PREFIX}-tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            if owner is not None:
-                _chown(f.fileno(), owner, path)
-            os.fsync(f.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
 
 
 _chown_refused: set[Path] = set()
@@ -122,12 +136,77 @@ def _chown(fd: int, owner: int, path: Path) -> None:
             log.warning("cannot chown %s to uid %d: not permitted; leaving the owner", path, owner)
 
 
+def _write(path: Path, content: bytes, mode: int, owner: int | None, shown_as: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fchmod(f.fileno(), mode)
+        if owner is not None:
+            _chown(f.fileno(), owner, shown_as)
+        os.fsync(f.fileno())
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _replace_with_symlink(path: Path, target: str) -> None:
+    """Make `path` a symlink to `target` in one rename (whatever `path` was before)."""
+    tmp = path.parent / f"{_TMP_PREFIX}link-{os.urandom(6).hex()}"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _build_version(
+    directory: Path,
+    files: Mapping[str, bytes],
+    current: Path | None,
+    unchanged: set[str],
+    *,
+    mode: int,
+    owner: int | None,
+) -> Path:
+    """A complete, fsynced, not yet visible version directory holding `files`."""
+    version = Path(tempfile.mkdtemp(dir=directory, prefix=VERSION_PREFIX))
+    try:
+        # Traversable by the app's user; the files themselves carry `mode` (0400 by default).
+        os.chmod(version, 0o755)  # noqa: S103 - a directory; the app's user must traverse it
+        for name, content in files.items():
+            if current is not None and name in unchanged:
+                with contextlib.suppress(OSError):
+                    # The same inode: an unchanged file is not rewritten (its mtime stays).
+                    os.link(current / name, version / name)
+                    continue
+            _write(version / name, content, mode, owner, directory / name)
+        _fsync_dir(version)
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    return version
+
+
+def _remove_stale(directory: Path, keep: set[str]) -> None:
+    """Drop version directories and temporary entries but `keep` (current and previous)."""
+    for entry in os.listdir(directory):
+        path = directory / entry
+        if entry.startswith(VERSION_PREFIX) and entry not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+        elif entry.startswith(_TMP_PREFIX):
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
 
 
 def write_files(
@@ -137,41 +216,37 @@ def write_files(
     mode: int = 0o400,
     owner: int | None = None,
 ) -> WriteResult:
-    """Make `directory` hold exactly `files` (name → content) besides the agent's own files.
+    """Make `directory` show exactly `files` (name → content) besides the agent's own entries.
 
     All names are checked before the first write, so a bad name changes nothing.
     """
     for name in files:
         check_name(name)
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-    # Every new file is written and synced first, then all are renamed in one quick loop: a
-    # reader sees each file old or new, and the window in which some files of the set are new
-    # and others old is a few renames long, not a few fsyncs (a consistent set across files
-    # needs `file.template`: one file).
-    prepared: list[tuple[str, str]] = []
-    try:
-        for name, content in files.items():
-            path = directory / name
-            if not _same_content(path, content):
-                prepared.append((name, _prepare(path, content, mode, owner)))
-    except BaseException:
-        for _, tmp in prepared:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise
-    for name, tmp in prepared:
-        os.replace(tmp, directory / name)
-        _written[directory / name] = _digest(files[name])
-    written = [name for name, _ in prepared]
-    removed = []
-    for entry in sorted(os.listdir(directory)):
-        if entry in files or entry.startswith(RESERVED_PREFIX):
-            continue
-        path = directory / entry
-        if path.is_file() and not path.is_symlink():
-            path.unlink()
-            _written.pop(path, None)
-            removed.append(entry)
-    if written or removed:
-        _fsync_dir(directory)
-    return WriteResult(tuple(written), tuple(removed))
+    current = _current_version(directory)
+    unchanged = {n for n, c in files.items() if _same_content(directory, current, n, c)}
+    vanished = sorted(
+        entry
+        for entry in os.listdir(directory)
+        if entry not in files
+        and not entry.startswith(RESERVED_PREFIX)
+        and ((directory / entry).is_symlink() or (directory / entry).is_file())
+    )
+    if len(unchanged) == len(files) and not vanished:
+        return WriteResult((), ())
+
+    version = _build_version(directory, files, current, unchanged, mode=mode, owner=owner)
+    # The switch: from here every link resolves into the new version, all names at once.
+    _replace_with_symlink(directory / DATA_LINK, version.name)
+    for name in files:
+        if name not in unchanged:
+            _replace_with_symlink(directory / name, _link_target(name))
+        _written[(directory, name)] = _digest(files[name])
+    for name in vanished:
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+        _written.pop((directory, name), None)
+    keep = {version.name} | ({current.name} if current is not None else set())
+    _remove_stale(directory, keep)
+    _fsync_dir(directory)
+    return WriteResult(tuple(n for n in files if n not in unchanged), tuple(vanished))
