@@ -91,10 +91,19 @@ def _link_target(name: str) -> str:
     return f"{DATA_LINK}/{name}"
 
 
+def _is_our_link(directory: Path, name: str) -> bool:
+    """Whether `name` is already the link into the switched set (not missing, not a plain file
+    of an older layout)."""
+    try:
+        return os.readlink(directory / name) == _link_target(name)
+    except OSError:
+        return False
+
+
 def _current_version(directory: Path) -> Path | None:
     try:
         target = os.readlink(directory / DATA_LINK)
-    except (FileNotFoundError, OSError):
+    except OSError:
         return None
     version = directory / target
     return version if version.is_dir() else None
@@ -102,11 +111,9 @@ def _current_version(directory: Path) -> Path | None:
 
 def _same_content(directory: Path, version: Path | None, name: str, content: bytes) -> bool:
     """Whether `name` already reads `content` through its link in the current version."""
-    if version is None:
+    if version is None or not _is_our_link(directory, name):
         return False
     try:
-        if os.readlink(directory / name) != _link_target(name):
-            return False  # missing, or not our link (a plain file of an older layout)
         size = (version / name).stat().st_size
     except OSError:
         return False
@@ -201,12 +208,9 @@ def _remove_stale(directory: Path, keep: set[str]) -> None:
         path = directory / entry
         if entry.startswith(VERSION_PREFIX) and entry not in keep:
             shutil.rmtree(path, ignore_errors=True)
-        elif entry.startswith(_TMP_PREFIX):
+        elif entry.startswith(_TMP_PREFIX):  # a link an interrupted switch left behind
             with contextlib.suppress(OSError):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink()
+                path.unlink()
 
 
 def write_files(
@@ -239,7 +243,9 @@ def write_files(
     # The switch: from here every link resolves into the new version, all names at once.
     _replace_with_symlink(directory / DATA_LINK, version.name)
     for name in files:
-        if name not in unchanged:
+        # A changed file whose link is already in place needs nothing more: the switch above
+        # was its update. Only a new name (or a plain file of an older layout) gets its link.
+        if name not in unchanged and not _is_our_link(directory, name):
             _replace_with_symlink(directory / name, _link_target(name))
         _written[(directory, name)] = _digest(files[name])
     for name in vanished:
