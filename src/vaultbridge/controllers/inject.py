@@ -37,7 +37,7 @@ from vaultbridge.inject.pod import (
 from vaultbridge.kube import objects
 from vaultbridge.kube.resources import PODS, SECRETS
 
-from . import destination
+from . import destination, ownership
 from .errors import ReconcileProblem
 from .reasons import INJECT_READY
 from .status import set_condition
@@ -148,7 +148,7 @@ async def deliver_to_pods(reconciler: DeliveryReconciler[Any], p: Prepared[Any])
     owned = [
         objects.name(s)
         for s in (secrets.store.list(p.key.namespace) if secrets is not None else [])
-        if destination.is_owned_by(s, p.obj)
+        if ownership.is_owned_by(s, p.obj)
     ]
     if p.status.get("secretMAC"):
         # Just moved from secret delivery: revoke / clear what was held for the Secret.

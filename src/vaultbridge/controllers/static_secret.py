@@ -22,7 +22,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.vault.errors import SealedOrUnavailable, VaultUnreachable
 
-from . import destination
+from . import destination, ownership
 from .context import OperatorContext
 from .delivery import DeliveryReconciler, Prepared
 from .errors import ReconcileProblem
@@ -112,7 +112,7 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         if absent:
             live = None
         elif live_read is not None:
-            live = await destination.claim(self.ctx, p.obj, p.dest, await live_read)
+            live = await ownership.claim(self.ctx, p.obj, p.dest, await live_read)
         else:
             live = await self.live_secret(p)
 
