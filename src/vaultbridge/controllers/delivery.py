@@ -19,9 +19,9 @@ drift repairs, our own writes) and the watches (`setup_with_manager`); where the
 the target's (secret_target.py for a Secret, inject.py for pod files), whose Secret it is is
 ownership.py's. A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that
 answers only the kind's own questions: what it fetches, when it is next due, what its status
-records and what it says in its events. Everything else is written once, here, so every kind behaves the
-same on bad specs, deletions, policy refusals, ownership conflicts and failures. Failures never
-empty or delete the destination: stale beats gone.
+records and what it says in its events. Everything else is written once, here, so every kind
+behaves the same on bad specs, deletions, policy refusals, ownership conflicts and failures.
+Failures never empty or delete the destination: stale beats gone.
 
 Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconciler` and one
 line in operator.py's `reconcilers` list (docs/architecture.md walks through it).
