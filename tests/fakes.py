@@ -323,6 +323,7 @@ class _ResolvedStub:
         {"method": "kubernetes", "kubernetes": {"role": "app", "serviceAccount": "default"}}
     )
     auth_key = ObjectKey("app", "default")
+    global_obj: dict[str, Any] | None = None
 
 
 def response(
