@@ -8,8 +8,8 @@
           ├─ delivery inject → inject.deliver_to_pods(): the pod-file target; nothing fetched,
           │                    no Secret (each pod's agent fetches); status counts the pods
           → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
-          → deliver()     the Secret target (secret_target.py): plan → drift check → write
-          │               → delete after a rename → rollout restarts → write metric
+          → secret_target.deliver_to_secret(): the Secret target; plan → drift check →
+          │               write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
          any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
                                            (Vault throttling: only a requeue, see `fail`)
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -51,7 +50,7 @@ from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.redact import SecretData
 
-from . import destination, finalizer, inject, ownership, secret_data, secret_target
+from . import destination, finalizer, inject, ownership, secret_data
 from .context import OperatorContext
 from .drift_repairs import DriftRepairs
 from .errors import ReconcileProblem
@@ -59,7 +58,6 @@ from .failure import record_failure
 from .path_policy import enforce_path_policy
 from .reasons import Reason
 from .resolution import ResolvedAuth
-from .secret_target import Delivered
 from .status import patch_status_if_changed
 from .transform import resolve_transformation
 from .vault_access import VaultAccess
@@ -227,37 +225,6 @@ class DeliveryReconciler(Generic[SpecT]):
             )
         except DataError as exc:
             raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
-
-    async def deliver(
-        self,
-        p: Prepared[SpecT],
-        live: dict[str, Any] | None,
-        data: SecretData,
-        *,
-        vault_changed: bool,
-        spec_changed: bool,
-        previous: str | None,
-        restart: bool,
-        on_written: Callable[[], None] | None = None,
-    ) -> Delivered:
-        """Write the destination if it differs, delete the Secret of a renamed destination,
-        restart the rollout targets when `restart` (new values, not a first delivery):
-        secret_target.py, which states the order and what each step guarantees.
-
-        `on_written` runs right after the write, before the follow-ups that can fail: what
-        the kind must remember once Vault issued something and it reached the Secret.
-        """
-        return await secret_target.deliver_to_secret(
-            self,
-            p,
-            live,
-            data,
-            vault_changed=vault_changed,
-            spec_changed=spec_changed,
-            previous=previous,
-            restart=restart,
-            on_written=on_written,
-        )
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
         """Write the status the kind computed; the object is Ready."""

@@ -23,7 +23,7 @@ from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault import lease_schedule
 from vaultbridge.vault.client import RevokeOutcome
 
-from . import destination, finalizer, live_secret, ownership, secret_data
+from . import destination, finalizer, live_secret, ownership, secret_data, secret_target
 from .cleanup import TIMED_OUT, Deleting, HeldT, NotCleaned, deleting_for
 from .context import OperatorContext
 from .delivery import DeliveryReconciler, Prepared, SpecT
@@ -132,7 +132,8 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     ) -> Delivered:
         """Deliver a newly issued item that replaces `held` (None: the first one); the new
         item is remembered as soon as it is in the Secret."""
-        delivered = await self.deliver(
+        delivered = await secret_target.deliver_to_secret(
+            self,
             p,
             live,
             data,

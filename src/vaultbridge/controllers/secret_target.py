@@ -1,8 +1,8 @@
 """The Secret delivery target: built data into the destination Secret, and what follows.
 
-`DeliveryReconciler.deliver` (delivery.py) hands every kind's built data here, as
-`DeliveryReconciler.reconcile` hands an injected object to inject.py's pod-file target. The
-order is fixed, and each step states what it guarantees:
+Every kind's `sync` (static_secret.py, leased.py for the leased kinds) hands its built data
+to `deliver_to_secret`, as `DeliveryReconciler.reconcile` hands an injected object to
+inject.py's pod-file target. The order is fixed, and each step states what it guarantees:
 
 1. **Plan** (destination.plan, pure): nothing is written when the live Secret already holds
    the data and metadata it should, so a steady state costs no write.
@@ -65,7 +65,12 @@ async def deliver_to_secret(
     restart: bool,
     on_written: Callable[[], None] | None = None,
 ) -> Delivered:
-    """Steps 1-6 of the module docstring for one reconcile of `p`."""
+    """Steps 1-6 of the module docstring for one reconcile of `p`: write the destination if
+    it differs, delete the Secret of a renamed destination (`previous`), restart the rollout
+    targets when `restart` (new values, not a first delivery).
+
+    `on_written` runs right after the write, before the follow-ups that can fail: what the
+    kind must remember once Vault issued something and it reached the Secret."""
     ctx = reconciler.ctx
 
     def plan_for(live: dict[str, Any] | None) -> destination.Plan:
