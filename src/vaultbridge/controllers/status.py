@@ -25,6 +25,7 @@ from typing import Any
 
 from vaultbridge.kube import objects
 from vaultbridge.kube.api import KubeApi
+from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import Resource
 
 _MAX_MESSAGE = 1024
@@ -133,3 +134,30 @@ def set_ready(
         return
     else:
         set_condition(status, "Ready", True, "Ready", message, generation)
+
+
+async def report_validity(
+    kube: KubeApi,
+    events: EventRecorder,
+    resource: Resource,
+    obj: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    ok: bool,
+    reason: str,
+    message: str,
+    healthy: bool = True,
+) -> None:
+    """The verdict of a configuration object (VaultConnection, VaultAuth, VaultAuthGlobal,
+    SecretTransformation): `status.valid`, `Ready` (and `Healthy` unless `healthy` is False),
+    written only when the status changed; an event only when `valid` flips, so a state that
+    persists is reported once, not on every recheck."""
+    generation = objects.generation(obj)
+    status["valid"] = ok
+    set_condition(status, "Ready", ok, reason, message, generation)
+    if healthy:
+        set_condition(status, "Healthy", ok, reason, message, generation)
+    was_ok = (obj.get("status") or {}).get("valid")
+    await patch_status_if_changed(kube, resource, obj, status)
+    if was_ok != ok:
+        events.emit(obj, "Normal" if ok else "Warning", reason, message)
