@@ -2,9 +2,12 @@
 
 - `FakeKube` implements `vaultbridge.kube.api.KubeApi` over a dict: get / apply / patch /
   patch_status / delete with the API server's NotFound and uid preconditions, and a log of
-  the calls so a test can assert what was (not) written.
+  the calls so a test can assert what was (not) written. Like the API server with our CRDs'
+  structural schemas, it holds a status write to the kind's status model (api/), and fails
+  the test where the real server would refuse it or silently prune a field.
 - `FakeVault` stands in for `VaultAccess` + `VaultClient`: canned KV data, dynamic
-  responses, PKI certificates, or an error to raise.
+  responses, PKI certificates, or an error to raise; `problem` is what resolving a
+  reference reports. `FakeTransport` answers `sys/health` for VaultConnection.
 - `make_ctx` wires them into an `OperatorContext` with informer caches filled by `cache()`.
 
 They model only what the reconcilers rely on; the real behaviour is covered by the
@@ -21,6 +24,7 @@ from typing import Any, Literal, cast
 
 from vaultbridge.api.auth import VaultAuthSpec
 from vaultbridge.api.kinds import (
+    KINDS,
     SECRET_TRANSFORMATIONS,
     VAULT_AUTHS,
     VAULT_DYNAMIC_SECRETS,
@@ -28,6 +32,7 @@ from vaultbridge.api.kinds import (
     VAULT_STATIC_SECRETS,
 )
 from vaultbridge.controllers.context import OperatorContext
+from vaultbridge.controllers.errors import ReconcileProblem
 from vaultbridge.controllers.resolution import ResolvedAuth
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.engine.informer import Informer
@@ -40,7 +45,7 @@ from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import Resource
 from vaultbridge.settings import Settings
 from vaultbridge.vault.cache import ClientCache
-from vaultbridge.vault.connection import Transport
+from vaultbridge.vault.connection import ConnectionSettings, RawResponse, Transport
 from vaultbridge.vault.errors import VaultError
 from vaultbridge.vault.models import KVSecret, LeaseInfo, VaultResponse
 
@@ -151,7 +156,9 @@ class FakeKube:
     async def patch_status(
         self, res: Resource, name: str, patch: Mapping[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
-        return await self.patch(res, name, patch, namespace, subresource="status")
+        patched = await self.patch(res, name, patch, namespace, subresource="status")
+        _check_status_schema(res, patched.get("status") or {})
+        return patched
 
     async def delete(
         self,
@@ -185,6 +192,20 @@ class FakeKube:
         return {"issuer": "https://kubernetes.default.svc"}
 
 
+_STATUS_MODELS = {info.plural: info.status_model for info in KINDS}
+
+
+def _check_status_schema(res: Resource, status: dict[str, Any]) -> None:
+    """The written status, held to the kind's status model (the CRD's schema): a value the
+    API server would refuse, or a field its structural schema would prune, fails the test."""
+    model = _STATUS_MODELS.get(res.plural)
+    if model is None:
+        return
+    parsed = model.model_validate(status)  # a ValidationError: the server would refuse it
+    kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    assert kept == status, f"{res.kind} status fields outside its schema: {status} -> {kept}"
+
+
 class FakeEvents:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
@@ -210,11 +231,26 @@ class FakeVault:
     """Dynamic / PKI answers, served in order (the last one repeats)."""
     renewals: list[LeaseInfo] = field(default_factory=list)
     error: VaultError | None = None
+    problem: ReconcileProblem | None = None
+    """What resolving a reference (VaultAuth → VaultConnection) reports, if anything."""
     requests: list[tuple[str, str]] = field(default_factory=list)
+    purged: list[ObjectKey] = field(default_factory=list)
 
     # VaultAccess
     async def resolve(self, consumer_namespace: str, ref: str) -> ResolvedAuth:
+        if self.problem is not None:
+            raise self.problem
         return cast(ResolvedAuth, _ResolvedStub())
+
+    async def connection_settings(self, key: ObjectKey, obj: dict[str, Any]) -> ConnectionSettings:
+        if self.problem is not None:
+            raise self.problem
+        return ConnectionSettings(address="http://vault.test:8200")
+
+    async def purge_stale_tokens(
+        self, auth_key: ObjectKey, auth_obj: dict[str, Any] | None
+    ) -> None:
+        self.purged.append(auth_key)
 
     async def client(self, resolved: ResolvedAuth, consumer_namespace: str) -> FakeVault:
         return self
@@ -266,11 +302,28 @@ class FakeVault:
         self._check("revoke", lease_id)
 
 
+@dataclass
+class FakeTransport:
+    """`vault.connection.Transport` answering only `sys/health`, with `health`'s body."""
+
+    health: dict[str, Any] = field(
+        default_factory=lambda: {"initialized": True, "sealed": False, "version": "2.0.0"}
+    )
+    requests: list[str] = field(default_factory=list)
+
+    async def request(
+        self, settings: ConnectionSettings, method: str, path: str, **_: Any
+    ) -> RawResponse:
+        self.requests.append(f"{method} {settings.address}/v1/{path}")
+        return RawResponse(200, dict(self.health))
+
+
 class _ResolvedStub:
     auth = VaultAuthSpec.model_validate(
         {"method": "kubernetes", "kubernetes": {"role": "app", "serviceAccount": "default"}}
     )
     auth_key = ObjectKey("app", "default")
+    global_obj: dict[str, Any] | None = None
 
 
 def response(
@@ -328,7 +381,9 @@ class Harness:
 
 
 def make_ctx(
-    vault: FakeVault | None = None, settings: Callable[[], Settings] = Settings
+    vault: FakeVault | None = None,
+    settings: Callable[[], Settings] = Settings,
+    transport: FakeTransport | None = None,
 ) -> Harness:
     kube = FakeKube()
     events = FakeEvents()
@@ -336,7 +391,7 @@ def make_ctx(
         settings=settings(),
         kube=kube,
         events=cast(EventRecorder, events),
-        vault_transport=cast(Transport, None),
+        vault_transport=cast(Transport, transport),
         clients=cast(ClientCache, None),
         hmac_key=HMAC_KEY,
     )

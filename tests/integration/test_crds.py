@@ -27,11 +27,10 @@ from vaultbridge.api import (
     KINDS,
     SECRET_SYNCED,
     VAULT_STATIC_SECRET,
-    VaultStaticSecretStatus,
     kind_info,
-    set_condition,
 )
 from vaultbridge.api.examples import EXAMPLES
+from vaultbridge.controllers.status import set_condition
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
@@ -494,9 +493,10 @@ def test_kubectl_get_shows_synced_healthy_and_age(
     def set_status(obj: dict[str, Any]) -> None:
         if obj.get("status", {}).get("conditions"):
             return  # an operator got there first: its conditions serve as well as ours
-        conditions = set_condition([], SECRET_SYNCED, "True", "Synced", observed_generation=1)
-        conditions = set_condition(conditions, HEALTHY, "False", "VaultError", "sealed")
-        obj["status"] = VaultStaticSecretStatus(conditions=conditions).to_k8s()
+        status: dict[str, Any] = {}
+        set_condition(status, SECRET_SYNCED, True, "Synced", "", 1)
+        set_condition(status, HEALTHY, False, "VaultError", "sealed", None)
+        obj["status"] = status
 
     _write_fresh(kube_admin, f"{base}/shown/status", set_status)
 
@@ -560,10 +560,10 @@ def test_status_is_a_subresource(
 
     def write_status(current: dict[str, Any]) -> None:
         current["spec"]["refreshAfter"] = "3h"  # ignored by the status subresource
-        current["status"] = VaultStaticSecretStatus(last_generation=2, secret_mac="mac").to_k8s()
+        current["status"] = {"lastGeneration": 2, "secretMAC": "mac"}
 
     updated = _write_fresh(kube_admin, f"{base}/s/status", write_status)
     assert updated["metadata"]["generation"] == 2
     assert updated["spec"]["refreshAfter"] == "2h"
-    written = VAULT_STATIC_SECRET.parse_status(updated)
+    written = VAULT_STATIC_SECRET.status_model.model_validate(updated["status"])
     assert (written.last_generation, written.secret_mac) == (2, "mac")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from vaultbridge.controllers.reasons import (
     GIVE_UP_ON_DELETE_REASONS,
     ORIGINS,
@@ -55,3 +58,21 @@ def test_strings_are_what_users_see() -> None:
     assert f"{Reason.PATH_NOT_ALLOWED}" == "PathNotAllowed"
     assert origin("SomethingNew") is Origin.KUBERNETES
     assert not is_vault_side("SomethingNew")
+
+
+def test_no_reconcile_problem_spells_its_reason_as_a_string() -> None:
+    # A reason written as a literal has no declared origin (it would fall back to
+    # "Kubernetes side" silently): every ReconcileProblem names a `Reason` member, or passes
+    # on the reason of a typed error (VaultError, DataError, a policy verdict).
+    src = Path(__file__).resolve().parents[2] / "src" / "vaultbridge"
+    literal = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "id", getattr(node.func, "attr", None)) == "ReconcileProblem"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                literal.append(f"{path.relative_to(src)}:{node.lineno} {node.args[0].value!r}")
+    assert not literal, "\n".join(literal)

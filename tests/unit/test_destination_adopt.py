@@ -1,4 +1,4 @@
-"""In-reconcile adoption of a VSO-created destination Secret (controllers/destination.claim),
+"""In-reconcile adoption of a VSO-created destination Secret (controllers/ownership.claim),
 against the fake API server of tests/fakes.py: which Secrets are taken over, how, and which
 are refused."""
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vaultbridge.api.destination import Destination
-from vaultbridge.controllers import destination
+from vaultbridge.controllers import destination, ownership
 from vaultbridge.controllers.errors import ReconcileProblem
 from vaultbridge.kube.resources import SECRETS
 from vaultbridge.migrate import vso
@@ -54,14 +54,14 @@ async def test_annotated_static_secret_adopts_with_one_metadata_patch() -> None:
     h = make_ctx()
     live = h.kube.put(SECRETS, _vso_secret())
     owner = _owner(**{ADOPT_ANNOTATION: f"vso/{VSO_UID}"})
-    claimed = await destination.claim(h.ctx, owner, _dest(), live)
+    claimed = await ownership.claim(h.ctx, owner, _dest(), live)
     assert claimed is not None
     assert [c[0] for c in h.kube.writes()] == ["patch"]
     assert claimed["data"] == {"k": "dg=="}
     assert [r["uid"] for r in claimed["metadata"]["ownerReferences"]] == ["vb-uid"]
     labels = claimed["metadata"]["labels"]
     assert vso.LABEL_OWNER_UID not in labels and labels["team"] == "a"
-    assert destination.is_owned_by(claimed, owner)
+    assert ownership.is_owned_by(claimed, owner)
     assert h.events.reasons() == ["SecretAdopted"]
     # The plan now sees its own Secret with the same data: nothing to write, nothing restarts.
     plan = destination.plan(
@@ -74,7 +74,7 @@ async def test_not_annotated_is_refused_with_a_hint_and_nothing_written() -> Non
     h = make_ctx()
     live = h.kube.put(SECRETS, _vso_secret())
     with pytest.raises(ReconcileProblem) as info:
-        await destination.claim(h.ctx, _owner(), _dest(), live)
+        await ownership.claim(h.ctx, _owner(), _dest(), live)
     assert info.value.reason == "DestinationConflict"
     assert ADOPT_ANNOTATION in info.value.message
     assert h.kube.writes() == []
@@ -83,7 +83,7 @@ async def test_not_annotated_is_refused_with_a_hint_and_nothing_written() -> Non
 async def test_overwrite_adopts_without_the_annotation() -> None:
     h = make_ctx()
     live = h.kube.put(SECRETS, _vso_secret())
-    claimed = await destination.claim(h.ctx, _owner(), _dest(overwrite=True), live)
+    claimed = await ownership.claim(h.ctx, _owner(), _dest(overwrite=True), live)
     assert claimed is not None
     assert [r["uid"] for r in claimed["metadata"]["ownerReferences"]] == ["vb-uid"]
 
@@ -95,7 +95,7 @@ async def test_another_vso_object_s_secret_is_refused() -> None:
     live = h.kube.put(SECRETS, secret)
     owner = _owner(**{ADOPT_ANNOTATION: "vso"})
     with pytest.raises(ReconcileProblem, match="other"):
-        await destination.claim(h.ctx, owner, _dest(), live)
+        await ownership.claim(h.ctx, owner, _dest(), live)
     assert h.kube.writes() == []
 
 
@@ -104,8 +104,8 @@ async def test_leased_kinds_point_to_adopt_secrets(kind: str) -> None:
     h = make_ctx()
     live = h.kube.put(SECRETS, _vso_secret())
     with pytest.raises(ReconcileProblem, match="--adopt-secrets"):
-        await destination.claim(h.ctx, _owner(kind, **{ADOPT_ANNOTATION: "vso"}), _dest(), live)
+        await ownership.claim(h.ctx, _owner(kind, **{ADOPT_ANNOTATION: "vso"}), _dest(), live)
     # Not annotated: the usual rules (overwrite: true replaces it, as before).
-    claimed = await destination.claim(h.ctx, _owner(kind), _dest(overwrite=True), live)
+    claimed = await ownership.claim(h.ctx, _owner(kind), _dest(overwrite=True), live)
     assert claimed is live
     assert h.kube.writes() == []

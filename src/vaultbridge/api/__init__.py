@@ -1,8 +1,9 @@
 """Our custom resources: pydantic models, the kind registry and the CRD generator.
 
 The delivery flow (controllers/delivery.py) parses objects read from the API server with
-`KindInfo.parse_spec(obj)`; status is still computed as the plain dict the API server returns
-(controllers/status.py), the status models serve the CRD schema and the tests.
+`KindInfo.parse_spec(obj)`. Status has one model: the status models here are its schema (the
+CRD generator's input), and the controllers write it as the dict the API server stores,
+setting conditions with the one rule in controllers/status.py (which says why).
 `python -m vaultbridge.api.crdgen` turns the same models into deploy/crds/.
 
 Exports are resolved lazily (PEP 562): importing one model module (say
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
         READY,
         SECRET_SYNCED,
         Condition,
-        find_condition,
-        set_condition,
-        utc_now,
     )
     from vaultbridge.api.connection import VaultConnectionSpec, VaultConnectionStatus
     from vaultbridge.api.destination import (
@@ -79,9 +77,6 @@ _WHERE: dict[str, str] = {
     "HEALTHY": "vaultbridge.api.conditions",
     "READY": "vaultbridge.api.conditions",
     "SECRET_SYNCED": "vaultbridge.api.conditions",
-    "find_condition": "vaultbridge.api.conditions",
-    "set_condition": "vaultbridge.api.conditions",
-    "utc_now": "vaultbridge.api.conditions",
     "VaultConnectionSpec": "vaultbridge.api.connection",
     "VaultConnectionStatus": "vaultbridge.api.connection",
     "Destination": "vaultbridge.api.destination",
@@ -151,11 +146,8 @@ __all__ = [
     "VaultStaticSecretSpec",
     "VaultStaticSecretStatus",
     "describe_validation_error",
-    "find_condition",
     "format_duration",
     "kind_info",
     "parse_duration",
     "resolve_ref",
-    "set_condition",
-    "utc_now",
 ]

@@ -1,15 +1,16 @@
-"""Status conditions in the standard `metav1.Condition` shape.
+"""Status conditions in the standard `metav1.Condition` shape: the schema, and its names.
 
 `kubectl wait --for=condition=SecretSynced`, Argo CD health checks and our printer columns all
-read this shape, so we keep it exactly. `set_condition` keeps `lastTransitionTime` when the
-status did not change: rewriting it on every reconcile would make each status patch a real
-write and break the zero-writes-when-idle rule.
+read this shape, so we keep it exactly. This module declares it (the CRD generator turns
+`Condition` into each status schema) and names the condition types; the rule that sets a
+condition (lastTransitionTime moves only when the status value changes) exists once, in
+controllers/status.py, on the status the controllers write. See that module for why status is
+computed as the API server's dict and not through these models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -32,14 +33,6 @@ CONDITION_TYPE_PATTERN = (
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 
 
-def utc_now() -> datetime:
-    """Now, truncated to whole seconds as Kubernetes stores timestamps.
-
-    Comparing a freshly built status with the stored one must not differ by microseconds.
-    """
-    return datetime.now(UTC).replace(microsecond=0)
-
-
 class Condition(ApiModel):
     """One aspect of the object's current state."""
 
@@ -57,48 +50,6 @@ class Condition(ApiModel):
     """When the status of this condition last changed."""
     observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation of the object that this condition was computed from."""
-
-
-def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
-    """The condition of the given type, if present."""
-    for cond in conditions:
-        if cond.type == type_:
-            return cond
-    return None
-
-
-def set_condition(
-    conditions: Sequence[Condition],
-    type_: str,
-    status: ConditionStatus,
-    reason: str,
-    message: str = "",
-    *,
-    observed_generation: int | None = None,
-    now: datetime | None = None,
-) -> list[Condition]:
-    """Return a new list with the condition of `type_` set; other conditions keep their order.
-
-    lastTransitionTime moves only when the status changes, so re-asserting the same condition
-    yields an identical list and no status write.
-    """
-    previous = find_condition(conditions, type_)
-    if previous is not None and previous.status == status:
-        transition = previous.last_transition_time
-    else:
-        transition = now if now is not None else utc_now()
-    new = Condition(
-        type=type_,
-        status=status,
-        reason=reason,
-        message=message,
-        last_transition_time=transition,
-        observed_generation=observed_generation,
-    )
-    out = [new if c.type == type_ else c for c in conditions]
-    if previous is None:
-        out.append(new)
-    return out
 
 
 Conditions = Annotated[

@@ -115,10 +115,6 @@ class KindInfo(Generic[SpecT, StatusT]):
         """The spec of an object read from the API server (raises pydantic.ValidationError)."""
         return self.spec_model.model_validate(obj.get("spec") or {})
 
-    def parse_status(self, obj: Mapping[str, Any]) -> StatusT:
-        """The status of an object read from the API server; empty when it has none yet."""
-        return self.status_model.model_validate(obj.get("status") or {})
-
 
 VAULT_CONNECTION = KindInfo(
     kind="VaultConnection",

@@ -17,7 +17,7 @@ from vaultbridge.kube import objects
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-from .status import patch_status_if_changed, set_condition
+from .status import report_validity
 from .vault_access import VaultAccess
 from .watches import (
     Sources,
@@ -69,7 +69,6 @@ class VaultAuthReconciler:
         await self.access.purge_stale_tokens(key, obj)
         if obj is None:
             return Result()
-        generation = int(obj["metadata"].get("generation") or 0)
         status: dict[str, Any] = dict(obj.get("status") or {})
         retry = True
         try:
@@ -86,17 +85,20 @@ class VaultAuthReconciler:
                     " (merged with VaultAuthGlobal "
                     f"{objects.namespace(resolved.global_obj)}/{objects.name(resolved.global_obj)})"
                 )
-        status["valid"] = ok
         if ok:
             status.pop("error", None)
         else:
             status["error"] = message
-        set_condition(status, "Ready", ok, reason, message, generation)
-        set_condition(status, "Healthy", ok, reason, message, generation)
-        old_ok = (obj.get("status") or {}).get("valid")
-        await patch_status_if_changed(self.ctx.kube, VAULT_AUTHS, obj, status)
-        if old_ok != ok:
-            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        await report_validity(
+            self.ctx.kube,
+            self.ctx.events,
+            VAULT_AUTHS,
+            obj,
+            status,
+            ok=ok,
+            reason=reason,
+            message=message,
+        )
         if ok:
             return Result(requeue_after=jittered(RECHECK_SECONDS))
         return Result(requeue_after=jittered(RETRY_SECONDS) if retry else None)

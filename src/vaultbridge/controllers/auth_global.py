@@ -20,7 +20,7 @@ from vaultbridge.engine.keys import ObjectKey
 
 from .context import OperatorContext
 from .reasons import Reason
-from .status import patch_status_if_changed, set_condition
+from .status import report_validity
 from .watches import Sources
 
 
@@ -37,7 +37,6 @@ class VaultAuthGlobalReconciler:
         obj = self.ctx.informer(VAULT_AUTH_GLOBALS).store.get(key)
         if obj is None:
             return Result()
-        generation = int(obj["metadata"].get("generation") or 0)
         status: dict[str, Any] = dict(obj.get("status") or {})
         try:
             VaultAuthGlobalSpec.model_validate(obj.get("spec") or {})
@@ -48,10 +47,16 @@ class VaultAuthGlobalReconciler:
         else:
             ok, reason, message = True, "Accepted", "the VaultAuthGlobal's spec is valid"
             status.pop("error", None)
-        status["valid"] = ok
-        set_condition(status, "Ready", ok, reason, message, generation)
-        old_ok = (obj.get("status") or {}).get("valid")
-        await patch_status_if_changed(self.ctx.kube, VAULT_AUTH_GLOBALS, obj, status)
-        if old_ok != ok:
-            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        # Only Ready: a global reaches nothing by itself, so it has no health of its own.
+        await report_validity(
+            self.ctx.kube,
+            self.ctx.events,
+            VAULT_AUTH_GLOBALS,
+            obj,
+            status,
+            ok=ok,
+            reason=reason,
+            message=message,
+            healthy=False,
+        )
         return Result()

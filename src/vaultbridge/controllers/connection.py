@@ -15,7 +15,7 @@ from vaultbridge.vault.errors import VaultError, VaultTLSError, VaultUnreachable
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
-from .status import get_condition, patch_status_if_changed, set_condition
+from .status import get_condition, report_validity
 from .vault_access import VaultAccess
 from .watches import Sources
 
@@ -39,16 +39,18 @@ class VaultConnectionReconciler:
         obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(key)
         if obj is None:
             return Result()
-        generation = int(obj["metadata"].get("generation") or 0)
         status: dict[str, Any] = dict(obj.get("status") or {})
         ok, reason, message = await self._check(key, obj, status)
-        status["valid"] = ok
-        set_condition(status, "Ready", ok, reason, message, generation)
-        set_condition(status, "Healthy", ok, reason, message, generation)
-        old_ok = (obj.get("status") or {}).get("valid")
-        await patch_status_if_changed(self.ctx.kube, VAULT_CONNECTIONS, obj, status)
-        if old_ok != ok:
-            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        await report_validity(
+            self.ctx.kube,
+            self.ctx.events,
+            VAULT_CONNECTIONS,
+            obj,
+            status,
+            ok=ok,
+            reason=reason,
+            message=message,
+        )
         return Result(requeue_after=jittered(RECHECK_SECONDS if ok else RETRY_SECONDS))
 
     async def _check(

@@ -53,6 +53,7 @@ from vaultbridge.kube.resources import SERVICE_ACCOUNTS, TOKEN_REVIEWS
 from vaultbridge.settings import Settings
 
 from .errors import ReconcileProblem
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,11 @@ class CredentialGuard:
             sa = await self._kube.get(SERVICE_ACCOUNTS, grant.service_account, grant.namespace)
         except NotFound as exc:
             raise ReconcileProblem(
-                "ServiceAccountNotFound", f"ServiceAccount {who} does not exist"
+                Reason.SERVICE_ACCOUNT_NOT_FOUND, f"ServiceAccount {who} does not exist"
             ) from exc
         except KubeError as exc:
             raise ReconcileProblem(
-                "KubernetesError", f"reading ServiceAccount {who}: {exc}"
+                Reason.KUBERNETES_ERROR, f"reading ServiceAccount {who}: {exc}"
             ) from exc
         if not opted_in(sa):
             raise ReconcileProblem(
@@ -214,7 +215,7 @@ class CredentialGuard:
             review = await self._kube.create_object(TOKEN_REVIEWS, body)
         except KubeError as exc:
             raise ReconcileProblem(
-                "AudienceCheckFailed",
+                Reason.AUDIENCE_CHECK_FAILED,
                 f"cannot verify that the API server refuses tokens for audience(s) "
                 f"{', '.join(sorted(audiences))} (TokenReview failed: {exc}); no token is sent",
             ) from None
@@ -240,11 +241,11 @@ class CredentialGuard:
             )
         except NotFound as exc:
             raise ReconcileProblem(
-                "ServiceAccountNotFound", f"ServiceAccount {who} does not exist"
+                Reason.SERVICE_ACCOUNT_NOT_FOUND, f"ServiceAccount {who} does not exist"
             ) from exc
         except ApiError as exc:
             raise ReconcileProblem(
-                "TokenRequestFailed", f"TokenRequest for ServiceAccount {who} failed: {exc}"
+                Reason.TOKEN_REQUEST_FAILED, f"TokenRequest for ServiceAccount {who} failed: {exc}"
             ) from exc
 
     # -- the API server's audiences --------------------------------------------------------

@@ -8,26 +8,29 @@
           ├─ delivery inject → inject.deliver_to_pods(): the pod-file target; nothing fetched,
           │                    no Secret (each pod's agent fetches); status counts the pods
           → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
-          → deliver()     write → delete after a rename → rollout restarts → write metric
+          → secret_target.deliver_to_secret(): the Secret target; plan → drift check →
+          │               write → delete after a rename → rollout restarts → write metric
           → succeed()     status → backoff reset → Ready / last-sync metrics
          any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
                                            (Vault throttling: only a requeue, see `fail`)
 
-A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that answers only
-the kind's own questions: what it fetches, when it is next due, what its status records and
-what it says in its events. Everything else is written once, here, so every kind behaves the
-same on bad specs, deletions, policy refusals, ownership conflicts and failures. Failures never
-empty or delete the destination: stale beats gone.
+This module owns the order of those steps, the per-object memory every kind shares (backoff,
+drift repairs, our own writes) and the watches (`setup_with_manager`); where the data goes is
+the target's (secret_target.py for a Secret, inject.py for pod files), whose Secret it is is
+ownership.py's. A kind (static_secret.py, dynamic_secret.py, pki_secret.py) is a subclass that
+answers only the kind's own questions: what it fetches, when it is next due, what its status
+records and what it says in its events. Everything else is written once, here, so every kind
+behaves the same on bad specs, deletions, policy refusals, ownership conflicts and failures.
+Failures never empty or delete the destination: stale beats gone.
 
-Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconciler` and a
-`WATCHES` line in operator.py (docs/architecture.md walks through it).
+Adding a kind: its `KindInfo` in api/kinds.py, one subclass of `DeliveryReconciler` and one
+line in operator.py's `reconcilers` list (docs/architecture.md walks through it).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -45,10 +48,9 @@ from vaultbridge.kube import objects
 from vaultbridge.observability import metrics
 from vaultbridge.secrets import pipeline
 from vaultbridge.secrets.errors import DataError
-from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.secrets.redact import SecretData
 
-from . import destination, finalizer, inject, live_secret, rollout, secret_data
+from . import destination, finalizer, inject, ownership, secret_data
 from .context import OperatorContext
 from .drift_repairs import DriftRepairs
 from .errors import ReconcileProblem
@@ -82,13 +84,6 @@ class Prepared(Generic[SpecT]):
     @property
     def dest(self) -> Destination:
         return self.spec.destination
-
-
-@dataclass(frozen=True)
-class Delivered:
-    plan: destination.Plan
-    restart_failures: list[str]
-    """One message per rollout target that could not be restarted (`[]`: none failed)."""
 
 
 class DeliveryReconciler(Generic[SpecT]):
@@ -213,7 +208,7 @@ class DeliveryReconciler(Generic[SpecT]):
         live = await destination.read_live(
             self.ctx, p.key.namespace, p.dest.name, values=not p.dest.create
         )
-        return await destination.claim(self.ctx, p.obj, p.dest, live)
+        return await ownership.claim(self.ctx, p.obj, p.dest, live)
 
     async def build(
         self,
@@ -230,96 +225,6 @@ class DeliveryReconciler(Generic[SpecT]):
             )
         except DataError as exc:
             raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
-
-    async def deliver(
-        self,
-        p: Prepared[SpecT],
-        live: dict[str, Any] | None,
-        data: SecretData,
-        *,
-        vault_changed: bool,
-        spec_changed: bool,
-        previous: str | None,
-        restart: bool,
-        on_written: Callable[[], None] | None = None,
-    ) -> Delivered:
-        """Write the destination if it differs, delete the Secret of a renamed destination,
-        restart the rollout targets when `restart` (new values, not a first delivery).
-
-        `on_written` runs right after the write, before the follow-ups that can fail: what
-        the kind must remember once Vault issued something and it reached the Secret.
-        """
-
-        def plan_for(live: dict[str, Any] | None) -> destination.Plan:
-            return destination.plan(
-                p.obj,
-                p.dest,
-                live,
-                data,
-                vault_changed=vault_changed,
-                spec_changed=spec_changed,
-                mac_key=self.ctx.hmac_key,
-            )
-
-        plan = plan_for(live)
-        if plan.write and plan.cause == "drift":
-            await self.check_drift(p, live)
-        if plan.write:
-            if p.dest.create:  # only Secrets we own are watched
-                self.own_writes.expect(
-                    ObjectKey(p.key.namespace, p.dest.name), compute_mac(self.ctx.hmac_key, data)
-                )
-            try:
-                # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret
-                # that appeared meanwhile, or was never in the cache, is not overwritten.
-                await destination.write(
-                    self.ctx, p.obj, p.dest, data, plan.extra_keys, create_only=live is None
-                )
-            except destination.DestinationExists:
-                # Someone else's Secret, or our own not yet in the cache: today's careful
-                # path on what the API server has (ownership checks or a VSO adoption, then
-                # the plan again).
-                live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
-                live = await destination.claim(self.ctx, p.obj, p.dest, live)
-                plan = plan_for(live)
-                if plan.write and plan.cause == "drift":
-                    await self.check_drift(p, live)
-                if plan.write:
-                    await destination.write(self.ctx, p.obj, p.dest, data, plan.extra_keys)
-        if plan.write:
-            metrics.SECRET_WRITES.labels(self.kind, plan.cause).inc()
-            if plan.cause == "drift":
-                self.drift_repaired(p)
-        if on_written is not None:
-            on_written()
-        if (
-            previous
-            and previous != p.dest.name
-            and await destination.delete_if_owned(self.ctx, p.obj, previous)
-        ):
-            log.info("deleted Secret %s/%s after a destination rename", p.key.namespace, previous)
-        restart_failures: list[str] = []
-        if restart and p.spec.rollout_restart_targets:
-            restart_failures = await rollout.restart_targets(
-                self.ctx, p.obj, p.spec.rollout_restart_targets
-            )
-        return Delivered(plan, restart_failures)
-
-    async def check_drift(self, p: Prepared[SpecT], live: dict[str, Any] | None) -> None:
-        """Before repairing a drifted destination: raise `DriftConflict` when another writer
-        keeps changing it (drift_repairs.py). Every kind's repair passes here."""
-        problem = await self.drift_conflict(p, live)
-        if problem is not None:
-            raise problem
-
-    async def drift_conflict(
-        self, p: Prepared[SpecT], live: dict[str, Any] | None
-    ) -> ReconcileProblem | None:
-        """The `DriftConflict` to report instead of a repair, None when the repair may go."""
-        return await self.drift.conflict(p.key, p.generation, p.dest.name, live)
-
-    def drift_repaired(self, p: Prepared[SpecT]) -> None:
-        self.drift.repaired(p.key)
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
         """Write the status the kind computed; the object is Ready."""

@@ -1,19 +1,23 @@
-"""Writing the destination Secret: ownership rules, server-side apply, drift detection.
+"""Reading, planning and writing the destination Secret (server-side apply).
 
-Rules (the same for every kind that writes a Secret):
-- `create: true`: the Secret is ours. It carries the owner labels and a controller
-  ownerReference, so the garbage collector deletes it with its custom resource. An existing
-  Secret that is not ours is left alone unless `overwrite: true`.
-- `create: false`: the Secret must already exist; only the keys we write in `data` are ours
-  (server-side apply field ownership), everything else on it belongs to whoever made it.
-- A write happens only when the live Secret differs from what it should be.
-- A Secret that HashiCorp's VSO created for the VSO object this one was converted from (the
-  `vaultbridge.dev/adopt-from` annotation `vaultbridge migrate` sets, or `overwrite: true`)
-  is adopted in place (`claim`): VSO's labels and owner reference swapped for ours by one
-  resourceVersion-guarded metadata patch, data untouched, so a matching Secret is never
-  rewritten and nothing restarts. VaultStaticSecret only: the leased kinds need VSO's lease or
-  certificate state carried over first (`vaultbridge migrate --adopt-secrets`), or they would
-  issue new credentials.
+What it owns, for every kind that writes a Secret, once ownership.py let the object through:
+
+- **Reading**: `read_live` prefers the owned-Secret cache (digests, not values) and falls
+  back to a GET; `presumed_absent` lets a first sync skip that GET, never at the price of an
+  overwrite (below).
+- **Planning** (`plan`, pure): a write happens only when the live Secret differs from what it
+  should be, in data or, for an owned Secret, in labels, annotations, owner reference or type;
+  the plan names the cause (create, vault-change, spec-change, drift) for metrics and the
+  drift guard.
+- **Writing** (`write`): one server-side apply of the keys we own. `create: true` Secrets
+  carry our labels and a controller ownerReference (the garbage collector deletes them with
+  their object) and hold exactly the synced keys; `create: false` Secrets keep every key
+  another field manager wrote. A write believed to create is create-only: it raises
+  `DestinationExists` instead of touching a Secret that is there after all.
+- **Deleting** (`delete_if_owned`): only a Secret this object owns, uid-preconditioned.
+
+Failures become `ReconcileProblem`s with the Destination* reasons; nothing here empties or
+deletes a Secret on failure.
 """
 
 from __future__ import annotations
@@ -23,23 +27,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from vaultbridge.api.destination import Destination
-from vaultbridge.api.labels import owner_labels
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
 from vaultbridge.kube.errors import ApiError, Conflict, Invalid, NotFound
 from vaultbridge.kube.resources import SECRETS
-from vaultbridge.migrate.adopt import Refusal, decide_adoption, is_vso_secret
-from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 from vaultbridge.secrets.hmac import compute_mac
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .ownership import desired_labels, is_owned_by
+from .reasons import Reason
 from .secret_data import DATA_MAC, data_keys, data_mac, decode_data, encode_data
-
-
-def is_owned_by(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
-    owner_uid = objects.uid(dict(owner))
-    return any(ref.get("uid") == owner_uid for ref in objects.owner_references(dict(secret)))
 
 
 @dataclass(frozen=True)
@@ -92,125 +90,6 @@ class DestinationExists(Exception):
 #: server-side apply it makes the apply create-only: an absent Secret is created (a create
 #: ignores the precondition), an existing one is refused with 409 Conflict, untouched.
 CREATE_ONLY_RESOURCE_VERSION = "1"
-
-
-def desired_labels(owner: Mapping[str, Any], dest: Destination) -> dict[str, str]:
-    labels = dict(dest.labels)
-    labels.update(owner_labels(str(owner["kind"]), objects.name(dict(owner))))
-    return labels
-
-
-ADOPTABLE_KINDS = ("VaultStaticSecret",)
-"""Kinds that adopt a VSO-created Secret inside the reconcile (see the module docstring)."""
-
-
-async def claim(
-    ctx: OperatorContext,
-    owner: Mapping[str, Any],
-    dest: Destination,
-    live: dict[str, Any] | None,
-) -> dict[str, Any] | None:
-    """`check_ownership`, after adopting a VSO-created destination when this object may:
-    returns the live Secret to plan against (the patched one after an adoption)."""
-    if live is not None and dest.create and not is_owned_by(live, owner) and is_vso_secret(live):
-        live = await _adopt_from_vso(ctx, owner, dest, live)
-    check_ownership(owner, dest, live)
-    return live
-
-
-async def _adopt_from_vso(
-    ctx: OperatorContext, owner: Mapping[str, Any], dest: Destination, live: dict[str, Any]
-) -> dict[str, Any]:
-    ns, kind = objects.namespace(dict(owner)), str(owner.get("kind"))
-    what = f"Secret {ns}/{dest.name}"
-    annotated = ADOPT_ANNOTATION in objects.annotations(dict(owner))
-    if kind not in ADOPTABLE_KINDS:
-        if not annotated:
-            return live  # the usual rules (overwrite: true replaces it, as before)
-        raise ReconcileProblem(
-            "DestinationConflict",
-            f"{what} was created by VSO; run `vaultbridge migrate --adopt-secrets` to take it "
-            f"over with VSO's lease or certificate (a {kind} adopting it by itself would issue "
-            "new credentials)",
-            retry=False,
-        )
-    intent = dict(owner)
-    if dest.overwrite and not annotated:
-        # overwrite: true is the user's "take it over"; adopt it cleanly rather than leave
-        # VSO's owner reference on it (deleting the VSO object would then delete the Secret).
-        meta = dict(objects.meta(dict(owner)))
-        meta["annotations"] = {**objects.annotations(dict(owner)), ADOPT_ANNOTATION: "vso"}
-        intent["metadata"] = meta
-    decision = decide_adoption(
-        live,
-        intent,
-        owner_reference=objects.owner_reference(dict(owner)),
-        desired_labels=desired_labels(owner, dest),
-        desired_data=None,  # the plan compares the data after the patch
-    )
-    if decision is None:
-        return live
-    if isinstance(decision, Refusal):
-        raise ReconcileProblem(
-            "DestinationConflict", f"{what} was created by VSO: {decision.reason}", retry=False
-        )
-    try:
-        patched = await ctx.kube.patch(SECRETS, dest.name, decision.patch, ns, patch_type="merge")
-    except Conflict as exc:
-        raise ReconcileProblem(
-            "DestinationConflict", f"{what} changed while being adopted from VSO; retrying"
-        ) from exc
-    except ApiError as exc:
-        raise ReconcileProblem(
-            "DestinationWriteFailed", f"adopting {what} from VSO failed: {exc}"
-        ) from exc
-    ctx.events.emit(
-        dict(owner),
-        "Normal",
-        "SecretAdopted",
-        f"took over {what} from VSO (labels and owner reference; data untouched)",
-    )
-    return patched
-
-
-def check_ownership(
-    owner: Mapping[str, Any], dest: Destination, live: Mapping[str, Any] | None
-) -> None:
-    ns = objects.namespace(dict(owner))
-    if live is None:
-        if not dest.create:
-            raise ReconcileProblem(
-                "DestinationNotFound",
-                f"Secret {ns}/{dest.name} does not exist and destination.create is false "
-                "(create it, or set destination.create: true)",
-            )
-        return
-    if dest.create and not is_owned_by(live, owner) and not dest.overwrite:
-        raise ReconcileProblem(
-            "DestinationConflict",
-            f"Secret {ns}/{dest.name} exists and was not created by this {owner['kind']}; "
-            "refusing to overwrite it (set destination.overwrite: true to take it over)",
-            retry=False,
-        )
-    controller = _other_controller(live, owner)
-    if not dest.create and controller is not None and not dest.overwrite:
-        # Its controller rewrites the Secret to its own desired state: writing keys into it
-        # would start an endless tug of war (one write per reconcile, on both sides).
-        raise ReconcileProblem(
-            "DestinationConflict",
-            f"Secret {ns}/{dest.name} is controlled by {controller}; refusing to write into "
-            "it (set destination.overwrite: true to write anyway)",
-            retry=False,
-        )
-
-
-def _other_controller(secret: Mapping[str, Any], owner: Mapping[str, Any]) -> str | None:
-    """`Kind name` of the controller owning `secret`, if that is not `owner`."""
-    owner_uid = objects.uid(dict(owner))
-    for ref in objects.owner_references(dict(secret)):
-        if ref.get("controller") and ref.get("uid") != owner_uid:
-            return f"{ref.get('kind')} {ref.get('name')}"
-    return None
 
 
 def plan(
@@ -305,17 +184,17 @@ async def write(
         if create_only:
             raise DestinationExists(f"Secret {ns}/{dest.name} exists") from exc
         raise ReconcileProblem(
-            "DestinationWriteFailed", f"writing Secret {ns}/{dest.name} failed: {exc}"
+            Reason.DESTINATION_WRITE_FAILED, f"writing Secret {ns}/{dest.name} failed: {exc}"
         ) from exc
     except Invalid as exc:
         raise ReconcileProblem(
-            "DestinationInvalid",
+            Reason.DESTINATION_INVALID,
             f"the API server refused Secret {ns}/{dest.name}: {exc}",
             retry=False,
         ) from exc
     except ApiError as exc:
         raise ReconcileProblem(
-            "DestinationWriteFailed", f"writing Secret {ns}/{dest.name} failed: {exc}"
+            Reason.DESTINATION_WRITE_FAILED, f"writing Secret {ns}/{dest.name} failed: {exc}"
         ) from exc
     return applied
 

@@ -15,6 +15,7 @@ from vaultbridge.kube.resources import Resource
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .reasons import Reason
 
 
 def finalizers(obj: dict[str, Any]) -> list[str]:
@@ -58,15 +59,15 @@ async def _update(
                     return
                 except ApiError as exc:
                     raise ReconcileProblem(
-                        "FinalizerUpdateFailed", f"updating the finalizers failed: {exc}"
+                        Reason.FINALIZER_UPDATE_FAILED, f"updating the finalizers failed: {exc}"
                     ) from exc
                 continue
             raise ReconcileProblem(
-                "FinalizerUpdateFailed", "updating the finalizers failed: conflict"
+                Reason.FINALIZER_UPDATE_FAILED, "updating the finalizers failed: conflict"
             ) from None
         except ApiError as exc:
             raise ReconcileProblem(
-                "FinalizerUpdateFailed", f"updating the finalizers failed: {exc}"
+                Reason.FINALIZER_UPDATE_FAILED, f"updating the finalizers failed: {exc}"
             ) from exc
 
 

@@ -37,9 +37,9 @@ from vaultbridge.inject.pod import (
 from vaultbridge.kube import objects
 from vaultbridge.kube.resources import PODS, SECRETS
 
-from . import destination
+from . import destination, ownership
 from .errors import ReconcileProblem
-from .reasons import INJECT_READY
+from .reasons import INJECT_READY, Reason
 from .status import set_condition
 
 if TYPE_CHECKING:
@@ -121,14 +121,14 @@ def pod_login_of(
     if auth.method == "jwt" and auth.jwt is not None:
         if auth.jwt.secret_ref is not None:
             raise ReconcileProblem(
-                "InjectAuthMethodNotSupported",
+                Reason.INJECT_AUTH_METHOD_NOT_SUPPORTED,
                 "its VaultAuth logs in with a JWT from a Secret; with delivery inject the pod "
                 "logs in with its own ServiceAccount token (use jwt.serviceAccount or kubernetes)",
                 retry=False,
             )
         return "jwt", auth.jwt.role, auth.jwt.audiences or ["vault"]
     raise ReconcileProblem(
-        "InjectAuthMethodNotSupported",
+        Reason.INJECT_AUTH_METHOD_NOT_SUPPORTED,
         f"its VaultAuth uses method {auth.method}; with delivery inject the pod logs in with its "
         f"own ServiceAccount token, so only {' and '.join(INJECT_METHODS)} work",
         retry=False,
@@ -148,7 +148,7 @@ async def deliver_to_pods(reconciler: DeliveryReconciler[Any], p: Prepared[Any])
     owned = [
         objects.name(s)
         for s in (secrets.store.list(p.key.namespace) if secrets is not None else [])
-        if destination.is_owned_by(s, p.obj)
+        if ownership.is_owned_by(s, p.obj)
     ]
     if p.status.get("secretMAC"):
         # Just moved from secret delivery: revoke / clear what was held for the Secret.

@@ -23,12 +23,13 @@ from vaultbridge.secrets.redact import SecretData
 from vaultbridge.vault import lease_schedule
 from vaultbridge.vault.client import RevokeOutcome
 
-from . import destination, finalizer, live_secret, secret_data
+from . import destination, finalizer, live_secret, ownership, secret_data, secret_target
 from .cleanup import TIMED_OUT, Deleting, HeldT, NotCleaned, deleting_for
 from .context import OperatorContext
-from .delivery import Delivered, DeliveryReconciler, Prepared, SpecT
+from .delivery import DeliveryReconciler, Prepared, SpecT
 from .errors import ReconcileProblem
 from .reasons import Reason
+from .secret_target import Delivered
 from .status import set_condition, set_ready
 from .vault_access import VaultAccess
 
@@ -101,14 +102,14 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
         cause = self.reissue_cause(p, held, live)
         if cause in UNCONFIRMED_CAUSES:
             live = await live_secret.read_fresh(self.ctx, p.key.namespace, p.dest.name)
-            destination.check_ownership(p.obj, p.dest, live)
+            ownership.check_ownership(p.obj, p.dest, live)
             cause = self.reissue_cause(p, held, live)
         self._conflicts.pop(p.key, None)
         if cause == "drift":
             # A repair here issues new credentials too: the drift guard decides first. When it
             # refuses, the held item is kept as if nothing drifted, so renewals and rotations
             # still happen on time; `mark_held` reports the conflict instead of "synced".
-            conflict = await self.drift_conflict(p, live)
+            conflict = await self.drift.conflict(p.key, p.generation, p.dest.name, live)
             if conflict is not None:
                 # Repairs resume on the next reconcile after the quiet window (the lease
                 # schedule's, or a watch event's); the Warning event comes once, from
@@ -131,7 +132,8 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
     ) -> Delivered:
         """Deliver a newly issued item that replaces `held` (None: the first one); the new
         item is remembered as soon as it is in the Secret."""
-        delivered = await self.deliver(
+        delivered = await secret_target.deliver_to_secret(
+            self,
             p,
             live,
             data,
@@ -142,7 +144,7 @@ class LeasedReconciler(DeliveryReconciler[SpecT], Generic[SpecT, HeldT]):
             on_written=lambda: self.remember(p.key, new),
         )
         if cause == "drift" and delivered.plan.write:
-            self.drift_repaired(p)
+            self.drift.repaired(p.key)
         return delivered
 
     def announce(

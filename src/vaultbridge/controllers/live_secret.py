@@ -15,6 +15,7 @@ from vaultbridge.kube.resources import SECRETS
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .reasons import Reason
 
 
 async def read_fresh(ctx: OperatorContext, namespace: str, name: str) -> dict[str, Any] | None:
@@ -24,5 +25,5 @@ async def read_fresh(ctx: OperatorContext, namespace: str, name: str) -> dict[st
         return None
     except ApiError as exc:
         raise ReconcileProblem(
-            "KubernetesError", f"reading Secret {namespace}/{name} failed: {exc}"
+            Reason.KUBERNETES_ERROR, f"reading Secret {namespace}/{name} failed: {exc}"
         ) from exc

@@ -91,6 +91,8 @@ class Reason(StrEnum):
     AUDIENCE_NOT_ALLOWED = "AudienceNotAllowed"
     SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
     CONNECTION_NAMESPACE_NOT_ALLOWED = "ConnectionNamespaceNotAllowed"
+    # Inject mode (inject.py): the VaultAuth's method cannot log in with a pod's own token.
+    INJECT_AUTH_METHOD_NOT_SUPPORTED = "InjectAuthMethodNotSupported"
 
     @property
     def origin(self) -> Origin:
@@ -159,6 +161,7 @@ ORIGINS: dict[Reason, Origin] = {
     Reason.AUDIENCE_NOT_ALLOWED: _SPEC,
     Reason.SERVICE_ACCOUNT_NOT_ALLOWED: _SPEC,
     Reason.CONNECTION_NAMESPACE_NOT_ALLOWED: _SPEC,
+    Reason.INJECT_AUTH_METHOD_NOT_SUPPORTED: _SPEC,
 }
 
 TRANSFORMATION_REASONS = frozenset(

@@ -38,6 +38,7 @@ from vaultbridge.vault.connection import ConnectionSettings
 from .context import OperatorContext
 from .credential_guard import CredentialGuard
 from .errors import ReconcileProblem
+from .reasons import Reason
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,14 @@ class AuthResolver:
         auth_obj = self.ctx.informer(VAULT_AUTHS).store.get(auth_key)
         if auth_obj is None:
             raise ReconcileProblem(
-                "VaultAuthNotFound",
+                Reason.VAULT_AUTH_NOT_FOUND,
                 f"VaultAuth {auth_key} does not exist (vaultAuthRef {ref!r}; an empty ref means "
                 f"`default` in the operator namespace {self.ctx.settings.namespace})",
             )
         auth, global_obj = self.effective_auth(auth_key, auth_obj)
         if not auth.allows_namespace(consumer_namespace, own_namespace=auth_key.namespace):
             raise ReconcileProblem(
-                "NamespaceNotAllowed",
+                Reason.NAMESPACE_NOT_ALLOWED,
                 f"VaultAuth {auth_key} does not allow namespace {consumer_namespace!r} "
                 "(add it to spec.allowedNamespaces of the VaultAuth)",
                 retry=False,
@@ -102,7 +103,7 @@ class AuthResolver:
         conn_obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(connection_key)
         if conn_obj is None:
             raise ReconcileProblem(
-                "VaultConnectionNotFound",
+                Reason.VAULT_CONNECTION_NOT_FOUND,
                 f"VaultConnection {connection_key} (used by VaultAuth {auth_key}) does not exist",
             )
         settings = await self.connection_settings(
@@ -129,7 +130,7 @@ class AuthResolver:
                 VaultAuthGlobalSpec.model_validate(obj.get("spec") or {})
             except ValidationError as exc:
                 raise ReconcileProblem(
-                    "InvalidVaultAuthGlobal",
+                    Reason.INVALID_VAULT_AUTH_GLOBAL,
                     f"VaultAuthGlobal {key} (vaultAuthGlobalRef of VaultAuth {auth_key}) is "
                     f"invalid: {describe_validation_error(exc)}",
                     retry=False,
@@ -146,22 +147,24 @@ class AuthResolver:
             )
         except GlobalNotFound as exc:
             raise ReconcileProblem(
-                "VaultAuthGlobalNotFound", f"VaultAuth {auth_key}: {exc}"
+                Reason.VAULT_AUTH_GLOBAL_NOT_FOUND, f"VaultAuth {auth_key}: {exc}"
             ) from exc
         except GlobalNotAllowed as exc:
             raise ReconcileProblem(
-                "VaultAuthGlobalNamespaceNotAllowed", f"VaultAuth {auth_key}: {exc}", retry=False
+                Reason.VAULT_AUTH_GLOBAL_NAMESPACE_NOT_ALLOWED,
+                f"VaultAuth {auth_key}: {exc}",
+                retry=False,
             ) from exc
         except GlobalRefError as exc:
             raise ReconcileProblem(
-                "InvalidVaultAuth", f"VaultAuth {auth_key}: {exc}", retry=False
+                Reason.INVALID_VAULT_AUTH, f"VaultAuth {auth_key}: {exc}", retry=False
             ) from exc
         try:
             auth = VaultAuthSpec.model_validate(spec)
         except ValidationError as exc:
             merged = f" (merged with VaultAuthGlobal {global_key})" if global_key else ""
             raise ReconcileProblem(
-                "InvalidVaultAuth",
+                Reason.INVALID_VAULT_AUTH,
                 f"VaultAuth {auth_key}{merged} is invalid: {describe_validation_error(exc)}",
                 retry=False,
             ) from exc
@@ -188,7 +191,7 @@ class AuthResolver:
             )
         except ValueError as exc:
             raise ReconcileProblem(
-                "InvalidVaultConnection", f"VaultConnection {key}: {exc}", retry=False
+                Reason.INVALID_VAULT_CONNECTION, f"VaultConnection {key}: {exc}", retry=False
             ) from exc
 
     @staticmethod
@@ -197,7 +200,7 @@ class AuthResolver:
             return VaultConnectionSpec.model_validate(conn_obj.get("spec") or {})
         except ValidationError as exc:
             raise ReconcileProblem(
-                "InvalidVaultConnection",
+                Reason.INVALID_VAULT_CONNECTION,
                 f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
                 retry=False,
             ) from exc
@@ -211,15 +214,17 @@ class AuthResolver:
             secret = await self.ctx.kube.get(SECRETS, secret_name, namespace)
         except NotFound as exc:
             raise ReconcileProblem(
-                "CACertSecretNotFound",
+                Reason.CA_CERT_SECRET_NOT_FOUND,
                 f"Secret {namespace}/{secret_name} named by caCertSecretRef does not exist",
             ) from exc
         except KubeError as exc:
-            raise ReconcileProblem("KubernetesError", f"reading the CA Secret: {exc}") from exc
+            raise ReconcileProblem(
+                Reason.KUBERNETES_ERROR, f"reading the CA Secret: {exc}"
+            ) from exc
         raw = (secret.get("data") or {}).get("ca.crt")
         if not raw:
             raise ReconcileProblem(
-                "CACertSecretInvalid",
+                Reason.CA_CERT_SECRET_INVALID,
                 f"Secret {namespace}/{secret_name} has no key `ca.crt`",
                 retry=False,
             )

@@ -22,7 +22,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.hmac import compute_mac
 from vaultbridge.vault.errors import SealedOrUnavailable, VaultUnreachable
 
-from . import destination
+from . import destination, ownership, secret_target
 from .context import OperatorContext
 from .delivery import DeliveryReconciler, Prepared
 from .errors import ReconcileProblem
@@ -112,7 +112,7 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         if absent:
             live = None
         elif live_read is not None:
-            live = await destination.claim(self.ctx, p.obj, p.dest, await live_read)
+            live = await ownership.claim(self.ctx, p.obj, p.dest, await live_read)
         else:
             live = await self.live_secret(p)
 
@@ -122,7 +122,8 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
         # Restart consumers only for a change of the delivered values: not on the first sync,
         # not when repairing a hand edit (the pods already run with the Vault values).
         rotated = vault_changed and bool(old_mac)
-        delivered = await self.deliver(
+        delivered = await secret_target.deliver_to_secret(
+            self,
             p,
             live,
             data,

@@ -1,8 +1,20 @@
 """Status conditions and status writes that happen only when something changed.
 
-Status is handled as the plain dict the API server returns: the controllers compute the
-desired status from scratch on every reconcile, and `patch_status_if_changed` writes it only
-when it differs from the live one, so a steady state costs no writes at all.
+The one condition rule (`set_condition`): a condition is replaced by type, at most one per
+type, sorted by type; `lastTransitionTime` moves only when the status value (True, False,
+Unknown) changes, so re-asserting a condition, even with a new message, leaves the time alone.
+
+One model of status: its schema is the kind's status model in `api/` (what the CRD generator
+turns into the OpenAPI schema, where `api/conditions.py` declares the `metav1.Condition`
+shape); at run time the controllers compute the desired status as the plain dict the API
+server returns, from scratch on every reconcile, and `patch_status_if_changed` writes it only
+when it differs from the live one, so a steady state costs no writes at all. Not through the
+typed models, because that comparison is the zero-writes rule: a typed round trip drops
+the fields the model does not know (a newer operator's, during a rollback), so the desired
+status would differ from the live one on every reconcile and the merge patch would erase
+them. The unit
+tests check that what the reconcilers write validates against the status models
+(tests/unit/test_status.py), so the schema and the dicts cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from typing import Any
 
 from vaultbridge.kube import objects
 from vaultbridge.kube.api import KubeApi
+from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import Resource
 
 _MAX_MESSAGE = 1024
@@ -38,15 +51,19 @@ def set_condition(  # noqa: PLR0917 - mirrors metav1.Condition's fields in order
     reason: str,
     message: str,
     generation: int | None,
+    *,
+    now: str | None = None,
 ) -> None:
-    """Set one condition, keeping lastTransitionTime unless the status value flips."""
+    """Set one condition, keeping lastTransitionTime unless the status value flips.
+
+    `now`: the RFC 3339 time to record on a transition (default: the current second)."""
     value = "Unknown" if ok is None else ("True" if ok else "False")
     conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
     old = next((c for c in conditions if c.get("type") == type_), None)
     transition = (
         old["lastTransitionTime"]
         if old is not None and old.get("status") == value and old.get("lastTransitionTime")
-        else now_rfc3339()
+        else (now or now_rfc3339())
     )
     new = {
         "type": type_,
@@ -117,3 +134,30 @@ def set_ready(
         return
     else:
         set_condition(status, "Ready", True, "Ready", message, generation)
+
+
+async def report_validity(
+    kube: KubeApi,
+    events: EventRecorder,
+    resource: Resource,
+    obj: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    ok: bool,
+    reason: str,
+    message: str,
+    healthy: bool = True,
+) -> None:
+    """The verdict of a configuration object (VaultConnection, VaultAuth, VaultAuthGlobal,
+    SecretTransformation): `status.valid`, `Ready` (and `Healthy` unless `healthy` is False),
+    written only when the status changed; an event only when `valid` flips, so a state that
+    persists is reported once, not on every recheck."""
+    generation = objects.generation(obj)
+    status["valid"] = ok
+    set_condition(status, "Ready", ok, reason, message, generation)
+    if healthy:
+        set_condition(status, "Healthy", ok, reason, message, generation)
+    was_ok = (obj.get("status") or {}).get("valid")
+    await patch_status_if_changed(kube, resource, obj, status)
+    if was_ok != ok:
+        events.emit(obj, "Normal" if ok else "Warning", reason, message)

@@ -20,6 +20,7 @@ from vaultbridge.secrets.redact import SecretData
 
 from .context import OperatorContext
 from .errors import ReconcileProblem
+from .reasons import Reason
 
 
 def transformation_spec(spec: SecretTransformationSpec) -> pipeline.TransformationSpec:
@@ -48,14 +49,14 @@ def resolve_transformation(
         obj = store.get(key)
         if obj is None:
             raise ReconcileProblem(
-                "SecretTransformationNotFound",
+                Reason.SECRET_TRANSFORMATION_NOT_FOUND,
                 f"SecretTransformation {key} named in transformationRefs does not exist",
             )
         try:
             parsed = SecretTransformationSpec.model_validate(obj.get("spec") or {})
         except ValidationError as exc:
             raise ReconcileProblem(
-                "TransformationError",
+                Reason.TRANSFORMATION_ERROR,
                 f"SecretTransformation {key} is invalid: {describe_validation_error(exc)}",
                 retry=False,
             ) from exc

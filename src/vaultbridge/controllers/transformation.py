@@ -20,7 +20,7 @@ from vaultbridge.secrets.errors import DataError
 from vaultbridge.secrets.pipeline import validate_transformation
 
 from .context import OperatorContext
-from .status import patch_status_if_changed, set_condition
+from .status import report_validity
 from .transform import transformation_spec
 from .watches import Sources
 
@@ -38,7 +38,6 @@ class SecretTransformationReconciler:
         obj = self.ctx.informer(SECRET_TRANSFORMATIONS).store.get(key)
         if obj is None:
             return Result()
-        generation = int(obj["metadata"].get("generation") or 0)
         status: dict[str, Any] = dict(obj.get("status") or {})
         error: str | None = None
         try:
@@ -49,17 +48,20 @@ class SecretTransformationReconciler:
         except DataError as exc:
             error = str(exc)
         ok = error is None
-        status["valid"] = ok
         if ok:
             status.pop("error", None)
             reason, message = "Valid", "every template and pattern compiles"
         else:
             status["error"] = error
             reason, message = "TransformationError", str(error)
-        set_condition(status, "Ready", ok, reason, message, generation)
-        set_condition(status, "Healthy", ok, reason, message, generation)
-        old_valid = (obj.get("status") or {}).get("valid")
-        await patch_status_if_changed(self.ctx.kube, SECRET_TRANSFORMATIONS, obj, status)
-        if old_valid != ok:
-            self.ctx.events.emit(obj, "Normal" if ok else "Warning", reason, message)
+        await report_validity(
+            self.ctx.kube,
+            self.ctx.events,
+            SECRET_TRANSFORMATIONS,
+            obj,
+            status,
+            ok=ok,
+            reason=reason,
+            message=message,
+        )
         return Result()

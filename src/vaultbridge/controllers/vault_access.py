@@ -30,6 +30,7 @@ from .auth_providers import LoginRequest, provider_for
 from .context import OperatorContext
 from .credential_guard import TokenGrant
 from .errors import ReconcileProblem
+from .reasons import Reason
 from .resolution import AuthResolver, ResolvedAuth
 
 log = logging.getLogger(__name__)
@@ -138,13 +139,13 @@ class VaultAccess(AuthResolver):
             )
         except TokenStoreUnavailable as exc:
             raise ReconcileProblem(
-                "TokenStoreUnavailable",
+                Reason.TOKEN_STORE_UNAVAILABLE,
                 f"cannot read the persisted Vault token of VaultAuth {resolved.auth_key}: {exc}",
             ) from exc
         except VaultError as exc:
             metrics.VAULT_LOGINS.labels(resolved.auth.method, "error").inc()
             raise ReconcileProblem(
-                "VaultLoginFailed",
+                Reason.VAULT_LOGIN_FAILED,
                 f"login to Vault with VaultAuth {resolved.auth_key} "
                 f"(method {resolved.auth.method}) failed: {exc}",
             ) from exc
@@ -216,11 +217,11 @@ class VaultAccess(AuthResolver):
             secret = await self.ctx.kube.get(SECRETS, name, namespace)
         except NotFound as exc:
             raise ReconcileProblem(
-                "AuthSecretNotFound", f"Secret {namespace}/{name} does not exist"
+                Reason.AUTH_SECRET_NOT_FOUND, f"Secret {namespace}/{name} does not exist"
             ) from exc
         raw = (secret.get("data") or {}).get(key)
         if not raw:
             raise ReconcileProblem(
-                "AuthSecretInvalid", f"Secret {namespace}/{name} has no key {key!r}"
+                Reason.AUTH_SECRET_INVALID, f"Secret {namespace}/{name} has no key {key!r}"
             )
         return base64.b64decode(raw).decode("utf-8").strip()

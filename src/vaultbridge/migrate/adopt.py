@@ -23,7 +23,7 @@ Adoption is only done when asked: `vaultbridge migrate` annotates each converted
 Secret must belong to the VSO object of the same kind and name (and uid, when recorded) as the
 vaultbridge object, in the same namespace, and nobody else may control it.
 
-Call sites: the operator, `controllers/destination.py:claim` (before its ownership check; for
+Call sites: the operator, `controllers/ownership.py:claim` (before its ownership check; for
 VaultStaticSecret only, which needs no state carried over: its first sync restarts nothing),
 and `vaultbridge migrate --adopt-secrets` (`takeover.py`), which also carries VSO's lease or
 certificate state (`carried_status`) for VaultDynamicSecret / VaultPKISecret, without which

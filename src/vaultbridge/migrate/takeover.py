@@ -18,7 +18,7 @@ only the operator reads). On `Adoption`, in this order:
 The operator then finds the Secret its own and writes nothing when the data already matches
 (and, first sync, restarts nothing either way).
 
-The operator adopts VaultStaticSecrets' Secrets itself (controllers/destination.py:claim), so
+The operator adopts VaultStaticSecrets' Secrets itself (controllers/ownership.py:claim), so
 for them this command usually finds nothing left to do; for the leased kinds it is how adoption
 happens, and the operator meanwhile reports `DestinationConflict` on those objects, which
 clears at the reconcile this command triggers.
@@ -95,7 +95,7 @@ SECRET_RESOURCES: tuple[Resource, ...] = (
 
 
 def desired_labels(owner: Mapping[str, Any], dest_labels: Mapping[str, str]) -> dict[str, str]:
-    """The labels the operator puts on a Secret it owns (as controllers/destination.py)."""
+    """The labels the operator puts on a Secret it owns (as controllers/ownership.py)."""
     labels = dict(dest_labels)
     labels.update(owner_labels(str(owner["kind"]), objects.name(dict(owner))))
     return labels
