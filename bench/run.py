@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import audit
 from vaultbridge.settings import Settings
 
+from . import audit
 from .clients import Kube, Vault, tls_context
 from .fairness import fairness
 from .procs import FloorRun, OperatorRun, Usage
@@ -198,7 +198,10 @@ class Bench:
         await self.kube.ensure_namespace(ns)
         await create_auth(self.kube, ns)
         self.op = OperatorRun(
-            self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile,
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
             vault_burst=self.opts.vault_burst,
         )
         await self.op.start()
@@ -361,7 +364,10 @@ class Bench:
         )
         t0 = time.monotonic()
         self.op = OperatorRun(
-            self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile,
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
             vault_burst=self.opts.vault_burst,
         )
         await self.op.start()

@@ -84,13 +84,13 @@ def _compact_dict(d: dict[str, Any]) -> dict[str, Any]:
     for k, v in d.items():
         t = type(v)
         if t is str:
-            if len(v) <= _INTERN_MAX:
-                v = _intern(v)
+            out[_intern(k)] = _intern(v) if len(v) <= _INTERN_MAX else v
         elif t is dict:
-            v = _compact_dict(v)
+            out[_intern(k)] = _compact_dict(v)
         elif t is list or t is tuple:
-            v = t(_compact_seq(v))
-        out[_intern(k)] = v
+            out[_intern(k)] = t(_compact_seq(v))
+        else:
+            out[_intern(k)] = v
     return out
 
 
@@ -99,13 +99,13 @@ def _compact_seq(seq: list[Any] | tuple[Any, ...]) -> list[Any]:
     for v in seq:
         t = type(v)
         if t is str:
-            if len(v) <= _INTERN_MAX:
-                v = _intern(v)
+            out.append(_intern(v) if len(v) <= _INTERN_MAX else v)
         elif t is dict:
-            v = _compact_dict(v)
+            out.append(_compact_dict(v))
         elif t is list or t is tuple:
-            v = t(_compact_seq(v))
-        out.append(v)
+            out.append(t(_compact_seq(v)))
+        else:
+            out.append(v)
     return out
 
 

@@ -135,6 +135,8 @@ KUBE_REQUESTS = Counter(
     ["verb", "resource", "code"],
     registry=REGISTRY,
 )
+
+
 class _ResourceSeries:
     """What `ResourceGauge.labels(...)` returns: `set` writes the one value."""
 
