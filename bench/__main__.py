@@ -27,12 +27,23 @@ def parse(argv: list[str] | None = None) -> Options:
     p.add_argument("--idle-seconds", type=float, help="idle window (default 300, quick 10)")
     p.add_argument("--memory-n", type=int, default=0, help="also measure RSS at this N")
     p.add_argument("--new", type=int, help="new resources created under load (default 50)")
-    p.add_argument("--workers", type=int, default=8, help="operator and floor concurrency")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="operator and floor concurrency (default: the operator's own default)",
+    )
     p.add_argument(
         "--vault-qps",
         type=float,
-        default=0,
-        help="operator's --vault-qps (default 0 = unlimited, as the floor)",
+        default=None,
+        help="operator's --vault-qps (default: the operator's own default; 0 = unlimited)",
+    )
+    p.add_argument(
+        "--vault-burst",
+        type=int,
+        default=None,
+        help="operator's --vault-burst (default: the operator's own default)",
     )
     p.add_argument("--profile", default="", help="path to py-spy: profile the operator")
     p.add_argument("--cold-only", action="store_true", help="only the cold sync (and scaling)")
@@ -73,8 +84,10 @@ def parse(argv: list[str] | None = None) -> Options:
         opts.new_count = a.new
         opts.change_count = min(opts.change_count, a.new)
     opts.memory_n = a.memory_n
-    opts.workers = a.workers
+    if a.workers is not None:
+        opts.workers = a.workers
     opts.vault_qps = a.vault_qps
+    opts.vault_burst = a.vault_burst
     opts.profile = a.profile
     opts.keep = a.keep
     opts.cold_only = a.cold_only

@@ -86,9 +86,10 @@ class OperatorRun(Measured):
         self,
         env: BenchEnv,
         workers: int,
-        vault_qps: float,
+        vault_qps: float | None,
         profile: str = "",
         extra: list[str] | None = None,
+        vault_burst: int | None = None,
     ) -> None:
         self.metrics_port = processes.free_port()
         self.health_port = processes.free_port()
@@ -101,10 +102,14 @@ class OperatorRun(Measured):
             "--metrics-bind-address", f"127.0.0.1:{self.metrics_port}",
             "--health-bind-address", f"127.0.0.1:{self.health_port}",
             "--workers", str(workers),
-            "--vault-qps", str(vault_qps),
             "--shutdown-grace-period", "10",
             *(extra or []),
         ]  # fmt: skip
+        # Not given: the operator's own default applies (what a user who sets nothing runs).
+        if vault_qps is not None:
+            run += ["--vault-qps", str(vault_qps)]
+        if vault_burst is not None:
+            run += ["--vault-burst", str(vault_burst)]
         if "audit-stream" in env.state.ports:
             # Instant updates (instant_change phase): the dev OpenBao's UDP audit device.
             run += [

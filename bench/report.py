@@ -130,12 +130,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         )
     for m in r.get("memory", []):
-        limit = 100 if m["n"] <= 2000 else 200
+        # Issue #13: <= 80 MiB at 2,000 objects, <= 150 MiB at 10,000.
+        limit = 80 if m["n"] <= 2000 else 150
         steady = m.get("steady_rss_mib", m["rss_mib"])
         out.append(
             (
                 f"memory N={m['n']}",
-                f"peak {m['peak_mib']:.0f} MiB, steady {steady:.0f} MiB",
+                f"peak {m['peak_mib']:.1f} MiB, steady {steady:.1f} MiB",
                 f"<= {limit} MiB",
                 _verdict(m["peak_mib"] <= limit),
             )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaultbridge.settings import Settings
+
 from . import audit
 from .clients import Kube, Vault, tls_context
 from .fairness import fairness
@@ -47,8 +49,10 @@ class Options:
     change_count: int = 50
     read_rate_seconds: float = 30
     memory_n: int = 0
-    workers: int = 8
-    vault_qps: float = 0
+    #: The operator's own defaults unless given: the headline numbers are what users run.
+    workers: int = Settings.workers
+    vault_qps: float | None = None  # None: not passed, the operator's default applies
+    vault_burst: int | None = None
     profile: str = ""
     keep: bool = False
     out: str = ""
@@ -95,6 +99,12 @@ class Bench:
         self.root = Vault(env.state.vault_addr, env.state.vault_root_token)
         self.op: OperatorRun | None = None
         self.results: dict[str, Any] = {"options": vars(opts).copy()}
+        # What the operator ran with, defaults resolved (None in options = not passed).
+        self.results["operator_flags"] = {
+            "workers": opts.workers,
+            "vault_qps": Settings.vault_qps if opts.vault_qps is None else opts.vault_qps,
+            "vault_burst": Settings.vault_burst if opts.vault_burst is None else opts.vault_burst,
+        }
         self.main_ns = f"bench-op-{opts.n}"
         self.expected: dict[str, dict[str, str]] = {}
         self.checkpoint_path: Path | None = None
@@ -187,7 +197,13 @@ class Bench:
         ns = f"bench-op-{n}"
         await self.kube.ensure_namespace(ns)
         await create_auth(self.kube, ns)
-        self.op = OperatorRun(self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile)
+        self.op = OperatorRun(
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
+            vault_burst=self.opts.vault_burst,
+        )
         await self.op.start()
         started = self.op.usage()
         kc, vc = (
@@ -347,7 +363,13 @@ class Bench:
             audit.Cursor(self.env.state.vault_audit_log),
         )
         t0 = time.monotonic()
-        self.op = OperatorRun(self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile)
+        self.op = OperatorRun(
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
+            vault_burst=self.opts.vault_burst,
+        )
         await self.op.start()
         ready = time.monotonic() - t0
         deadline = t0 + self._timeout(total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import logging
 import os
@@ -277,6 +278,19 @@ def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str
     metrics.RECONCILES.labels(kind, outcome).inc()
 
 
+# asyncio gives every TLS connection a 256 KiB read buffer, allocated and zeroed when the
+# connection opens and kept for its life. The operator holds ~15-30 TLS connections to the API
+# server (one per watch, plus the request pool): 4-7 MiB of resident memory, the largest
+# fixed item in a tracemalloc diff of a synced operator (issue #13). 64 KiB still takes
+# several maximum-size TLS records (16 KiB each) per read; larger responses (list pages)
+# just take more reads of the same socket. Nothing else changes.
+_TLS_READ_BUFFER = 64 * 1024
+
+
+def _smaller_tls_read_buffers() -> None:
+    setattr(asyncio.sslproto.SSLProtocol, "max_size", _TLS_READ_BUFFER)  # noqa: B010
+
+
 async def _main(settings: Settings) -> int:
     if settings.path_policy_default not in PATH_POLICY_DEFAULTS:
         log.error(
@@ -311,6 +325,7 @@ async def _main(settings: Settings) -> int:
     except KubeError as exc:
         log.error("cannot load Kubernetes configuration: %s", exc)
         return 2
+    _smaller_tls_read_buffers()
     kube = await KubeClient.create(config)
     kube.add_request_hook(metrics.observe_kube_request)
     try:

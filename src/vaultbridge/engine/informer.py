@@ -15,6 +15,7 @@ import builtins
 import contextlib
 import logging
 import random
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,64 @@ def strip_managed_fields(obj: Obj) -> Obj:
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
     return obj
+
+
+# Strings up to this length are interned when an object enters a store (see `compact`).
+_INTERN_MAX = 64
+_intern = sys.intern
+
+
+def compact(value: Any) -> Any:
+    """The same JSON value, with dict keys and short strings interned.
+
+    Every decoded object carries its own copy of every key ("apiVersion", "metadata",
+    "lastTransitionTime", …) and of the values most objects share (API version, kind,
+    namespace, condition types and reasons, "True"): ~50 bytes each, thousands per thousand
+    objects. A store holds each object for its whole life, so it keeps one copy of each
+    instead: a synced VaultStaticSecret 5.9 → 2.9 KB, an owned Secret's digest 3.2 → 1.2 KB
+    (tracemalloc; tests/unit/test_informer_compact.py counts it). Unique values (uid,
+    resourceVersion) are interned too: interned strings are freed with their last user
+    (CPython), so nothing outlives the object. Leaves are handled inline (no call per string):
+    this runs once per stored event, ~20 µs for a VaultStaticSecret.
+    """
+    t = type(value)
+    if t is dict:
+        return _compact_dict(value)
+    if t is list or t is tuple:
+        return t(_compact_seq(value))
+    if t is str and len(value) <= _INTERN_MAX:
+        return _intern(value)
+    return value
+
+
+def _compact_dict(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        t = type(v)
+        if t is str:
+            out[_intern(k)] = _intern(v) if len(v) <= _INTERN_MAX else v
+        elif t is dict:
+            out[_intern(k)] = _compact_dict(v)
+        elif t is list or t is tuple:
+            out[_intern(k)] = t(_compact_seq(v))
+        else:
+            out[_intern(k)] = v
+    return out
+
+
+def _compact_seq(seq: list[Any] | tuple[Any, ...]) -> list[Any]:
+    out: list[Any] = []
+    for v in seq:
+        t = type(v)
+        if t is str:
+            out.append(_intern(v) if len(v) <= _INTERN_MAX else v)
+        elif t is dict:
+            out.append(_compact_dict(v))
+        elif t is list or t is tuple:
+            out.append(t(_compact_seq(v)))
+        else:
+            out.append(v)
+    return out
 
 
 class Store:
@@ -225,7 +284,7 @@ class Informer:
         self.stats.lists += 1
         fresh: dict[ObjectKey, Obj] = {}
         for item in result.items:
-            obj = self._transform(item) if self._transform else item
+            obj = compact(self._transform(item) if self._transform else item)
             fresh[ObjectKey.of(obj)] = obj
         # Differences first for deletions, so handlers see a consistent store afterwards.
         for key in [k for k in self.store._items if k not in fresh]:
@@ -272,7 +331,7 @@ class Informer:
             if rv:
                 self._rv = rv
             return
-        obj = self._transform(raw) if self._transform else raw
+        obj = compact(self._transform(raw) if self._transform else raw)
         if etype in ("ADDED", "MODIFIED"):
             old = self.store._put(obj)
             if old is None:

@@ -135,25 +135,76 @@ KUBE_REQUESTS = Counter(
     ["verb", "resource", "code"],
     registry=REGISTRY,
 )
-RESOURCE_READY = Gauge(
+
+
+class _ResourceSeries:
+    """What `ResourceGauge.labels(...)` returns: `set` writes the one value."""
+
+    __slots__ = ("_key", "_values")
+
+    def __init__(self, values: dict[tuple[str, str, str], float], key: tuple[str, str, str]):
+        self._values = values
+        self._key = key
+
+    def set(self, value: float) -> None:
+        self._values[self._key] = float(value)
+
+
+class ResourceGauge(Collector):
+    """A gauge with one series per resource (labels kind, namespace, name), held as floats.
+
+    prometheus_client's labelled `Gauge` keeps one child object per series (a `Gauge` with its
+    own lock and value holder): ~0.7 KiB each, measured with tracemalloc — with two such
+    gauges per object, 2.9 MiB at 2,000 objects and 14 MiB at 10,000. Here a series is one
+    dict entry (~0.15 KiB). The exposition is the same (same name, help, type, labels,
+    values); `labels(...).set(v)` and `remove(...)` behave as on a `Gauge` (removing an
+    absent series does nothing). Scrapes run in another thread: `collect` iterates over
+    a copy (`dict.copy` is one C call under the GIL).
+    """
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._values: dict[tuple[str, str, str], float] = {}
+        registry.register(self)
+
+    def labels(self, kind: str, namespace: str, name: str) -> _ResourceSeries:
+        return _ResourceSeries(self._values, (kind, namespace, name))
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        self._values.pop((kind, namespace, name), None)
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            self._name, self._documentation, labels=["kind", "namespace", "name"]
+        )
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        for labels, value in self._values.copy().items():
+            family.add_metric(labels, value)
+        yield family
+
+
+RESOURCE_READY = ResourceGauge(
     "vaultbridge_resource_ready",
     "1 while the resource's last reconcile delivered its Secret, 0 after a failed one.",
-    ["kind", "namespace", "name"],
-    registry=REGISTRY,
+    REGISTRY,
 )
 # A timestamp rather than "seconds left": it stays true between reconciles, and alerts compute
 # the remaining time with `- time()`.
-RESOURCE_EXPIRY = Gauge(
+RESOURCE_EXPIRY = ResourceGauge(
     "vaultbridge_resource_expiry_timestamp_seconds",
     "Unix time at which the resource's Vault lease or certificate expires (leased kinds only).",
-    ["kind", "namespace", "name"],
-    registry=REGISTRY,
+    REGISTRY,
 )
-RESOURCE_LAST_SYNC = Gauge(
+RESOURCE_LAST_SYNC = ResourceGauge(
     "vaultbridge_resource_last_sync_timestamp_seconds",
     "Unix time of the resource's last successful sync.",
-    ["kind", "namespace", "name"],
-    registry=REGISTRY,
+    REGISTRY,
 )
 SECRET_WRITES = Counter(
     "vaultbridge_secret_writes",
