@@ -58,6 +58,9 @@ class Options:
     fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
     previous: str = ""  # results JSON shown as "previous run" (default: the last run's)
     record: bool = True  # keep these results as the next run's previous
+    #: more `vaultbridge run` flags for the main operator, e.g. ["--fair-queuing=false"]
+    #: (an A/B comparison of one setting, back to back on the same machine)
+    operator_args: list[str] = field(default_factory=list)
 
     @classmethod
     def quick_mode(cls) -> Options:
@@ -187,7 +190,13 @@ class Bench:
         ns = f"bench-op-{n}"
         await self.kube.ensure_namespace(ns)
         await create_auth(self.kube, ns)
-        self.op = OperatorRun(self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile)
+        self.op = OperatorRun(
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
+            extra=self.opts.operator_args,
+        )
         await self.op.start()
         started = self.op.usage()
         kc, vc = (
@@ -347,7 +356,13 @@ class Bench:
             audit.Cursor(self.env.state.vault_audit_log),
         )
         t0 = time.monotonic()
-        self.op = OperatorRun(self.env, self.opts.workers, self.opts.vault_qps, self.opts.profile)
+        self.op = OperatorRun(
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
+            extra=self.opts.operator_args,
+        )
         await self.op.start()
         ready = time.monotonic() - t0
         deadline = t0 + self._timeout(total)
