@@ -52,6 +52,14 @@ def parse(argv: list[str] | None = None) -> Options:
         type=int,
         help="noisy resources of the fairness scenario (default 1000, quick 0 = skipped)",
     )
+    p.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="extra flag for the measured operator, repeatable, e.g. "
+        "--operator-arg=--fair-queuing=false (the fairness scenario sets its own)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the bench namespaces at the end")
     p.add_argument("--out", default="", help="JSON results file (default bench/results/…)")
     p.add_argument(
@@ -95,6 +103,7 @@ def parse(argv: list[str] | None = None) -> Options:
     opts.previous = a.previous
     opts.record = not a.no_record
     opts.vault_server = a.vault_server
+    opts.operator_args = list(a.operator_arg)
     if a.fairness_noisy is not None:
         opts.fairness_noisy = a.fairness_noisy
     return opts

@@ -62,6 +62,9 @@ class Options:
     fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
     previous: str = ""  # results JSON shown as "previous run" (default: the last run's)
     record: bool = True  # keep these results as the next run's previous
+    #: more `vaultbridge run` flags for the main operator, e.g. ["--fair-queuing=false"]
+    #: (an A/B comparison of one setting, back to back on the same machine)
+    operator_args: list[str] = field(default_factory=list)
 
     @classmethod
     def quick_mode(cls) -> Options:
@@ -203,6 +206,7 @@ class Bench:
             self.opts.vault_qps,
             self.opts.profile,
             vault_burst=self.opts.vault_burst,
+            extra=self.opts.operator_args,
         )
         await self.op.start()
         started = self.op.usage()
@@ -369,6 +373,7 @@ class Bench:
             self.opts.vault_qps,
             self.opts.profile,
             vault_burst=self.opts.vault_burst,
+            extra=self.opts.operator_args,
         )
         await self.op.start()
         ready = time.monotonic() - t0
