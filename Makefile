@@ -29,7 +29,7 @@ test: $(STAMP) lint typecheck tools
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
 	$(MAKE) test-faults
-	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp-subset.sh $(BIN)
+	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp.sh $(BIN)
 
 ## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
 ## that the chart and alerting tests use, printing done/total packages and an estimate
