@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-hashicorp vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
+.PHONY: demo test test-faults test-hashicorp test-hashicorp-sessions vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
 LOCK := requirements/lock.txt
 
@@ -21,15 +21,23 @@ demo: $(STAMP)
 	$(BIN)/python -m vaultbridge.devenv.demo
 
 ## test: lint, type-check, then unit and integration tests against the real servers (OpenBao),
-## then the tests marked both_servers against HashiCorp Vault too (built once within
-## VAULT_BUILD_BUDGET seconds, else a loud "NOT TESTED" box; docs/development.md)
+## then every Vault-facing integration test (tests/vault_facing.py) against HashiCorp Vault
+## too (built once within VAULT_BUILD_BUDGET seconds, else a loud "NOT TESTED" box;
+## docs/development.md)
 VAULT_BUILD_BUDGET ?= 1800
 test: $(STAMP) lint typecheck tools
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
-	$(MAKE) test-faults
-	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp.sh $(BIN)
+	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp.sh $(BIN) build
+	@echo "OpenBao fault session and HashiCorp Vault sessions run concurrently (own environments);"
+	@echo "each one's output is printed when it ends"
+	$(MAKE) -j2 --output-sync=target test-faults test-hashicorp-sessions
+
+## test-hashicorp-sessions: the Vault-facing tests against HashiCorp Vault (binary built by
+## `scripts/test-hashicorp.sh build`, else a NOT TESTED box), a step of `make test`
+test-hashicorp-sessions: $(STAMP)
+	@scripts/test-hashicorp.sh $(BIN) tests
 
 ## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
 ## that the chart and alerting tests use, printing done/total packages and an estimate
