@@ -32,7 +32,7 @@ from vaultbridge.devenv.vaultserver import (
     resolve_server,
 )
 
-from .vault_facing import mark_vault_facing
+from .vault_facing import INTEGRATION, mark_vault_facing
 
 os.environ.setdefault("VAULTBRIDGE_DEV_HOME", str(cache_root() / "test"))
 
@@ -61,7 +61,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     `vault_server` property (JUnit XML) and, for any server but the default OpenBao, a
     `[vault=<server>]` suffix on the test id, so a HashiCorp Vault session's passes and
     failures can never be mistaken for OpenBao's."""
-    mark_vault_facing(items)
+    mark_vault_facing(items, under=INTEGRATION)
     server = _selected_server()
     for item in items:
         item.user_properties.append(("vault_server", server))

@@ -23,12 +23,15 @@ Vault-facing test, so the HashiCorp session selects them with `-m vault_facing`
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
 
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 MARKER = "vault_facing"
 KUBE_ONLY = "kube_only"
 DEV_ENVIRONMENT_FIXTURE = "devenv"
@@ -43,6 +46,15 @@ VAULT_SOURCE = re.compile(
 )
 
 
+@functools.cache
+def _source(function: Callable[..., object]) -> str:
+    """A function's source, once per function (fixtures recur in every test's closure)."""
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""  # a plugin's fixture without source (tmp_path, monkeypatch, ...)
+
+
 class Misclassified(pytest.UsageError):
     """A test marked `kube_only` reaches Vault."""
 
@@ -55,10 +67,7 @@ def _fixture_sources(item: pytest.Item) -> Iterable[tuple[str, str]]:
         if name == DEV_ENVIRONMENT_FIXTURE:
             continue  # the environment itself: Kubernetes and Vault alike
         for fixturedef in defs:
-            try:
-                yield name, inspect.getsource(fixturedef.func)
-            except (OSError, TypeError):
-                continue  # a plugin's fixture without source (tmp_path, monkeypatch, ...)
+            yield name, _source(fixturedef.func)
 
 
 def vault_reasons(item: pytest.Item) -> list[str]:
@@ -66,7 +75,7 @@ def vault_reasons(item: pytest.Item) -> list[str]:
     reasons = sorted(VAULT_FIXTURES & set(item.fixturenames))
     function = getattr(item, "function", None)
     if function is not None:
-        found = VAULT_SOURCE.search(inspect.getsource(function))
+        found = VAULT_SOURCE.search(_source(function))
         if found:
             reasons.append(f"its source names {found.group(0)}")
     for name, source in _fixture_sources(item):
@@ -91,7 +100,12 @@ def is_vault_facing(item: pytest.Item) -> bool:
     return False
 
 
-def mark_vault_facing(items: list[pytest.Item]) -> None:
+def mark_vault_facing(items: list[pytest.Item], under: Path | None = None) -> None:
+    """Add the `vault_facing` marker to the Vault-facing tests among `items` (only those in
+    the directory `under`, when given: unit tests that build a `VaultClient` on a fake
+    transport are not)."""
     for item in items:
+        if under is not None and not item.path.is_relative_to(under):
+            continue
         if is_vault_facing(item):
             item.add_marker(MARKER)
