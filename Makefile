@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-hashicorp test-hashicorp-sessions vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
+.PHONY: demo test test-faults test-hashicorp test-hashicorp-main test-hashicorp-faults vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
 LOCK := requirements/lock.txt
 
@@ -30,14 +30,15 @@ test: $(STAMP) lint typecheck tools
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
 	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp.sh $(BIN) build
-	@echo "OpenBao fault session and HashiCorp Vault sessions run concurrently (own environments);"
-	@echo "each one's output is printed when it ends"
-	$(MAKE) -j2 --output-sync=target test-faults test-hashicorp-sessions
+	@echo "Now concurrently, each in its own dev environment: the OpenBao fault session and the"
+	@echo "two HashiCorp Vault sessions; each one's output is printed when it ends"
+	$(MAKE) -j3 --output-sync=target test-faults test-hashicorp-main test-hashicorp-faults
 
-## test-hashicorp-sessions: the Vault-facing tests against HashiCorp Vault (binary built by
-## `scripts/test-hashicorp.sh build`, else a NOT TESTED box), a step of `make test`
-test-hashicorp-sessions: $(STAMP)
-	@scripts/test-hashicorp.sh $(BIN) tests
+## test-hashicorp-main, test-hashicorp-faults: the Vault-facing tests (but the fault tests,
+## resp. only those) against HashiCorp Vault, steps of `make test` (binary built first by
+## `scripts/test-hashicorp.sh build`; without it a NOT TESTED box)
+test-hashicorp-main test-hashicorp-faults: test-hashicorp-%: $(STAMP)
+	@scripts/test-hashicorp.sh $(BIN) $*
 
 ## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
 ## that the chart and alerting tests use, printing done/total packages and an estimate

@@ -14,10 +14,11 @@
 # NOTHING ran against HashiCorp Vault, and `make test` still passes: a fresh machine never
 # fails or hangs here. A build that fails (not one that runs out of time) fails `make test`.
 #
-# Usage: scripts/test-hashicorp.sh <venv bin dir> [all|build|tests]
-#   build: only make sure the binary is there (within the budget); tests: only the two
-#   sessions, or the NOT TESTED box when there is no binary. `make test` runs `build` alone,
-#   then `tests` concurrently with the OpenBao fault session (docs/development.md).
+# Usage: scripts/test-hashicorp.sh <venv bin dir> [all|build|main|faults]
+#   build: only make sure the binary is there (within the budget); main / faults: only that
+#   session, or the NOT TESTED box when there is no binary; all (default): build, then both
+#   sessions one after the other. `make test` runs `build` alone, then `main` and `faults`
+#   concurrently with each other and with the OpenBao fault session (docs/development.md).
 set -uo pipefail
 BIN=${1:-.venv/bin}
 STEP=${2:-all}
@@ -34,7 +35,7 @@ banner() {
 vault_dir=$("$BIN/python" -c 'from vaultbridge.devenv.vault import vault_dir; print(vault_dir())')
 if [ -f "$vault_dir/.complete" ] && [ -x "$vault_dir/vault" ]; then
   echo "HashiCorp Vault: cached at $vault_dir/vault"
-elif [ "$STEP" = tests ]; then
+elif [ "$STEP" = main ] || [ "$STEP" = faults ]; then
   banner "HashiCorp Vault NOT TESTED: no binary in $vault_dir (its build did not finish within" \
     "VAULT_BUILD_BUDGET, see the build step above). Every test ran against OpenBao only." \
     "Build it: make vault-bin (~20 min cold)."
@@ -62,8 +63,13 @@ else
 fi
 [ "$STEP" = build ] && exit 0
 
+case $STEP in
+  main) markers=("$MARKER and not faults") ;;
+  faults) markers=("$MARKER and faults") ;;
+  *) markers=("$MARKER and not faults" "$MARKER and faults") ;;
+esac
 overall=0
-for marker in "$MARKER and not faults" "$MARKER and faults"; do
+for marker in "${markers[@]}"; do
   home=$(mktemp -d "${TMPDIR:-/tmp}/vaultbridge-hashicorp.XXXXXX")
   echo "HashiCorp Vault (-m '$marker'): dev environment in $home"
   started=$(date +%s)
@@ -74,10 +80,10 @@ for marker in "$MARKER and not faults" "$MARKER and faults"; do
   if [ $rc -eq 0 ]; then rm -rf "$home"; else echo "logs kept in $home/logs"; overall=$rc; fi
 done
 if [ $overall -eq 0 ]; then
-  banner "HashiCorp Vault: every Vault-facing test passed against HashiCorp Vault too" \
+  banner "HashiCorp Vault ($STEP): every Vault-facing test passed against HashiCorp Vault too" \
     "(test ids ending in [vault=hashicorp]). Only the tests that never reach Vault (marked" \
     "kube_only, or using no server at all) ran against OpenBao's environment alone."
 else
-  banner "HashiCorp Vault: Vault-facing tests FAILED against HashiCorp Vault (see above)."
+  banner "HashiCorp Vault ($STEP): Vault-facing tests FAILED against HashiCorp Vault (see above)."
 fi
 exit $overall
