@@ -18,7 +18,7 @@ The rule is mechanical, so a new test cannot silently escape it:
 
 `pytest_collection_modifyitems` (tests/conftest.py) adds the `vault_facing` marker to every
 Vault-facing test, so the HashiCorp session selects them with `-m vault_facing`
-(scripts/test-hashicorp-subset.sh); tests/unit/test_vault_facing.py checks the classes.
+(scripts/test-hashicorp.sh); tests/unit/test_vault_facing.py checks the classes.
 """
 
 from __future__ import annotations
