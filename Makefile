@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-hashicorp vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
+.PHONY: demo test test-faults test-hashicorp test-hashicorp-main test-hashicorp-faults vault-bin lint typecheck unit integration crds dev-up dev-down bench clean lock tools
 
 LOCK := requirements/lock.txt
 
@@ -21,15 +21,24 @@ demo: $(STAMP)
 	$(BIN)/python -m vaultbridge.devenv.demo
 
 ## test: lint, type-check, then unit and integration tests against the real servers (OpenBao),
-## then the tests marked both_servers against HashiCorp Vault too (built once within
-## VAULT_BUILD_BUDGET seconds, else a loud "NOT TESTED" box; docs/development.md)
+## then every Vault-facing integration test (tests/vault_facing.py) against HashiCorp Vault
+## too (built once within VAULT_BUILD_BUDGET seconds, else a loud "NOT TESTED" box;
+## docs/development.md)
 VAULT_BUILD_BUDGET ?= 1800
 test: $(STAMP) lint typecheck tools
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
 	$(BIN)/pytest -m "not faults" tests
-	$(MAKE) test-faults
-	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp-subset.sh $(BIN)
+	@VAULT_BUILD_BUDGET=$(VAULT_BUILD_BUDGET) scripts/test-hashicorp.sh $(BIN) build
+	@echo "Now concurrently, each in its own dev environment: the OpenBao fault session and the"
+	@echo "two HashiCorp Vault sessions; each one's output is printed when it ends"
+	$(MAKE) -j3 --output-sync=target test-faults test-hashicorp-main test-hashicorp-faults
+
+## test-hashicorp-main, test-hashicorp-faults: the Vault-facing tests (but the fault tests,
+## resp. only those) against HashiCorp Vault, steps of `make test` (binary built first by
+## `scripts/test-hashicorp.sh build`; without it a NOT TESTED box)
+test-hashicorp-main test-hashicorp-faults: test-hashicorp-%: $(STAMP)
+	@scripts/test-hashicorp.sh $(BIN) $*
 
 ## tools: build (once, cached in ~/.cache/vaultbridge) the pinned Helm, Prometheus and promtool
 ## that the chart and alerting tests use, printing done/total packages and an estimate

@@ -32,6 +32,8 @@ from vaultbridge.devenv.vaultserver import (
     resolve_server,
 )
 
+from .vault_facing import INTEGRATION, mark_vault_facing
+
 os.environ.setdefault("VAULTBRIDGE_DEV_HOME", str(cache_root() / "test"))
 
 
@@ -52,10 +54,14 @@ def pytest_report_header(config: pytest.Config) -> str:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: it selects on `vault_facing`
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Name the Vault server in every test's report: a `vault_server` property (JUnit XML)
-    and, for any server but the default OpenBao, a `[vault=<server>]` suffix on the test id,
-    so a HashiCorp Vault session's passes and failures can never be mistaken for OpenBao's."""
+    """Mark the Vault-facing tests `vault_facing` (tests/vault_facing.py: the ones `make test`
+    runs against HashiCorp Vault too), and name the Vault server in every test's report: a
+    `vault_server` property (JUnit XML) and, for any server but the default OpenBao, a
+    `[vault=<server>]` suffix on the test id, so a HashiCorp Vault session's passes and
+    failures can never be mistaken for OpenBao's."""
+    mark_vault_facing(items, under=INTEGRATION)
     server = _selected_server()
     for item in items:
         item.user_properties.append(("vault_server", server))

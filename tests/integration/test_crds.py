@@ -34,7 +34,8 @@ from vaultbridge.controllers.status import set_condition
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
-pytestmark = pytest.mark.integration
+# kube_only: the API server alone, never Vault (tests/vault_facing.py)
+pytestmark = [pytest.mark.integration, pytest.mark.kube_only]
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "deploy" / "crds"

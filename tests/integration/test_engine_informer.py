@@ -23,7 +23,8 @@ from vaultbridge.kube.resources import CONFIG_MAPS, SECRETS, Resource
 
 from .scratch_crd import GROUP, scratch_crd
 
-pytestmark = pytest.mark.integration
+# kube_only: the API server alone, never Vault (tests/vault_facing.py)
+pytestmark = [pytest.mark.integration, pytest.mark.kube_only]
 
 GADGETS = Resource(GROUP, "v1", "gadgets", "Gadget")
 

@@ -12,7 +12,8 @@ from vaultbridge.engine.leader import LeaderElector, LeadershipLost
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.resources import LEASES
 
-pytestmark = pytest.mark.integration
+# kube_only: the API server alone, never Vault (tests/vault_facing.py)
+pytestmark = [pytest.mark.integration, pytest.mark.kube_only]
 
 LEASE_SECONDS = 1.5
 

@@ -34,7 +34,8 @@ from vaultbridge.kube.resources import (
 
 from .scratch_crd import GROUP, scratch_crd
 
-pytestmark = pytest.mark.integration
+# kube_only: the API server alone, never Vault (tests/vault_facing.py)
+pytestmark = [pytest.mark.integration, pytest.mark.kube_only]
 
 WIDGETS = Resource(GROUP, "v1", "widgets", "Widget")
 
