@@ -69,6 +69,9 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str, str]] = []
+        #: Writes whose answer the caller asked for (``decode=True``), as in ``calls``: the
+        #: real client decodes exactly these answers.
+        self.decoded: list[tuple[str, str, str]] = []
         self._rv = itertools.count(1)
 
     # -- helpers for tests -----------------------------------------------------------------
@@ -117,18 +120,27 @@ class FakeKube:
         field_manager: str = "vaultbridge",
         force: bool = True,
         subresource: str | None = None,
+        decode: bool = True,
     ) -> dict[str, Any]:
         name = name or objects.name(dict(obj))
         self.calls.append(("apply", res.plural, name))
         existing = self.objects.get((res.plural, namespace or "", name))
         if existing is None:
-            return self.put(res, dict(obj))  # a create ignores a resourceVersion precondition
+            # A create ignores a resourceVersion precondition.
+            return self._answer(self.put(res, dict(obj)), decode)
         precondition = (obj.get("metadata") or {}).get("resourceVersion")
         if precondition is not None and precondition != objects.resource_version(existing):
             raise Conflict(409, "Conflict", "the object has been modified")
         _merge(existing, obj)
         existing["metadata"]["resourceVersion"] = str(next(self._rv))
-        return copy.deepcopy(existing)
+        return self._answer(copy.deepcopy(existing), decode)
+
+    def _answer(self, obj: dict[str, Any], decode: bool) -> dict[str, Any]:
+        """What the real client returns: the object, or ``{}`` when not decoded."""
+        if not decode:
+            return {}
+        self.decoded.append(self.calls[-1])
+        return obj
 
     async def patch(
         self,
@@ -140,6 +152,7 @@ class FakeKube:
         patch_type: PatchType = "merge",
         subresource: str | None = None,
         field_manager: str | None = "vaultbridge",
+        decode: bool = True,
     ) -> dict[str, Any]:
         self.calls.append((f"patch{'/' + subresource if subresource else ''}", res.plural, name))
         obj = self._find(res, name, namespace)
@@ -151,14 +164,23 @@ class FakeKube:
         else:
             _merge(obj, patch)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
-        return copy.deepcopy(obj)
+        return self._answer(copy.deepcopy(obj), decode)
 
     async def patch_status(
-        self, res: Resource, name: str, patch: Mapping[str, Any], namespace: str | None = None
+        self,
+        res: Resource,
+        name: str,
+        patch: Mapping[str, Any],
+        namespace: str | None = None,
+        *,
+        decode: bool = True,
     ) -> dict[str, Any]:
-        patched = await self.patch(res, name, patch, namespace, subresource="status")
-        _check_status_schema(res, patched.get("status") or {})
-        return patched
+        await self.patch(res, name, patch, namespace, subresource="status", decode=False)
+        _check_status_schema(res, self._find(res, name, namespace).get("status") or {})
+        if not decode:
+            return {}
+        self.decoded.append(self.calls[-1])
+        return copy.deepcopy(self._find(res, name, namespace))
 
     async def delete(
         self,

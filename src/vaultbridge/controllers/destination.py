@@ -152,10 +152,14 @@ async def write(
     extra_keys: tuple[str, ...] = (),
     *,
     create_only: bool = False,
-) -> dict[str, Any]:
+) -> None:
     """Server-side apply the destination. `create_only`: the Secret is believed absent;
     raise `DestinationExists` instead of writing if it is there (the caller re-reads it and
-    runs the ownership checks before anything is written)."""
+    runs the ownership checks before anything is written).
+
+    The API server's answer (the whole Secret) is decoded only when `extra_keys` must be
+    checked against it; otherwise nothing reads it (the owned-Secret informer brings the
+    Secret back as a watch event), so it is left undecoded."""
     ns = objects.namespace(dict(owner))
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -172,14 +176,16 @@ async def write(
     if create_only:
         body["metadata"]["resourceVersion"] = CREATE_ONLY_RESOURCE_VERSION
     try:
-        applied = await ctx.kube.apply(SECRETS, body, namespace=ns, name=dest.name)
+        applied = await ctx.kube.apply(
+            SECRETS, body, namespace=ns, name=dest.name, decode=bool(extra_keys)
+        )
         if extra_keys:
             # Keys added by hand under another field manager survive an apply; an owned
             # Secret holds exactly the synced keys, so remove them explicitly.
             present = [k for k in extra_keys if k in (applied.get("data") or {})]
             if present:
                 ops = [{"op": "remove", "path": f"/data/{_pointer(k)}"} for k in present]
-                applied = await ctx.kube.patch(SECRETS, dest.name, ops, ns, patch_type="json")
+                await ctx.kube.patch(SECRETS, dest.name, ops, ns, patch_type="json", decode=False)
     except Conflict as exc:
         if create_only:
             raise DestinationExists(f"Secret {ns}/{dest.name} exists") from exc
@@ -196,7 +202,6 @@ async def write(
         raise ReconcileProblem(
             Reason.DESTINATION_WRITE_FAILED, f"writing Secret {ns}/{dest.name} failed: {exc}"
         ) from exc
-    return applied
 
 
 def _pointer(key: str) -> str:

@@ -100,11 +100,14 @@ async def patch_status_if_changed(
     old = obj.get("status") or {}
     if old == status:
         return False
+    # The answer (the whole object) is not decoded: the informer brings the new status back
+    # as a watch event, which is what the next reconcile reads.
     await kube.patch_status(
         resource,
         objects.name(obj),
         {"status": _merge_patch(old, status)},
         namespace=objects.namespace(obj) or None,
+        decode=False,
     )
     return True
 

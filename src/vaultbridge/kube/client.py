@@ -3,13 +3,19 @@
 Objects are plain dicts, exactly as the API server sends them. The client adds no caching and
 no retries (callers own the retry policy: the engine's backoff, the informer's relist); it
 adds typed errors, auth headers, list paging, watch streaming and per-verb request counts.
+
+JSON is the client's largest CPU cost after the HTTP exchange itself (a VaultStaticSecret is
+~2 KB with its managedFields): bodies are decoded and encoded with msgspec (the same dicts and
+lists as the ``json`` module, ~2x faster to decode, ~10x to encode), and a write whose caller
+does not use the answer (``decode=False`` on ``apply``/``patch``/``patch_status``) leaves
+the body undecoded. Error answers are always decoded: they carry the reason (a 409 is how a
+create-only apply finds an existing object).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import logging
 import time
 from collections import Counter
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
 import aiohttp
+import msgspec
 
 from vaultbridge import __version__
 from vaultbridge.kube.api import PatchType
@@ -51,6 +58,13 @@ _WATCH_READ_MARGIN_SECONDS = 30.0
 _CONNECT_TIMEOUT_SECONDS = 10.0
 _MAX_THROTTLE_RETRIES = 3
 _MAX_THROTTLE_WAIT_SECONDS = 5.0
+
+#: Every JSON body the client decodes goes through this one function (tests count calls).
+#: msgspec gives the values ``json.loads`` gives (dicts, lists, str, int of any size,
+#: float, bool, None; the last of duplicate keys) and raises a ``ValueError`` subclass.
+_decode: Callable[[bytes], Any] = msgspec.json.Decoder().decode
+#: Request bodies: compact JSON, UTF-8 (not \u-escaped), ~10x faster than ``json.dumps``.
+_encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,11 +350,14 @@ class KubeClient:
         field_manager: str = FIELD_MANAGER,
         force: bool = True,
         subresource: str | None = None,
+        decode: bool = True,
     ) -> dict[str, Any]:
         """Server-side apply ``obj`` (the fields this manager owns) and return the result.
 
         ``namespace``/``name`` default to the object's metadata. Applying an unchanged object
-        is a no-op on the server: the resourceVersion does not move.
+        is a no-op on the server: the resourceVersion does not move. ``decode=False``: the
+        caller does not use the result; the answer is not decoded and ``{}`` is returned
+        (errors are raised as always).
         """
         obj_name = name or str((obj.get("metadata") or {}).get("name") or "")
         if not obj_name:
@@ -357,6 +374,7 @@ class KubeClient:
             params=params,
             body=_with_type(res, obj),
             content_type=_APPLY_CONTENT_TYPE,
+            decode=decode,
         )
         return applied
 
@@ -370,7 +388,9 @@ class KubeClient:
         patch_type: PatchType = "merge",
         subresource: str | None = None,
         field_manager: str | None = FIELD_MANAGER,
+        decode: bool = True,
     ) -> dict[str, Any]:
+        """Patch and return the result (``decode=False``: ``{}``, the answer undecoded)."""
         params = {"fieldManager": field_manager} if field_manager else None
         patched: dict[str, Any] = await self._request(
             "PATCH",
@@ -380,6 +400,7 @@ class KubeClient:
             params=params,
             body=patch,
             content_type=_PATCH_CONTENT_TYPES[patch_type],
+            decode=decode,
         )
         return patched
 
@@ -389,9 +410,11 @@ class KubeClient:
         name: str,
         patch: Mapping[str, Any],
         namespace: str | None = None,
+        *,
+        decode: bool = True,
     ) -> dict[str, Any]:
         """Merge-patch the ``status`` subresource (``patch`` is ``{"status": {...}}``)."""
-        return await self.patch(res, name, patch, namespace, subresource="status")
+        return await self.patch(res, name, patch, namespace, subresource="status", decode=decode)
 
     async def replace(
         self, res: Resource, obj: Mapping[str, Any], namespace: str | None = None
@@ -515,11 +538,12 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        decode: bool = True,
     ) -> Any:
         data: bytes | None = None
         headers: dict[str, str] = {}
         if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
+            data = _encode(body)
             headers["Content-Type"] = content_type
         reauthed = False
         throttled = 0
@@ -556,10 +580,10 @@ class KubeClient:
                 continue
             if status >= 400:
                 raise api_error_from_status(status, _decode_or_none(raw))
-            if not raw:
+            if not raw or not decode:
                 return {}
             try:
-                return json.loads(raw)
+                return _decode(raw)
             except ValueError:
                 raise ApiError(status, "BadResponse", f"{method} {path}: non-JSON answer") from None
 
@@ -594,7 +618,7 @@ def _obj_namespace(obj: Mapping[str, Any]) -> str | None:
 
 def _watch_event(line: bytes) -> WatchEvent:
     try:
-        raw = json.loads(line)
+        raw = _decode(line)
         etype = str(raw["type"])
         obj = raw["object"]
     except (ValueError, KeyError, TypeError):
@@ -606,7 +630,7 @@ def _watch_event(line: bytes) -> WatchEvent:
 
 def _decode_or_none(raw: bytes) -> Any:
     try:
-        return json.loads(raw) if raw else None
+        return _decode(raw) if raw else None
     except ValueError:
         return None
 
