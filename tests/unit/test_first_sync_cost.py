@@ -173,3 +173,34 @@ async def test_one_routine_event_alone_is_written() -> None:
     await recorder.flush()
     assert [c[:2] for c in kube.calls] == [("create", "events")]
     assert recorder.routine_skipped == {}
+
+
+async def test_a_first_sync_decodes_no_answer() -> None:
+    """CPU (issue #13): the answers of a first sync's two writes (the whole Secret, the whole
+    object) are not read, so the client is told not to decode them (`decode=False`;
+    tests/unit/test_kube_client_local.py shows it then decodes nothing). The new status comes
+    back through the informer, which is what the next reconcile reads."""
+    h, r = _static()
+    await r.reconcile(KEY)
+    assert [c[0] for c in h.kube.writes()] == ["apply", "patch/status"]
+    assert h.kube.decoded == []
+
+
+async def test_the_apply_answer_is_decoded_only_when_extra_keys_are_checked() -> None:
+    """A key added by hand to our Secret survives an apply; the operator reads the apply's
+    answer to see whether it is still there, and only then."""
+    h, r = _static()
+    await r.reconcile(KEY)
+    h.refresh(VAULT_STATIC_SECRETS, KEY)
+    stored = h.kube.stored(SECRETS, NS, "app-secret")
+    assert stored is not None
+    stored["data"]["by-hand"] = "eA=="  # someone adds a key
+    h.ctx.informer(SECRETS).store._put(h.kube.put(SECRETS, stored))
+    h.kube.calls.clear()
+    await r.reconcile(KEY)
+    assert h.kube.decoded == [("apply", "secrets", "app-secret")]
+    assert [c[0] for c in h.kube.writes()] == ["apply", "patch"]
+    secret = h.kube.stored(SECRETS, NS, "app-secret")
+    assert secret is not None
+    assert "by-hand" not in secret["data"]
+    assert "password" in secret["data"]

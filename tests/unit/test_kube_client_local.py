@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from vaultbridge.kube import client as kube_client
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.config import FileToken, KubeConfig, StaticToken
 from vaultbridge.kube.errors import (
+    Conflict,
     KubeUnreachable,
     ResourceExpired,
     TooManyRequests,
@@ -207,3 +209,76 @@ async def test_throttled_requests_are_retried_briefly_then_surface() -> None:
         with pytest.raises(TooManyRequests):
             await client.get(SECRETS, "s", "ns")
         assert len(seen) == 3 + 4  # first try + 3 retries
+
+
+def _count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the client's JSON decodes (every body it decodes goes through `_decode`)."""
+    sizes: list[int] = []
+    real = kube_client._decode
+
+    def counting(raw: bytes) -> object:
+        sizes.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(kube_client, "_decode", counting)
+    return sizes
+
+
+async def test_writes_with_decode_false_leave_the_answer_undecoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #13: the Secret apply and the status patch of a sync are sent with decode=False;
+    the answer (a whole Secret / object) is then not decoded at all, while an error answer
+    still is, so a create-only apply still learns that the Secret exists (409 Conflict)."""
+    answer = secret("s", "7")
+    answer["data"] = {"k": "dg=="}
+    bodies: list[object] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        bodies.append(json.loads(await request.read()))
+        if request.query.get("fieldManager") == "conflict":
+            return web.json_response(
+                {"kind": "Status", "code": 409, "reason": "Conflict", "message": "exists"},
+                status=409,
+            )
+        return web.json_response(answer)
+
+    decodes = _count_decodes(monkeypatch)
+    async with (
+        serve(handler) as url,
+        await KubeClient.create(KubeConfig(url, token=StaticToken("t"))) as client,
+    ):
+        body = {"metadata": {"name": "s", "namespace": "ns"}, "data": {"k": "dg=="}}
+        assert await client.apply(SECRETS, body, decode=False) == {}
+        assert await client.patch_status(SECRETS, "s", {"status": {"a": "é"}}, decode=False) == {}
+        assert await client.patch(SECRETS, "s", {"data": None}, "ns", decode=False) == {}
+        assert decodes == []  # three writes, no answer decoded
+        assert await client.apply(SECRETS, body) == answer  # the default still decodes
+        assert len(decodes) == 1
+        with pytest.raises(Conflict):
+            await client.apply(SECRETS, body, field_manager="conflict", decode=False)
+        assert len(decodes) == 2  # the error answer, for its reason
+    # What was sent is the same JSON as before (msgspec encodes, UTF-8 not escaped).
+    assert bodies[0] == {"apiVersion": "v1", "kind": "Secret", **body}
+    assert bodies[1] == {"status": {"a": "é"}}
+
+
+def test_the_decoder_gives_what_json_loads_gives() -> None:
+    """msgspec replaced json.loads in the client: the same values for what the API server
+    sends (large integers, unicode, escapes, nesting, floats), and a ValueError otherwise."""
+    text = json.dumps(
+        {
+            "a": [1, 2.5, -0.0, 10**30, True, False, None, 'é\u2028"\\/'],
+            "b": {"c": {"d": []}, "e": {}},
+            "f": "x" * 10_000,
+        }
+    )
+    for raw in (text.encode(), json.dumps(json.loads(text), ensure_ascii=False).encode()):
+        decoded = kube_client._decode(raw)
+        assert decoded == json.loads(raw)
+        assert type(decoded["a"][0]) is int and type(decoded["a"][1]) is float
+        assert type(decoded["a"][4]) is bool
+    with pytest.raises(ValueError):
+        kube_client._decode(b'{"a": ')
+    sent = {"a": [1, 2.5, 10**30, True, None, ("t", "u")], "é": {"k": "\x00"}}
+    assert json.loads(kube_client._encode(sent)) == json.loads(json.dumps(sent))
