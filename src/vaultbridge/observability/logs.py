@@ -21,12 +21,25 @@ current_resource: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float) -> str:
+    """ISO 8601 in UTC to the millisecond, as ``datetime.isoformat(timespec="milliseconds")``
+    writes it; the date and time of the second are formatted once a second."""
+    global _second_cache  # noqa: PLW0603 - a one-entry cache
+    second = int(created)
+    if _second_cache[0] != second:
+        text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_cache = (second, text)
+    millis = int((created - second) * 1000)
+    return f"{_second_cache[1]}.{millis:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -50,6 +63,13 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    # No formatter here prints where a call was made, nor thread or process names: logging
+    # need not look them up for every record (a stack walk per record; the logging HOWTO's
+    # "Optimization" section names these switches). A cold sync logs one line per object.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
