@@ -150,3 +150,15 @@ def test_object_accessors() -> None:
     assert managed_by_selector() == "app.kubernetes.io/managed-by=vaultbridge"
     assert objects.is_label_value("a" * 63) and not objects.is_label_value("a" * 64)
     assert not objects.is_label_value("-bad")
+
+
+def test_segments_are_quoted_as_quote_quotes_them() -> None:
+    """The unquoted fast path (names made of unreserved characters) changes no path."""
+    from urllib.parse import quote
+
+    from vaultbridge.kube.resources import _segment
+
+    for char in map(chr, range(0x250)):
+        for value in (char, f"a{char}b", char * 2, f"ns-1{char}"):
+            if value not in (".", ".."):
+                assert _segment(value) == quote(value, safe=""), repr(value)

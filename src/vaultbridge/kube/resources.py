@@ -6,6 +6,7 @@ Only built-in resources are declared here; the operator's own kinds are declared
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -54,9 +55,17 @@ class Resource:
         return "/".join(parts)
 
 
+#: What ``quote(value, safe="")`` leaves as it is (RFC 3986 unreserved characters): every
+#: valid object and namespace name, so the usual segment needs no quoting at all (one regex
+#: match instead of ``quote``'s per-character work, twice per request).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")
+
+
 def _segment(value: str) -> str:
     if not value or value in (".", ".."):
         raise ValueError(f"invalid path segment {value!r}")
+    if _UNRESERVED.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 
