@@ -83,7 +83,8 @@ class _Instrumented:
         token = current_resource.set(f"{self.kind}/{key.namespace}/{key.name}")
         try:
             # The namespace is the tenant of the Vault requests this reconcile makes.
-            with metrics.RECONCILE_SECONDS.labels(self.kind).time(), tenant_scope(key.namespace):
+            seconds = metrics.child(metrics.RECONCILE_SECONDS, self.kind)
+            with seconds.time(), tenant_scope(key.namespace):
                 return await self.inner.reconcile(key)
         finally:
             current_resource.reset(token)
@@ -275,7 +276,7 @@ def _fairness(settings: Settings, namespaces: Informer) -> Fairness[ObjectKey] |
 
 
 def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str) -> None:
-    metrics.RECONCILES.labels(kind, outcome).inc()
+    metrics.child(metrics.RECONCILES, kind, outcome).inc()
 
 
 # asyncio gives every TLS connection a 256 KiB read buffer, allocated and zeroed when the

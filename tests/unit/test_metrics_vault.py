@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vaultbridge.observability import metrics
 
@@ -40,3 +41,23 @@ def test_429s_are_counted_and_gauges_read_at_scrape_time() -> None:
     state["rate"], state["tokens"] = 14.5, 2
     assert sample("vaultbridge_vault_request_rate_limit") == 14.5
     assert sample("vaultbridge_vault_live_tokens") == 2
+
+
+def test_request_series_are_looked_up_once_per_label_set(monkeypatch: Any) -> None:
+    """CPU (issue #13): the per-request metrics call prometheus-client's `labels()` once per
+    label set, not once per request; what is exported is unchanged."""
+    calls: list[tuple[str, ...]] = []
+    for metric in (metrics.KUBE_REQUESTS, metrics.KUBE_REQUEST_SECONDS):
+        real = metric.labels
+
+        def counting(*values: str, _real: Any = real) -> Any:
+            calls.append(values)
+            return _real(*values)
+
+        monkeypatch.setattr(metric, "labels", counting)
+    labels = {"verb": "apply", "resource": "cpu-test-widgets"}
+    for _ in range(100):
+        metrics.observe_kube_request("apply", "cpu-test-widgets", 200, 0.01)
+    assert calls == [("apply", "cpu-test-widgets", "200"), ("apply", "cpu-test-widgets")]
+    assert sample("vaultbridge_kube_requests_total", **labels, code="200") == 100
+    assert sample("vaultbridge_kube_request_duration_seconds_count", **labels) == 100

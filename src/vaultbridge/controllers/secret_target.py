@@ -110,7 +110,7 @@ async def deliver_to_secret(
             if plan.write:
                 await destination.write(ctx, p.obj, p.dest, data, plan.extra_keys)
     if plan.write:
-        metrics.SECRET_WRITES.labels(reconciler.kind, plan.cause).inc()
+        metrics.child(metrics.SECRET_WRITES, reconciler.kind, plan.cause).inc()
         if plan.cause == "drift":
             reconciler.drift.repaired(p.key)
     if on_written is not None:
