@@ -204,3 +204,27 @@ async def test_the_apply_answer_is_decoded_only_when_extra_keys_are_checked() ->
     assert secret is not None
     assert "by-hand" not in secret["data"]
     assert "password" in secret["data"]
+
+
+async def test_a_first_sync_computes_one_mac_of_its_data(monkeypatch: Any) -> None:
+    """CPU (issue #13): the HMAC of the data (status.secretMAC, and the fingerprint that
+    recognises our own write's watch event) is computed once per sync, not once per use."""
+    from vaultbridge.controllers import secret_target, static_secret
+    from vaultbridge.secrets import hmac
+
+    macs: list[str] = []
+
+    def counting(key: bytes, data: Any) -> str:
+        macs.append(hmac.compute_mac(key, data))
+        return macs[-1]
+
+    monkeypatch.setattr(static_secret, "compute_mac", counting)
+    monkeypatch.setattr(secret_target, "compute_mac", counting)
+    h, r = _static()
+    await r.reconcile(KEY)
+    assert len(macs) == 1
+    secret = h.kube.stored(SECRETS, NS, "app-secret")
+    assert secret is not None
+    # That one MAC is also the fingerprint our own write's event is recognised by.
+    assert r.own_writes._expected[ObjectKey(NS, "app-secret")] == macs[0]
+    assert r.own_writes.is_echo("MODIFIED", None, secret)

@@ -64,13 +64,16 @@ async def deliver_to_secret(
     previous: str | None,
     restart: bool,
     on_written: Callable[[], None] | None = None,
+    mac: str | None = None,
 ) -> Delivered:
     """Steps 1-6 of the module docstring for one reconcile of `p`: write the destination if
     it differs, delete the Secret of a renamed destination (`previous`), restart the rollout
     targets when `restart` (new values, not a first delivery).
 
     `on_written` runs right after the write, before the follow-ups that can fail: what the
-    kind must remember once Vault issued something and it reached the Secret."""
+    kind must remember once Vault issued something and it reached the Secret. `mac`: the
+    HMAC of `data` with the operator's key, when the kind computed it already (one HMAC of
+    the data per sync, not two)."""
     ctx = reconciler.ctx
 
     def plan_for(live: dict[str, Any] | None) -> destination.Plan:
@@ -90,7 +93,8 @@ async def deliver_to_secret(
     if plan.write:
         if p.dest.create:  # only Secrets we own are watched
             reconciler.own_writes.expect(
-                ObjectKey(p.key.namespace, p.dest.name), compute_mac(ctx.hmac_key, data)
+                ObjectKey(p.key.namespace, p.dest.name),
+                mac if mac is not None else compute_mac(ctx.hmac_key, data),
             )
         try:
             # Believed absent (a 404, or `presumed_absent`): create-only, so a Secret

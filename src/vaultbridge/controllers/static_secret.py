@@ -131,6 +131,7 @@ class VaultStaticSecretReconciler(DeliveryReconciler[VaultStaticSecretSpec]):
             spec_changed=status.get("lastGeneration") != p.generation,
             previous=status.get("destinationName"),
             restart=rotated,
+            mac=new_mac,
         )
         plan = delivered.plan
         if plan.write:
