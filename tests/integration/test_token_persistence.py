@@ -142,11 +142,15 @@ def test_restart_adopts_the_persisted_token_and_keeps_the_lease(
     own.setup_own_auth()
     db = DB(own, pg)
     try:
-        db.role("app", default_ttl="15s", max_ttl="1h")
+        # The lease must outlive the restart, however slow the machine is (a restart took 28 s
+        # under two CPU hogs and outlived a 15 s lease, which the new process then rightly
+        # re-issued): 5 minutes, renewed every 30 s (renewalPercent 10), so a renewal by the
+        # restarted process is still seen soon without the lease's life depending on speed.
+        db.role("app", default_ttl="300s", max_ttl="1h")
         own.vault.kv_put(f"{own.ns}/cfg", {"v": "1"}, mount="kv1")
         op = own.operator()
         running.append(op)
-        db.vds("creds")
+        db.vds("creds", renewalPercent=10)
         own.vss("cfg", mount="kv1", type="kv-v1", path=f"{own.ns}/cfg", refreshAfter="2s")
         data = db.wait_synced("creds")
         own.wait_data("cfg", {"v": "1"})
@@ -163,7 +167,7 @@ def test_restart_adopts_the_persisted_token_and_keeps_the_lease(
         # The renewal after the restart runs with the adopted token; the lease is the same.
         wait_for(
             lambda: db.status("creds").get("lastRenewalTime", 0) > before,
-            30,
+            180,
             "a lease renewal by the restarted operator",
         )
         assert db.status("creds")["secretLease"]["id"] == lease_id, dump(db.status("creds"))
