@@ -38,6 +38,7 @@ from vaultbridge.api.labels import managed_by_selector
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .helpers import wait_for
 from .operator_harness import (
     TEST_OPERATOR_LABEL,
     OperatorProcess,
@@ -47,7 +48,6 @@ from .operator_harness import (
     ensure_operator_namespace,
     start_operator,
 )
-from .test_static_secret import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,13 +17,12 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.persistence.token_store import (
     AUTH_ANNOTATION,
-    AUTH_LABEL,
     COMPONENT_LABEL,
     COMPONENT_VALUE,
-    auth_label_value,
 )
 
-from .helpers import App, wait_for
+from .dynamic_support import DB
+from .helpers import App, OwnApp, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     TEST_OPERATOR_LABEL,
@@ -37,57 +35,10 @@ from .operator_harness import (
     start_operator,
     start_postgres,
 )
-from .test_dynamic_secret import DB
 
 pytestmark = pytest.mark.integration
 
 LOGINS = "vaultbridge_vault_logins_total"
-
-
-class OwnApp(App):
-    """An App whose objects carry this test's operator label and use its own connection."""
-
-    def __init__(self, devenv: DevState, admin: KubeAdmin, namespace: str) -> None:
-        super().__init__(devenv, admin, namespace)
-        self.ident = f"persist-{secrets.token_hex(3)}"
-
-    def create(
-        self, plural: str, body: dict[str, Any], namespace: str | None = None
-    ) -> dict[str, Any]:
-        body["metadata"].setdefault("labels", {})[TEST_OPERATOR_LABEL] = self.ident
-        return super().create(plural, body, namespace)
-
-    def setup_own_auth(self, paths: list[str] | None = None, **spec: Any) -> None:
-        self.create(
-            "vaultconnections",
-            {
-                "apiVersion": "vaultbridge.dev/v1beta1",
-                "kind": "VaultConnection",
-                "metadata": {"name": "vault"},
-                "spec": {"address": self.devenv.vault_addr, "timeout": "5s"},
-            },
-        )
-        self.setup_auth(paths, vaultConnectionRef="vault", **spec)
-
-    def operator(self) -> OperatorProcess:
-        return start_operator(
-            self.devenv, "--resource-selector", f"{TEST_OPERATOR_LABEL}={self.ident}"
-        )
-
-    # -- the persisted entries ------------------------------------------------------------
-
-    def entries(self) -> list[dict[str, Any]]:
-        auth = auth_label_value(self.ns, "default")
-        selector = f"{COMPONENT_LABEL}={COMPONENT_VALUE},{AUTH_LABEL}={auth}"
-        _, listed = self.admin.request(
-            "GET", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets?labelSelector={selector}"
-        )
-        return list(listed.get("items") or [])
-
-    def wait_entry(self, what: str = "a persisted token", timeout: float = 30) -> dict[str, Any]:
-        found: list[dict[str, Any]] = wait_for(self.entries, timeout, what)
-        assert len(found) == 1, dump(found)
-        return found[0]
 
 
 def record_of(secret: dict[str, Any]) -> dict[str, Any]:
