@@ -1,18 +1,41 @@
-"""`python -m bench [--n N] [--quick] [--scaling 250,500,...] ...` (also `make bench`)."""
+"""`python -m bench [--n N] [--quick] [--scaling 250,500,...] ...` (also `make bench`).
+
+`--vault-server both` runs the same options against OpenBao, then HashiCorp Vault, each in a
+dev environment of its own (`<VAULTBRIDGE_DEV_HOME>-openbao`, `-hashicorp`, stopped when its
+run is done), and prints and writes one combined result."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
+import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
-from .report import RESULTS_DIR, last_run_path, load_previous, machine, markdown, table, write_json
+from vaultbridge.devenv import environment, paths
+from vaultbridge.devenv.vaultserver import PRODUCT, SERVERS
+
+from .report import (
+    RESULTS_DIR,
+    both_markdown,
+    last_run_path,
+    load_previous,
+    machine,
+    markdown,
+    previous_for,
+    server_label,
+    table,
+    write_json,
+)
 from .run import Bench, Options
 from .setup import prepare
+
+BOTH = "both"
 
 
 def parse(argv: list[str] | None = None) -> Options:
@@ -75,10 +98,12 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     p.add_argument(
         "--vault-server",
-        choices=("openbao", "hashicorp"),
+        choices=(*SERVERS, BOTH),
         default=None,
         help="the dev environment's Vault server (default: $VAULTBRIDGE_VAULT_SERVER, else "
-        "the running environment's, else openbao); the results name it",
+        "the running environment's, else openbao); the results name it. 'both': the same run "
+        "against each server, each in a dev environment of its own "
+        "(<VAULTBRIDGE_DEV_HOME>-<server>), one combined result",
     )
     a = p.parse_args(argv)
     opts = Options.quick_mode() if a.quick else Options()
@@ -113,10 +138,23 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run(opts: Options) -> dict[str, Any]:
-    env = await asyncio.to_thread(prepare, None, log, opts.vault_server)
+def servers(opts: Options) -> list[str]:
+    """The servers a `both` run measures, in order; [] for a single-server run."""
+    return list(SERVERS) if opts.vault_server == BOTH else []
+
+
+def server_home(base: Path, server: str) -> Path:
+    """The dev environment of `server` in a `both` run: beside the usual one (never the
+    usual one itself, whose running environment may be of either server)."""
+    return base.with_name(f"{base.name}-{server}")
+
+
+async def run(
+    opts: Options, home: Path | None = None, checkpoint: Path | None = None
+) -> dict[str, Any]:
+    env = await asyncio.to_thread(prepare, None, log, opts.vault_server, home)
     bench = Bench(env, opts, log)
-    bench.checkpoint_path = Path(opts.out or RESULTS_DIR / "partial.json")
+    bench.checkpoint_path = checkpoint or Path(opts.out or RESULTS_DIR / "partial.json")
     bench.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
@@ -135,8 +173,84 @@ async def run(opts: Options) -> dict[str, Any]:
     return results
 
 
+async def run_both(opts: Options) -> dict[str, Any]:
+    """The same options against every server, one after the other. Each gets a fresh start
+    of its own environment and it is stopped afterwards, so the next server's run does not
+    share the machine with an idle control plane; a failed run is recorded and the next
+    server still runs."""
+    base = paths.state_dir()
+    started = time.time()
+    combined: dict[str, Any] = {
+        "vault_servers": servers(opts),
+        "options": vars(opts).copy(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "loadavg_at_start": list(os.getloadavg()),
+        "homes": {},
+        "runs": {},
+    }
+    for server in combined["vault_servers"]:
+        home = server_home(base, server)
+        combined["homes"][server] = str(home)
+        log(f"--- {server}: dev environment {home}")
+        single = dataclasses.replace(opts, vault_server=server)
+        loadavg = list(os.getloadavg())
+        checkpoint = RESULTS_DIR / f"partial-{server}.json"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = await run(single, home=home, checkpoint=checkpoint)
+        except Exception as exc:  # the other server's run still counts
+            log(f"{server}: run failed\n{traceback.format_exc()}")
+            result = {
+                "error": f"{type(exc).__name__}: {exc}",
+                "vault_server": {"server": server, "product": PRODUCT[server]},
+                "machine": machine(),
+            }
+        finally:
+            state = environment.load_state(home)
+            if state is not None:
+                stopped = await asyncio.to_thread(environment.down, state)
+                log(f"{server}: dev environment stopped ({', '.join(stopped) or 'nothing ran'})")
+        result["loadavg_at_start"] = loadavg
+        combined["runs"][server] = result
+    combined["machine"] = machine()
+    combined["wall_seconds"] = time.time() - started
+    return combined
+
+
+def main_both(opts: Options) -> int:
+    last = last_run_path(opts.quick, both=True)
+    previous_path = Path(opts.previous) if opts.previous else last
+    previous = load_previous(previous_path)
+    combined = asyncio.run(run_both(opts))
+    if previous is not None:
+        print(f"previous run: {previous.get('started', '?')} ({previous_path})")
+    failed = False
+    for server in combined["vault_servers"]:
+        results = combined["runs"][server]
+        print(f"\n== {server_label(results)} ({server}, {combined['homes'][server]})")
+        if "error" in results:
+            print(f"run failed: {results['error']}")
+            failed = True
+            continue
+        print(table(results, previous_for(previous, server)))
+        if results.get("final_check", {}).get("wrong"):
+            print(json.dumps(results["final_check"]), file=sys.stderr)
+            failed = True
+    print()
+    print(both_markdown(combined))
+    path = write_json(combined, opts.out)
+    print(f"\nresults: {path}")
+    if opts.record:
+        last.parent.mkdir(parents=True, exist_ok=True)
+        write_json(combined, str(last))
+        print(f"recorded as the next run's previous: {last}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse(argv)
+    if servers(opts):
+        return main_both(opts)
     last = last_run_path(opts.quick)
     previous_path = Path(opts.previous) if opts.previous else last
     previous = load_previous(previous_path)

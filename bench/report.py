@@ -208,7 +208,14 @@ LAST_RUN = Path(__file__).resolve().parents[1] / "docs" / "results" / "last-run.
 LAST_QUICK_RUN = RESULTS_DIR / "last-quick-run.json"
 
 
-def last_run_path(quick: bool) -> Path:
+#: The same for `--vault-server both` (results of both servers in one file).
+LAST_RUN_BOTH = LAST_RUN.with_name("last-run-both.json")
+LAST_QUICK_RUN_BOTH = RESULTS_DIR / "last-quick-run-both.json"
+
+
+def last_run_path(quick: bool, both: bool = False) -> Path:
+    if both:
+        return LAST_QUICK_RUN_BOTH if quick else LAST_RUN_BOTH
     return LAST_QUICK_RUN if quick else LAST_RUN
 
 
@@ -251,3 +258,143 @@ def write_json(r: dict[str, Any], out: str = "") -> Path:
         path = RESULTS_DIR / f"bench-{stamp}.json"
     path.write_text(json.dumps(r, indent=2, default=str))
     return path
+
+
+# --- `--vault-server both`: one run against each server, side by side ----------------------
+#
+# The combined results are {"vault_servers": [...], "runs": {server: results}, ...}, each
+# `results` what a single-server run writes (or {"error": ..., "vault_server": {...}} when
+# that server's run failed). Seconds of two runs back to back on a shared machine are not
+# comparable; each ratio is to the floor measured against the same server in the same run.
+
+
+def server_label(r: dict[str, Any]) -> str:
+    s = r.get("vault_server") or {}
+    return f"{s.get('product') or s.get('server') or '?'} {s.get('version') or ''}".strip()
+
+
+def previous_for(previous: dict[str, Any] | None, server: str) -> dict[str, Any] | None:
+    """What a `--previous` file measured against `server`: its run of that server if it is a
+    combined file, else the file itself if it ran against that server (results written
+    before `vault_server` was recorded ran against OpenBao)."""
+    if previous is None:
+        return None
+    if "runs" in previous:
+        run = (previous.get("runs") or {}).get(server)
+        return run if isinstance(run, dict) and "error" not in run else None
+    ran = (previous.get("vault_server") or {}).get("server") or "openbao"
+    return previous if ran == server else None
+
+
+def main_cold_sync(r: dict[str, Any]) -> dict[str, Any] | None:
+    """The cold sync at the main N (`--n`), else the largest one measured."""
+    cold = r.get("cold_sync") or []
+    if not cold:
+        return None
+    n = (r.get("options") or {}).get("n")
+    match = [c for c in cold if c["n"] == n]
+    return match[0] if match else max(cold, key=lambda c: int(c["n"]))
+
+
+def key_figures(r: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of one server's run: cold sync and its ratio to the same-run
+    floor, CPU and requests per resource, the restart; and the load it ran under."""
+    if "error" in r:
+        return [("run", f"failed: {r['error']}")]
+    out: list[tuple[str, str]] = []
+    start = r.get("loadavg_at_start")
+    end = (r.get("machine") or {}).get("loadavg_at_end")
+    if start is not None or end is not None:
+        out.append(
+            (
+                "load average (1 min), start → end",
+                f"{_fmt(start[0] if start else None)} → {end[0] if end else 'n/a'}",
+            )
+        )
+    c = main_cold_sync(r)
+    if c:
+        op, fl, n = c["operator"], c["floor"], int(c["n"])
+        out.append(
+            (
+                f"cold sync N={n}",
+                f"{op['seconds']:.2f} s ({op['per_second']:.0f}/s, {op['cpu_seconds']:.1f} CPU s)"
+                f" vs floor {fl['seconds']:.2f} s ({fl['cpu_seconds']:.1f} CPU s): "
+                f"**{c['ratio']:.2f}x**",
+            )
+        )
+        out.append(
+            (
+                "CPU per resource",
+                f"{op['cpu_seconds'] / n * 1000:.1f} ms (floor {fl['cpu_seconds'] / n * 1000:.1f}"
+                f" ms)",
+            )
+        )
+        if "kube_writes" in op:
+            out.append(
+                (
+                    "requests per resource",
+                    f"{(op['kube_writes'] + op['kube_reads']) / n:.2f} Kubernetes "
+                    f"({op['kube_reads']} reads), {op['vault_reads'] / n:.2f} Vault reads, "
+                    f"{op['vault_logins']} login(s)",
+                )
+            )
+        else:
+            out.append(("requests per resource", "n/a (environment without audit logs)"))
+    rs = r.get("restart")
+    if rs:
+        out.append(
+            (
+                f"restart with {rs['resources']} synced",
+                f"{rs['seconds_to_all_confirmed']:.1f} s to all confirmed; "
+                f"{_fmt(rs.get('vault_logins'))} logins, {_fmt(rs.get('vault_reads'))} reads, "
+                f"{_fmt(rs.get('kube_writes'))} Kubernetes writes",
+            )
+        )
+    wrong = (r.get("final_check") or {}).get("wrong")
+    if wrong:
+        out.append(("final check", f"{len(wrong)} Secrets wrong"))
+    return out
+
+
+def _side_by_side(
+    runs: list[dict[str, Any]],
+    cells: list[list[tuple[str, str]]],
+    first: str,
+    targets: dict[str, str] | None = None,
+) -> str:
+    """One Markdown row per label (in order of first appearance), one column per run ("-"
+    where a run has no such row), and a target column if `targets` is given."""
+    labels: list[str] = []
+    for figures in cells:
+        labels += [label for label, _ in figures if label not in labels]
+    by_run = [dict(figures) for figures in cells]
+    head = [first, *(server_label(r) for r in runs)]
+    if targets is not None:
+        head.append("target")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in labels:
+        row = [label, *(b.get(label, "-") for b in by_run)]
+        if targets is not None:
+            row.append(targets.get(label, ""))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def both_summary(combined: dict[str, Any]) -> str:
+    """The headline figures of every server, side by side (Markdown)."""
+    runs = [combined["runs"][s] for s in combined["vault_servers"]]
+    return _side_by_side(runs, [key_figures(r) for r in runs], "")
+
+
+def both_markdown(combined: dict[str, Any]) -> str:
+    """The headline table, then every scenario row of every server side by side, each with
+    its verdict (Markdown, for docs/performance.md)."""
+    runs = [combined["runs"][s] for s in combined["vault_servers"]]
+    targets: dict[str, str] = {}
+    cells: list[list[tuple[str, str]]] = []
+    for r in runs:
+        measured = [] if "error" in r else rows(r)
+        for name, _m, target, _v in measured:
+            targets.setdefault(name, target)
+        cells.append([(name, f"{m} ({v})") for name, m, _t, v in measured])
+    return both_summary(combined) + "\n\n" + _side_by_side(runs, cells, "scenario", targets)

@@ -57,7 +57,8 @@ class Options:
     keep: bool = False
     out: str = ""
     cold_only: bool = False
-    #: "openbao" | "hashicorp"; None: `$VAULTBRIDGE_VAULT_SERVER`, else the running one's.
+    #: "openbao" | "hashicorp"; None: `$VAULTBRIDGE_VAULT_SERVER`, else the running one's;
+    #: "both": one run per server (bench/__main__.py `run_both`), each with this set to it.
     vault_server: str | None = None
     fairness_noisy: int = 1000  # scenario 7 (bench/fairness.py); 0 skips it
     previous: str = ""  # results JSON shown as "previous run" (default: the last run's)

@@ -57,12 +57,16 @@ class BenchEnv:
 
 
 def prepare(
-    state: DevState | None = None, log: object = print, vault_server: str | None = None
+    state: DevState | None = None,
+    log: object = print,
+    vault_server: str | None = None,
+    home: Path | None = None,
 ) -> BenchEnv:
     """Use `state` if given (the test session's environment), else `up(audit=True)` with the
-    chosen Vault server (`vault_server`, see `environment.up`)."""
+    chosen Vault server (`vault_server`, see `environment.up`) in `home` (default
+    `$VAULTBRIDGE_DEV_HOME`)."""
     if state is None:
-        state = environment.up(audit=True, vault_server=vault_server, log=log)
+        state = environment.up(audit=True, vault_server=vault_server, log=log, home=home)
     certs = ensure_pki(state.pki_dir)
     admin = KubeAdmin(state.api_url, certs)
     crds.install_crds(admin, _REPO / "deploy" / "crds")

@@ -251,9 +251,10 @@ def _fairness(settings: Settings, namespaces: Informer) -> Fairness[ObjectKey] |
         return None
     matcher = critical_matcher(settings)
 
-    def wait_hook(tenant: str, seconds: float) -> None:
+    def wait_hook(tenant: str, seconds: float, turns: int) -> None:
         if tenant:
             metrics.NAMESPACE_QUEUE_WAIT_SECONDS.labels(tenant).observe(seconds)
+            metrics.NAMESPACE_QUEUE_WAIT_TURNS.labels(tenant).observe(turns)
 
     lane_of = None
     if matcher is not None:

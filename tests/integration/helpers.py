@@ -1,5 +1,6 @@
 """Helpers shared by the integration modules: `App` (one test namespace with its Vault role
-and VaultAuth, and readers of what the operator produced) and `wait_for`.
+and VaultAuth, and readers of what the operator produced), `OwnApp` (the same for a test that
+runs its own operator), `wait_for`, and a Deployment to watch for rollout restarts.
 
 Kept out of the test modules so that a module's tests can be read, moved or deleted without
 breaking a dozen others.
@@ -9,18 +10,28 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
+from vaultbridge.persistence.token_store import (
+    AUTH_LABEL,
+    COMPONENT_LABEL,
+    COMPONENT_VALUE,
+    auth_label_value,
+)
 
 from .operator_harness import (
     OPERATOR_NAMESPACE,
+    TEST_OPERATOR_LABEL,
+    OperatorProcess,
     VaultFixture,
     crd_path,
     dump,
+    start_operator,
 )
 
 
@@ -164,6 +175,82 @@ class App:
             timeout,
             f"event {reason} on {name}",
         )
+
+
+class OwnApp(App):
+    """An App whose objects carry this test's operator label and use its own connection."""
+
+    def __init__(self, devenv: DevState, admin: KubeAdmin, namespace: str) -> None:
+        super().__init__(devenv, admin, namespace)
+        self.ident = f"persist-{secrets.token_hex(3)}"
+
+    def create(
+        self, plural: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        body["metadata"].setdefault("labels", {})[TEST_OPERATOR_LABEL] = self.ident
+        return super().create(plural, body, namespace)
+
+    def setup_own_auth(self, paths: list[str] | None = None, **spec: Any) -> None:
+        self.create(
+            "vaultconnections",
+            {
+                "apiVersion": "vaultbridge.dev/v1beta1",
+                "kind": "VaultConnection",
+                "metadata": {"name": "vault"},
+                "spec": {"address": self.devenv.vault_addr, "timeout": "5s"},
+            },
+        )
+        self.setup_auth(paths, vaultConnectionRef="vault", **spec)
+
+    def operator(self) -> OperatorProcess:
+        return start_operator(
+            self.devenv, "--resource-selector", f"{TEST_OPERATOR_LABEL}={self.ident}"
+        )
+
+    # -- the persisted entries ------------------------------------------------------------
+
+    def entries(self) -> list[dict[str, Any]]:
+        auth = auth_label_value(self.ns, "default")
+        selector = f"{COMPONENT_LABEL}={COMPONENT_VALUE},{AUTH_LABEL}={auth}"
+        _, listed = self.admin.request(
+            "GET", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets?labelSelector={selector}"
+        )
+        return list(listed.get("items") or [])
+
+    def wait_entry(self, what: str = "a persisted token", timeout: float = 30) -> dict[str, Any]:
+        found: list[dict[str, Any]] = wait_for(self.entries, timeout, what)
+        assert len(found) == 1, dump(found)
+        return found[0]
+
+
+def deployment(app: App, name: str) -> None:
+    """A Deployment `name` (no replicas: no kubelet runs pods here) for rollout restarts."""
+    status, resp = app.admin.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{app.ns}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
+                },
+            },
+        },
+    )
+    assert status == 201, dump(resp)
+
+
+def restarted_at(app: App, name: str) -> str | None:
+    """The rollout-restart annotation the operator put on Deployment `name`, if any."""
+    _, dep = app.admin.request("GET", f"/apis/apps/v1/namespaces/{app.ns}/deployments/{name}")
+    annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
+    value = annotations.get("vaultbridge.dev/restartedAt")
+    return str(value) if value else None
 
 
 def _request_patch(self: KubeAdmin, path: str, patch: dict[str, Any]) -> tuple[int, dict[str, Any]]:

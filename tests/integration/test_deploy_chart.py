@@ -17,15 +17,8 @@ import yaml
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
+from .deploy_support import CHART, apply, helm, object_path, render_chart
 from .operator_harness import REPO, dump
-from .test_deploy_rbac import (  # noqa: F401 - helm_bin is a fixture
-    CHART,
-    apply,
-    helm,
-    helm_bin,
-    object_path,
-    render_chart,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -46,13 +39,13 @@ def helm_env(devenv: DevState) -> Iterator[dict[str, str]]:
         yield env
 
 
-def run_helm(helm_bin: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def run_helm(helm_bin: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [helm_bin, *args], env=env, capture_output=True, text=True, timeout=180, check=False
     )
 
 
-def test_chart_lints_strict(helm_bin: str) -> None:  # noqa: F811
+def test_chart_lints_strict(helm_bin: str) -> None:
     out = helm(helm_bin, "lint", "--strict", str(CHART))
     assert "0 chart(s) failed" in out
 
@@ -87,7 +80,7 @@ BAD_VALUES = {
 
 
 @pytest.mark.parametrize("setting", sorted(BAD_VALUES))
-def test_values_schema_rejects(helm_bin: str, setting: str) -> None:  # noqa: F811
+def test_values_schema_rejects(helm_bin: str, setting: str) -> None:
     done = subprocess.run(
         [helm_bin, "template", "r", str(CHART), "--set", setting],
         capture_output=True,
@@ -99,7 +92,7 @@ def test_values_schema_rejects(helm_bin: str, setting: str) -> None:  # noqa: F8
     assert "schema" in done.stderr and BAD_VALUES[setting] in done.stderr, done.stderr
 
 
-def test_rendered_pod_is_hardened(helm_bin: str) -> None:  # noqa: F811
+def test_rendered_pod_is_hardened(helm_bin: str) -> None:
     objs = render_chart(helm_bin, "vaultbridge", "vaultbridge-system", {})
     deploy = next(o for o in objs if o["kind"] == "Deployment")
     pod = deploy["spec"]["template"]["spec"]
@@ -127,7 +120,7 @@ def test_rendered_pod_is_hardened(helm_bin: str) -> None:  # noqa: F811
 
 
 def test_helm_install_upgrade_uninstall(
-    helm_bin: str,  # noqa: F811
+    helm_bin: str,
     helm_env: dict[str, str],
     devenv: DevState,
     kube_admin: KubeAdmin,
@@ -206,7 +199,7 @@ def _load_render_module() -> Any:
 
 
 def test_kustomize_base_is_the_chart_and_applies(
-    helm_bin: str,  # noqa: F811
+    helm_bin: str,
     devenv: DevState,
     kube_admin: KubeAdmin,
     namespace: str,

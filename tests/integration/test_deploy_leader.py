@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from .deploy_support import Release, Workload
 from .helpers import wait_for
 from .operator_harness import OperatorProcess, dump
-from .test_deploy_rbac import Release, Workload, helm_bin, release  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def _leader(op: OperatorProcess) -> bool:
     return op.metric("vaultbridge_leader") == 1.0
 
 
-def test_standby_takes_over_after_sigkill_without_double_writes(release: Release) -> None:  # noqa: F811
+def test_standby_takes_over_after_sigkill_without_double_writes(release: Release) -> None:
     release.install()
     app = Workload(release)
     app.allow()

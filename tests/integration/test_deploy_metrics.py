@@ -9,9 +9,9 @@ import urllib.request
 
 import pytest
 
+from .deploy_support import Release, Workload
 from .helpers import wait_for
 from .operator_harness import REPO, OperatorProcess
-from .test_deploy_rbac import Release, Workload, helm_bin, release  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def get(op: OperatorProcess, path: str) -> tuple[int, str]:
         return err.code, err.read().decode()
 
 
-def test_documented_metrics_and_probes_of_a_running_operator(release: Release) -> None:  # noqa: F811
+def test_documented_metrics_and_probes_of_a_running_operator(release: Release) -> None:
     documented = documented_metrics()
     assert len(documented) >= 15, documented
     assert set(WITH_SAMPLES) <= set(documented)

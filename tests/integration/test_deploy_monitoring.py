@@ -9,8 +9,8 @@ import subprocess
 import pytest
 import yaml
 
+from .deploy_support import CHART, helm, render_chart
 from .operator_harness import REPO
-from .test_deploy_rbac import CHART, helm, helm_bin, render_chart  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +24,14 @@ ENABLED = {
 }
 
 
-def test_off_by_default(helm_bin: str) -> None:  # noqa: F811
+def test_off_by_default(helm_bin: str) -> None:
     objs = render_chart(helm_bin, "vaultbridge", "vaultbridge-system", {})
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
     assert not [k for k in kinds if k[0] == "PrometheusRule"]
     assert ("ConfigMap", "vaultbridge-dashboard") not in kinds
 
 
-def test_prometheus_rule_is_the_rules_file(helm_bin: str) -> None:  # noqa: F811
+def test_prometheus_rule_is_the_rules_file(helm_bin: str) -> None:
     objs = render_chart(helm_bin, "vaultbridge", "vaultbridge-system", ENABLED)
     rule = next(o for o in objs if o["kind"] == "PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
@@ -44,7 +44,7 @@ def test_prometheus_rule_is_the_rules_file(helm_bin: str) -> None:  # noqa: F811
     assert "{{ $labels.kind }}" in text
 
 
-def test_dashboard_configmap_for_the_grafana_sidecar(helm_bin: str) -> None:  # noqa: F811
+def test_dashboard_configmap_for_the_grafana_sidecar(helm_bin: str) -> None:
     objs = render_chart(helm_bin, "vaultbridge", "vaultbridge-system", ENABLED)
     cm = next(
         o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("dashboard")
@@ -73,7 +73,7 @@ def test_dashboard_configmap_for_the_grafana_sidecar(helm_bin: str) -> None:  # 
     assert "annotations" not in cm["metadata"]
 
 
-def test_lints_strict_when_enabled_and_schema_rejects_unknown_keys(helm_bin: str) -> None:  # noqa: F811
+def test_lints_strict_when_enabled_and_schema_rejects_unknown_keys(helm_bin: str) -> None:
     out = helm(
         helm_bin,
         "lint",

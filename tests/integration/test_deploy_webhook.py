@@ -28,19 +28,9 @@ from vaultbridge.guard.webhook_config import (
 )
 from vaultbridge.settings import Settings
 
+from .deploy_support import CHART, Obj, Release, Workload, ca_bundle, log_mentions, render_chart
 from .helpers import wait_for
 from .operator_harness import crd_path, dump
-from .test_deploy_rbac import (  # noqa: F401 - helm_bin and release are fixtures
-    CHART,
-    Obj,
-    Release,
-    Workload,
-    ca_bundle,
-    helm_bin,
-    log_mentions,
-    release,
-    render_chart,
-)
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +48,7 @@ def _args(objs: list[Obj]) -> dict[str, str]:
     return dict(a.partition("=")[::2] for a in container["args"] if a.startswith("--"))
 
 
-def test_chart_registers_the_webhook_the_operator_serves(helm_bin: str) -> None:  # noqa: F811
+def test_chart_registers_the_webhook_the_operator_serves(helm_bin: str) -> None:
     objs = render_chart(helm_bin, "vaultbridge", NAMESPACE, {})
     args = _args(objs)
     deploy = _one(objs, "Deployment")
@@ -111,7 +101,7 @@ def test_chart_registers_the_webhook_the_operator_serves(helm_bin: str) -> None:
 
 
 def test_chart_registers_the_inject_webhook_the_operator_serves(
-    helm_bin: str,  # noqa: F811
+    helm_bin: str,
 ) -> None:
     """Inject mode: the chart's MutatingWebhookConfiguration is exactly the code's (Fail, pods
     labelled vaultbridge.dev/inject only, never kube-system nor the operator's namespace), the
@@ -149,7 +139,7 @@ def test_webhook_defaults_are_the_operators() -> None:
     assert values["webhook"]["enabled"] is True
 
 
-def test_webhook_values_render(helm_bin: str) -> None:  # noqa: F811
+def test_webhook_values_render(helm_bin: str) -> None:
     objs = render_chart(
         helm_bin,
         "r",
@@ -196,7 +186,7 @@ def test_webhook_values_render(helm_bin: str) -> None:  # noqa: F811
 
 
 @pytest.fixture
-def path_policy(release: Release) -> Iterator[Any]:  # noqa: F811
+def path_policy(release: Release) -> Iterator[Any]:
     created: list[str] = []
 
     def create(spec: Obj) -> str:
@@ -218,7 +208,7 @@ def path_policy(release: Release) -> Iterator[Any]:  # noqa: F811
 
 
 def test_api_server_calls_the_chart_registered_webhook(
-    release: Release,  # noqa: F811
+    release: Release,
     path_policy: Any,
 ) -> None:
     release.install(webhook=release.webhook_values())

@@ -23,7 +23,8 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
-from .helpers import wait_for
+from .dynamic_support import DB
+from .helpers import OwnApp, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
@@ -34,8 +35,6 @@ from .operator_harness import (
     postgres_binaries,
     start_postgres,
 )
-from .test_dynamic_secret import DB
-from .test_token_persistence import OwnApp
 
 pytestmark = pytest.mark.integration
 

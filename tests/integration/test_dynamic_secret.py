@@ -17,119 +17,11 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
-from .helpers import App, wait_for
-from .operator_harness import (
-    PG_SUPERUSER_PASSWORD,
-    OperatorProcess,
-    Postgres,
-    crd_path,
-    dump,
-    postgres_binaries,
-    start_postgres,
-)
+from .dynamic_support import DB, PLURAL
+from .helpers import App, deployment, restarted_at, wait_for
+from .operator_harness import PG_SUPERUSER_PASSWORD, OperatorProcess, Postgres, crd_path, dump
 
 pytestmark = pytest.mark.integration
-
-PLURAL = "vaultdynamicsecrets"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries missing: run scripts/ensure-postgres.sh")
-    server = start_postgres()
-    yield server
-    server.stop()
-
-
-class DB:
-    """One test's database secrets engine mount and the app's VaultDynamicSecrets."""
-
-    def __init__(self, app: App, pg: Postgres) -> None:
-        self.app = app
-        self.pg = pg
-        self.bao = app.vault.bao
-        self.mount = f"db-{app.ns}"
-        self.bao.must("POST", f"sys/mounts/{self.mount}", {"type": "database"})
-        self.bao.must(
-            "POST",
-            f"{self.mount}/config/pg",
-            {
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:"
-                f"{pg.port}/postgres?sslmode=disable",
-                "username": "postgres",
-                "password": PG_SUPERUSER_PASSWORD,
-                "allowed_roles": ["*"],
-                "verify_connection": True,
-            },
-        )
-        # The operator's token may read credentials of this mount and renew/revoke leases.
-        policy = f"""
-path "{self.mount}/creds/*" {{ capabilities = ["read", "update"] }}
-path "{self.mount}/static-creds/*" {{ capabilities = ["read"] }}
-path "kv1/{app.ns}/*" {{ capabilities = ["read"] }}
-path "sys/leases/renew" {{ capabilities = ["update"] }}
-path "sys/leases/revoke" {{ capabilities = ["update"] }}
-"""
-        self.bao.must("PUT", f"sys/policies/acl/{app.vault.role}", {"policy": policy})
-
-    def role(self, name: str, default_ttl: str, max_ttl: str) -> None:
-        self.bao.must(
-            "POST",
-            f"{self.mount}/roles/{name}",
-            {
-                "db_name": "pg",
-                "creation_statements": [
-                    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
-                    "VALID UNTIL '{{expiration}}';"
-                ],
-                "default_ttl": default_ttl,
-                "max_ttl": max_ttl,
-            },
-        )
-
-    def vds(self, name: str, role: str = "app", **spec: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "apiVersion": "vaultbridge.dev/v1beta1",
-            "kind": "VaultDynamicSecret",
-            "metadata": {"name": name},
-            "spec": {
-                "vaultAuthRef": "default",
-                "mount": self.mount,
-                "path": f"creds/{role}",
-                "destination": {"name": name, "create": True},
-                **spec,
-            },
-        }
-        return self.app.create(PLURAL, body)
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict((self.app.get(PLURAL, name) or {}).get("status") or {})
-
-    def wait_synced(self, name: str, timeout: float = 30) -> dict[str, str]:
-        self.app.wait_condition(name, "SecretSynced", "True", plural=PLURAL, timeout=timeout)
-        data = self.app.secret_data(name)
-        assert data is not None and data.get("username") and data.get("password"), dump(
-            self.status(name)
-        )
-        return data
-
-    def lease_ttl(self, lease_id: str) -> int | None:
-        """Remaining TTL of the lease in OpenBao; None when OpenBao no longer knows it."""
-        status, resp = self.bao.call("PUT", "sys/leases/lookup", {"lease_id": lease_id})
-        if status != 200:
-            return None
-        return int(resp["data"]["ttl"])
-
-    def can_login(self, data: dict[str, str]) -> bool:
-        code, out = self.pg.login(data["username"], data["password"])
-        return code == 0 and out == data["username"]
-
-    def close(self) -> None:
-        # Unmounting revokes every lease of the mount first (a DROP ROLE each in PostgreSQL):
-        # with 100 leases on a loaded machine that took over 10 s (HashiCorp Vault, 2026-11-30).
-        self.bao.call("DELETE", f"sys/mounts/{self.mount}", timeout=180)
 
 
 @pytest.fixture
@@ -146,34 +38,6 @@ def db(app: App, pg: Postgres) -> Iterator[DB]:
         "VaultDynamicSecrets deleted",
     )
     d.close()
-
-
-def _deployment(app: App, name: str) -> None:
-    status, resp = app.admin.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{app.ns}/deployments",
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
-                },
-            },
-        },
-    )
-    assert status == 201, dump(resp)
-
-
-def _restarted_at(app: App, name: str) -> str | None:
-    _, dep = app.admin.request("GET", f"/apis/apps/v1/namespaces/{app.ns}/deployments/{name}")
-    annotations = dep["spec"]["template"]["metadata"].get("annotations") or {}
-    value = annotations.get("vaultbridge.dev/restartedAt")
-    return str(value) if value else None
 
 
 # --- issue and renew ---------------------------------------------------------------------------
@@ -219,11 +83,11 @@ def test_credentials_work_and_lease_is_renewed_in_place(db: DB) -> None:
 
 def test_max_ttl_brings_new_credentials_and_restarts_rollout(db: DB) -> None:
     db.role("short", default_ttl="4s", max_ttl="10s")
-    _deployment(db.app, "api")
+    deployment(db.app, "api")
     db.vds("rotating", role="short", rolloutRestartTargets=[{"kind": "Deployment", "name": "api"}])
     first = db.wait_synced("rotating")
     first_lease = db.status("rotating")["secretLease"]["id"]
-    assert _restarted_at(db.app, "api") is None, "the first issue must not restart workloads"
+    assert restarted_at(db.app, "api") is None, "the first issue must not restart workloads"
 
     def rotated() -> dict[str, str] | None:
         data = db.app.secret_data("rotating") or {}
@@ -241,7 +105,7 @@ def test_max_ttl_brings_new_credentials_and_restarts_rollout(db: DB) -> None:
     assert db.can_login(second)
     new_lease = db.status("rotating")["secretLease"]["id"]
     assert new_lease != first_lease
-    wait_for(lambda: _restarted_at(db.app, "api"), 10, "rollout restart annotation")
+    wait_for(lambda: restarted_at(db.app, "api"), 10, "rollout restart annotation")
     db.app.wait_event("rotating", "RolloutRestartTriggered")
     # The old credentials were not cut short: they lived until their max TTL.
     cond = db.app.condition(PLURAL, "rotating", "LeaseRenewal")

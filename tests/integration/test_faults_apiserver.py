@@ -15,19 +15,10 @@ import pytest
 from vaultbridge.devenv import environment, etcd
 from vaultbridge.devenv.environment import DevState
 
+from .faults_support import CANARY, OwnOperator, assert_no_canary, wait_all_synced
 from .helpers import App, wait_for
-from .test_faults_support import (
-    CANARY,
-    OwnOperator,
-    assert_no_canary,
-    fault_app,
-    own_operator,
-    wait_all_synced,
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-__all__ = ["fault_app", "own_operator"]
 
 
 def test_api_server_restart_watches_recover_and_changes_made_meanwhile_apply(

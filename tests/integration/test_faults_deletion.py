@@ -16,14 +16,12 @@ import pytest
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.openbao import read_unseal_key
 
+from .dynamic_support import DB, PLURAL
+from .faults_support import OwnOperator, bao
 from .helpers import App, wait_for
 from .operator_harness import Postgres, crd_path, dump
-from .test_dynamic_secret import DB, PLURAL, pg  # noqa: F401 - pg: the module-scoped fixture
-from .test_faults_support import OwnOperator, bao, fault_app, own_operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-__all__ = ["fault_app", "own_operator"]
 
 #: The operator's --finalizer-timeout here (default 300 s): short, so the test does not wait
 #: five minutes, long enough that the retries while sealed are seen first.
@@ -31,7 +29,7 @@ FINALIZER_TIMEOUT = 20
 
 
 @pytest.fixture
-def db(fault_app: App, pg: Postgres) -> Iterator[DB]:  # noqa: F811
+def db(fault_app: App, pg: Postgres) -> Iterator[DB]:
     d = DB(fault_app, pg)
     d.role("app", "10m", "1h")
     yield d

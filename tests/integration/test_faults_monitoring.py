@@ -21,15 +21,13 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.openbao import read_unseal_key
 from vaultbridge.devenv.prometheus import ensure_prometheus
 
+from .faults_support import OwnOperator, bao, wait_all_synced
+from .helpers import App, deployment, wait_for
 from .operator_harness import crd_path
+from .pki_support import PKI
 from .prometheus_harness import RULES, PrometheusServer, dashboard_queries, scaled_rules
-from .test_faults_support import OwnOperator, bao, fault_app, own_operator, wait_all_synced
-from .test_pki_secret import PKI, _deployment
-from .test_static_secret import App, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-__all__ = ["fault_app", "own_operator"]
 
 #: Shipped durations divided by this in the test's copy of the rules (5m → 30 s).
 SCALE = 10
@@ -60,7 +58,7 @@ def test_every_dashboard_query_returns_series(
     # A static secret that rolls a Deployment when its value changes, and a certificate (a
     # leased kind, for the expiry panel): every panel has something to show.
     pki = _pki_with_kv_policy(app)
-    _deployment(app, "web")
+    deployment(app, "web")
     app.vault.kv_put(f"{app.ns}/db", {"password": "v1"})
     app.vss("db", refreshAfter="2s", rolloutRestartTargets=[{"kind": "Deployment", "name": "web"}])
     pki.vps("tls", commonName="tls.example.com", ttl="1h")

@@ -20,22 +20,18 @@ import pytest
 
 from vaultbridge.devenv.kubeapi import KubeAdmin
 
-from .helpers import App, wait_for
-from .operator_harness import crd_path
-from .test_faults_support import (
+from .faults_support import (
     OwnOperator,
     assert_one_owned_secret_each,
-    fault_app,
     list_vss,
     managed_secrets,
-    own_operator,
     rss_kib,
     wait_all_synced,
 )
+from .helpers import App, wait_for
+from .operator_harness import crd_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-__all__ = ["fault_app", "own_operator"]
 
 COLD_SYNC = 500
 CHURN = 200

@@ -20,27 +20,24 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import read_unseal_key
 
-from .helpers import App, wait_for
-from .operator_harness import crd_path
-from .test_faults_support import (
+from .faults_support import (
     CANARY,
     OwnOperator,
     assert_no_canary,
     bao,
     condition,
     failures_by_resource,
-    fault_app,
     list_vss,
     log_records,
     log_time,
     max_in_window,
-    own_operator,
     wait_all_synced,
 )
+from .helpers import App, wait_for
+from .operator_harness import crd_path
+from .pki_support import PKI, PLURAL
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-__all__ = ["fault_app", "own_operator"]
 
 RESOURCES = 12
 #: How long Vault stays frozen or sealed: a full minute, long enough for every resource's
@@ -265,8 +262,6 @@ def test_sealed_vault_keeps_the_certificate_and_issues_after_unseal(
     be issued; the certificate in use stays; after the unseal the new one is issued."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
-
-    from .test_pki_secret import PKI, PLURAL
 
     app = fault_app
     pki = PKI(app)

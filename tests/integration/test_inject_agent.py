@@ -33,12 +33,12 @@ from vaultbridge.vault.client import VaultClient
 from vaultbridge.vault.connection import ConnectionSettings
 from vaultbridge.vault.errors import VaultTLSError
 
+from .dynamic_support import DB
 from .helpers import App, wait_for
+from .inject_support import OPT_IN, Ns
 from .operator_harness import Postgres, dump
-from .test_dynamic_secret import DB, pg  # noqa: F401 - the PostgreSQL fixture
-from .test_inject_webhook import OPT_IN, Ns, inject_op, space  # noqa: F401 - fixtures
-from .test_pki_secret import PKI, _same_key
-from .test_vault_tls import TLSBao, tls_bao  # noqa: F401 - the TLS server fixture
+from .pki_support import PKI, same_key
+from .tls_support import TLSBao
 
 pytestmark = pytest.mark.integration
 
@@ -287,7 +287,7 @@ def test_sidecar_follows_a_kv_change_atomically_and_tells_the_app(pod: Pod) -> N
     assert "adopted what the init container delivered" in logs
 
 
-def test_database_credentials_log_in_lease_renewed_and_revoked(pod: Pod, pg: Postgres) -> None:  # noqa: F811
+def test_database_credentials_log_in_lease_renewed_and_revoked(pod: Pod, pg: Postgres) -> None:
     pod.grant([f"secret/data/{pod.ns}/*"])
     db = DB(pod.app, pg)
     try:
@@ -342,7 +342,7 @@ def test_pki_writes_a_matching_tls_pair(pod: Pod) -> None:
         files = pod.files("tls")
         pod.values.append(files["tls.key"].splitlines()[1])
         cert = x509.load_pem_x509_certificate(files["tls.crt"].encode())
-        assert _same_key(files["tls.key"], cert)
+        assert same_key(files["tls.key"], cert)
         ca = x509.load_pem_x509_certificate(files["ca.crt"].encode())
         assert ca == pki.ca
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -364,7 +364,7 @@ def test_once_refuses_a_config_without_echoing_it(pod: Pod) -> None:
     assert "VAULTBRIDGE_AGENT_CONFIG is invalid" in proc.stderr
 
 
-async def test_agent_transport_trusts_the_connection_ca_only(tls_bao: TLSBao) -> None:  # noqa: F811
+async def test_agent_transport_trusts_the_connection_ca_only(tls_bao: TLSBao) -> None:
     """The agent's http.client transport against a real TLS server: the connection's CA is
     trusted, the system store is not, and `tls_server_name` is what the certificate must name."""
     tls_bao.call("POST", "secret/data/agent-tls", {"data": {"k": "over-tls"}})
@@ -389,7 +389,7 @@ async def test_agent_transport_trusts_the_connection_ca_only(tls_bao: TLSBao) ->
 
 def test_sidecar_replaces_the_init_containers_lease_instead_of_renewing_it(
     pod: Pod,
-    pg: Postgres,  # noqa: F811
+    pg: Postgres,
 ) -> None:
     """The init container's lease belongs to its Vault token, which nobody renews after it
     exits: the sidecar adopts the credentials (no second set at start) and replaces them at
@@ -431,7 +431,7 @@ def test_sidecar_replaces_the_init_containers_lease_instead_of_renewing_it(
 
 def test_the_webhooks_init_container_runs_as_written(
     pod: Pod,
-    space: Ns,  # noqa: F811
+    space: Ns,
 ) -> None:
     """End to end with the operator's half: a VaultStaticSecret in inject mode, a Pod mutated
     by the real webhook, and the init container run exactly as the pod spec says (its command,

@@ -10,25 +10,19 @@ parsed with the contract's own model.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.inject.config import AgentConfig
 from vaultbridge.inject.pod import INIT_CONTAINER, SIDECAR_CONTAINER
 
 from .helpers import wait_for
+from .inject_support import AGENT_IMAGE, OPT_IN, InjectOperator, Ns
 from .operator_harness import (
     GROUP_PATH,
-    TEST_OPERATOR_LABEL,
-    OperatorProcess,
     VaultFixture,
     crd_path,
     dump,
@@ -36,154 +30,7 @@ from .operator_harness import (
 
 pytestmark = pytest.mark.integration
 
-AGENT_IMAGE = "example.test/vaultbridge-agent:test"
-VALIDATING = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
-MUTATING = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
 POLICIES = f"{GROUP_PATH}/vaultpathpolicies"
-
-
-@dataclass
-class InjectOperator:
-    op: OperatorProcess
-    ident: str
-    validating: str
-    mutating: str
-
-    @property
-    def label(self) -> dict[str, str]:
-        return {TEST_OPERATOR_LABEL: self.ident}
-
-
-@pytest.fixture(scope="module")
-def inject_op(
-    devenv: DevState, kube_admin: KubeAdmin, operator: OperatorProcess
-) -> Iterator[InjectOperator]:
-    """An operator of its own (objects labelled with its id), serving both webhooks on
-    127.0.0.1 and registering them itself. (`operator`: the session one made the operator
-    namespace; it ignores labelled objects.)"""
-    ident = secrets.token_hex(4)
-    port = processes.free_port()
-    validating, mutating = f"vb-inj-val-{ident}", f"vb-inj-mut-{ident}"
-    op = OperatorProcess(
-        devenv=devenv,
-        log_path=Path(devenv.home) / "logs" / f"operator-inject-{ident}.log",
-        metrics_port=processes.free_port(),
-        health_port=processes.free_port(),
-        extra_args=[
-            "--resource-selector", f"{TEST_OPERATOR_LABEL}={ident}",
-            "--hmac-key-secret", f"hmac-{ident}",
-            "--webhook-bind-address", f"127.0.0.1:{port}",
-            "--webhook-register-url", f"https://127.0.0.1:{port}",
-            "--webhook-hosts", "127.0.0.1",
-            "--webhook-ca-secret", f"webhook-ca-{ident}",
-            "--webhook-config-name", validating,
-            "--mutating-webhook-config-name", mutating,
-            "--agent-image", AGENT_IMAGE,
-        ],
-    )  # fmt: skip
-    op.start()
-    try:
-        yield InjectOperator(op, ident, validating, mutating)
-    finally:
-        op.stop()
-        # The configurations first go: they must not outlive the server they point at.
-        kube_admin.request("DELETE", f"{VALIDATING}/{validating}")
-        kube_admin.request("DELETE", f"{MUTATING}/{mutating}")
-
-
-class Ns:
-    """One test namespace with a labelled VaultConnection and VaultAuth of its own."""
-
-    def __init__(self, devenv: DevState, admin: KubeAdmin, ns: str, io: InjectOperator) -> None:
-        self.devenv, self.admin, self.ns, self.io = devenv, admin, ns, io
-        self.create(
-            "vaultconnections",
-            "conn",
-            {"address": devenv.vault_addr, "timeout": "5s"},
-        )
-        self.create(
-            "vaultauths",
-            "auth",
-            {
-                "vaultConnectionRef": "conn",
-                "method": "kubernetes",
-                "kubernetes": {"role": f"role-{ns}", "serviceAccount": "default"},
-            },
-        )
-
-    def create(self, plural: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        kind = {
-            "vaultconnections": "VaultConnection",
-            "vaultauths": "VaultAuth",
-            "vaultstaticsecrets": "VaultStaticSecret",
-        }[plural]
-        body = {
-            "apiVersion": "vaultbridge.dev/v1beta1",
-            "kind": kind,
-            "metadata": {"name": name, "namespace": self.ns, "labels": self.io.label},
-            "spec": spec,
-        }
-        status, resp = self.admin.request("POST", crd_path(plural, self.ns), body)
-        assert status == 201, dump(resp)
-        return resp
-
-    def vss(self, name: str, path: str, **spec: Any) -> None:
-        self.create(
-            "vaultstaticsecrets",
-            name,
-            {"vaultAuthRef": "auth", "mount": "secret", "type": "kv-v2", "path": path, **spec},
-        )
-
-    def get(self, name: str) -> dict[str, Any]:
-        status, obj = self.admin.request("GET", crd_path("vaultstaticsecrets", self.ns, name))
-        assert status == 200, dump(obj)
-        return obj
-
-    def ready(self, name: str) -> dict[str, Any]:
-        def check() -> dict[str, Any] | None:
-            obj = self.get(name)
-            for cond in (obj.get("status") or {}).get("conditions") or []:
-                if cond["type"] == "Ready" and cond["status"] == "True":
-                    return obj
-            return None
-
-        return wait_for(check, 60, f"{name} Ready")  # type: ignore[no-any-return]
-
-    def injected_pods(self, name: str, count: int) -> None:
-        wait_for(
-            lambda: (self.get(name).get("status") or {}).get("injectedPods") == count,
-            60,
-            f"{name} status.injectedPods == {count} (now {self.get(name).get('status')})",
-        )
-
-    def pods(self, selector: str) -> list[dict[str, Any]]:
-        _, resp = self.admin.request(
-            "GET", f"/api/v1/namespaces/{self.ns}/pods?labelSelector={selector}"
-        )
-        return list(resp.get("items") or [])
-
-    def create_pod(
-        self, name: str, annotations: dict[str, str], labels: dict[str, str], **spec: Any
-    ) -> tuple[int, dict[str, Any]]:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "annotations": annotations, "labels": labels},
-            "spec": {"containers": [{"name": "app", "image": "app:1"}], **spec},
-        }
-        return self.admin.request("POST", f"/api/v1/namespaces/{self.ns}/pods", body)
-
-    def secrets(self) -> list[str]:
-        _, resp = self.admin.request("GET", f"/api/v1/namespaces/{self.ns}/secrets")
-        return [s["metadata"]["name"] for s in resp.get("items") or []]
-
-
-OPT_IN = {"vaultbridge.dev/inject": "true"}
-
-
-@pytest.fixture
-def space(devenv: DevState, kube_admin: KubeAdmin, namespace: str, inject_op: InjectOperator) -> Ns:
-    return Ns(devenv, kube_admin, namespace, inject_op)
 
 
 def test_deployment_pods_arrive_mutated_and_are_counted(space: Ns, devenv: DevState) -> None:

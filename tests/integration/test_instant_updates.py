@@ -30,9 +30,8 @@ from vaultbridge.devenv.environment import DevState, env_lines
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.devenv.openbao import BaoAdmin
 
+from .helpers import OwnApp, wait_for
 from .operator_harness import OperatorProcess, ensure_operator_namespace, start_operator
-from .test_static_secret import wait_for
-from .test_token_persistence import OwnApp
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from vaultbridge.migrate.convert import ADOPT_ANNOTATION
 
 from .helpers import App, wait_for
 from .operator_harness import OPERATOR_NAMESPACE, crd_path, dump
-from .test_pki_secret import PKI
+from .pki_support import PKI
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import ipaddress
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from cryptography import x509
@@ -18,88 +17,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .helpers import App, wait_for
+from .helpers import App, deployment, restarted_at, wait_for
 from .operator_harness import crd_path, dump
+from .pki_support import NOT_BEFORE, PKI, PLURAL, same_key
 
 pytestmark = pytest.mark.integration
-
-PLURAL = "vaultpkisecrets"
-NOT_BEFORE = 10
-"""The role backdates notBefore by this many seconds (clock skew allowance)."""
-
-
-class PKI:
-    """One test's PKI mount (own root CA, role `web` for *.example.com) and its objects."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.bao = app.vault.bao
-        self.mount = f"pki-{app.ns}"
-        self.bao.must(
-            "POST", f"sys/mounts/{self.mount}", {"type": "pki", "config": {"max_lease_ttl": "24h"}}
-        )
-        root = self.bao.must(
-            "POST",
-            f"{self.mount}/root/generate/internal",
-            {"common_name": f"Root {app.ns}", "key_type": "ec", "key_bits": 256, "ttl": "24h"},
-        )
-        self.ca = x509.load_pem_x509_certificate(root["data"]["certificate"].encode())
-        self.bao.must(
-            "POST",
-            f"{self.mount}/roles/web",
-            {
-                "allowed_domains": ["example.com"],
-                "allow_subdomains": True,
-                "allow_ip_sans": True,
-                "allowed_uri_sans": ["spiffe://example.com/*"],
-                "key_type": "ec",
-                "key_bits": 256,
-                "max_ttl": "2h",
-                "not_before_duration": f"{NOT_BEFORE}s",
-            },
-        )
-        policy = f"""
-path "{self.mount}/issue/web" {{ capabilities = ["update"] }}
-path "{self.mount}/revoke" {{ capabilities = ["update"] }}
-"""
-        self.bao.must("PUT", f"sys/policies/acl/{app.vault.role}", {"policy": policy})
-
-    def vps(self, name: str, **spec: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "apiVersion": "vaultbridge.dev/v1beta1",
-            "kind": "VaultPKISecret",
-            "metadata": {"name": name},
-            "spec": {
-                "vaultAuthRef": "default",
-                "mount": self.mount,
-                "role": "web",
-                "destination": {"name": name, "create": True},
-                **spec,
-            },
-        }
-        return self.app.create(PLURAL, body)
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict((self.app.get(PLURAL, name) or {}).get("status") or {})
-
-    def wait_synced(self, name: str, timeout: float = 30) -> dict[str, str]:
-        self.app.wait_condition(name, "SecretSynced", "True", plural=PLURAL, timeout=timeout)
-        data = self.app.secret_data(name)
-        assert data is not None and data.get("certificate"), dump(self.status(name))
-        return data
-
-    def revocation_time(self, serial: str) -> int:
-        resp = self.bao.must("GET", f"{self.mount}/cert/{serial}")
-        return int(resp["data"].get("revocation_time") or 0)
-
-    def crl(self) -> x509.CertificateRevocationList:
-        """The mount's CRL, rebuilt first so that it lists every revocation so far."""
-        self.bao.must("GET", f"{self.mount}/crl/rotate")
-        resp = self.bao.must("GET", f"{self.mount}/cert/crl")
-        return x509.load_pem_x509_crl(resp["data"]["certificate"].encode())
-
-    def close(self) -> None:
-        self.bao.call("DELETE", f"sys/mounts/{self.mount}")
 
 
 @pytest.fixture
@@ -136,44 +58,6 @@ def _verify_signature(cert: x509.Certificate, ca: x509.Certificate) -> None:
     public.verify(
         cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
     )
-
-
-def _same_key(key_pem: str, cert: x509.Certificate) -> bool:
-    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    return bool(
-        key.public_key().public_bytes(serialization.Encoding.DER, spki)
-        == cert.public_key().public_bytes(serialization.Encoding.DER, spki)
-    )
-
-
-def _deployment(app: App, name: str) -> None:
-    status, resp = app.admin.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{app.ns}/deployments",
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 0,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "c", "image": "x.invalid/x"}]},
-                },
-            },
-        },
-    )
-    assert status == 201, dump(resp)
-
-
-def _restarted_at(app: App, name: str) -> str | None:
-    _, dep = app.admin.request("GET", f"/apis/apps/v1/namespaces/{app.ns}/deployments/{name}")
-    value = (dep["spec"]["template"]["metadata"].get("annotations") or {}).get(
-        "vaultbridge.dev/restartedAt"
-    )
-    return str(value) if value else None
 
 
 @pytest.mark.both_servers
@@ -239,7 +123,7 @@ def test_certificate_has_requested_names_and_tls_keys(pki: PKI) -> None:
 
 
 def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> None:
-    _deployment(pki.app, "web")
+    deployment(pki.app, "web")
     pki.vps(
         "short",
         commonName="short.example.com",
@@ -258,7 +142,7 @@ def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> No
     first_cert = _cert(first["certificate"])
     first_issued = int(first_cert.not_valid_before_utc.timestamp()) + NOT_BEFORE
     assert abs(first_rotation - first_issued) <= 5, (first_rotation, first_issued)
-    assert _restarted_at(pki.app, "web") is None
+    assert restarted_at(pki.app, "web") is None
 
     def rotated() -> dict[str, str] | None:
         data = pki.app.secret_data("short") or {}
@@ -281,7 +165,7 @@ def test_rotation_before_expiry_restarts_rollout_and_revokes_old(pki: PKI) -> No
     assert last_rotation >= first_exp - 20 - 2 - 1, (last_rotation, first_exp)
     assert last_rotation < first_exp, (last_rotation, first_exp)
     assert pki.status("short")["serialNumber"] == second["serial_number"]
-    wait_for(lambda: _restarted_at(pki.app, "web"), 10, "rollout restart")
+    wait_for(lambda: restarted_at(pki.app, "web"), 10, "rollout restart")
     pki.app.wait_event("short", "SecretRotated")
     # revoke: true revokes the certificate that was replaced.
     wait_for(lambda: pki.revocation_time(first_serial) > 0, 10, "old certificate revoked")
@@ -367,7 +251,7 @@ def test_der_format_keeps_vault_fields_and_gives_pem_tls_keys(pki: PKI) -> None:
     # tls.crt / tls.key / ca.crt: PEM, the same certificate, its key and the issuing CA.
     tls_certs = x509.load_pem_x509_certificates(data["tls.crt"].encode())
     assert tls_certs[0] == leaf
-    assert _same_key(data["tls.key"], leaf)
+    assert same_key(data["tls.key"], leaf)
     ca = _cert(data["ca.crt"])
     assert ca == pki.ca
     _verify_signature(leaf, ca)

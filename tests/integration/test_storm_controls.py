@@ -10,15 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from .dynamic_support import DB, PLURAL
 from .helpers import App, wait_for
 from .operator_harness import OperatorProcess, Postgres, crd_path, dump
-from .test_dynamic_secret import DB, PLURAL, pg  # noqa: F401 - pg: the module-scoped fixture
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def db_no_revoke(app: App, pg: Postgres) -> Iterator[DB]:  # noqa: F811
+def db_no_revoke(app: App, pg: Postgres) -> Iterator[DB]:
     d = DB(app, pg)
     # Vault's default policy renews and looks up leases but does not revoke them: neither
     # form of sys/leases/revoke is granted here.

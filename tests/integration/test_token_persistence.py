@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,13 +17,12 @@ from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
 from vaultbridge.persistence.token_store import (
     AUTH_ANNOTATION,
-    AUTH_LABEL,
     COMPONENT_LABEL,
     COMPONENT_VALUE,
-    auth_label_value,
 )
 
-from .helpers import App, wait_for
+from .dynamic_support import DB
+from .helpers import App, OwnApp, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     TEST_OPERATOR_LABEL,
@@ -37,57 +35,10 @@ from .operator_harness import (
     start_operator,
     start_postgres,
 )
-from .test_dynamic_secret import DB
 
 pytestmark = pytest.mark.integration
 
 LOGINS = "vaultbridge_vault_logins_total"
-
-
-class OwnApp(App):
-    """An App whose objects carry this test's operator label and use its own connection."""
-
-    def __init__(self, devenv: DevState, admin: KubeAdmin, namespace: str) -> None:
-        super().__init__(devenv, admin, namespace)
-        self.ident = f"persist-{secrets.token_hex(3)}"
-
-    def create(
-        self, plural: str, body: dict[str, Any], namespace: str | None = None
-    ) -> dict[str, Any]:
-        body["metadata"].setdefault("labels", {})[TEST_OPERATOR_LABEL] = self.ident
-        return super().create(plural, body, namespace)
-
-    def setup_own_auth(self, paths: list[str] | None = None, **spec: Any) -> None:
-        self.create(
-            "vaultconnections",
-            {
-                "apiVersion": "vaultbridge.dev/v1beta1",
-                "kind": "VaultConnection",
-                "metadata": {"name": "vault"},
-                "spec": {"address": self.devenv.vault_addr, "timeout": "5s"},
-            },
-        )
-        self.setup_auth(paths, vaultConnectionRef="vault", **spec)
-
-    def operator(self) -> OperatorProcess:
-        return start_operator(
-            self.devenv, "--resource-selector", f"{TEST_OPERATOR_LABEL}={self.ident}"
-        )
-
-    # -- the persisted entries ------------------------------------------------------------
-
-    def entries(self) -> list[dict[str, Any]]:
-        auth = auth_label_value(self.ns, "default")
-        selector = f"{COMPONENT_LABEL}={COMPONENT_VALUE},{AUTH_LABEL}={auth}"
-        _, listed = self.admin.request(
-            "GET", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets?labelSelector={selector}"
-        )
-        return list(listed.get("items") or [])
-
-    def wait_entry(self, what: str = "a persisted token", timeout: float = 30) -> dict[str, Any]:
-        found: list[dict[str, Any]] = wait_for(self.entries, timeout, what)
-        assert len(found) == 1, dump(found)
-        return found[0]
 
 
 def record_of(secret: dict[str, Any]) -> dict[str, Any]:
@@ -142,11 +93,15 @@ def test_restart_adopts_the_persisted_token_and_keeps_the_lease(
     own.setup_own_auth()
     db = DB(own, pg)
     try:
-        db.role("app", default_ttl="15s", max_ttl="1h")
+        # The lease must outlive the restart, however slow the machine is (a restart took 28 s
+        # under two CPU hogs and outlived a 15 s lease, which the new process then rightly
+        # re-issued): 5 minutes, renewed every 30 s (renewalPercent 10), so a renewal by the
+        # restarted process is still seen soon without the lease's life depending on speed.
+        db.role("app", default_ttl="300s", max_ttl="1h")
         own.vault.kv_put(f"{own.ns}/cfg", {"v": "1"}, mount="kv1")
         op = own.operator()
         running.append(op)
-        db.vds("creds")
+        db.vds("creds", renewalPercent=10)
         own.vss("cfg", mount="kv1", type="kv-v1", path=f"{own.ns}/cfg", refreshAfter="2s")
         data = db.wait_synced("creds")
         own.wait_data("cfg", {"v": "1"})
@@ -163,7 +118,7 @@ def test_restart_adopts_the_persisted_token_and_keeps_the_lease(
         # The renewal after the restart runs with the adopted token; the lease is the same.
         wait_for(
             lambda: db.status("creds").get("lastRenewalTime", 0) > before,
-            30,
+            180,
             "a lease renewal by the restarted operator",
         )
         assert db.status("creds")["secretLease"]["id"] == lease_id, dump(db.status("creds"))

@@ -15,7 +15,6 @@ import contextlib
 import os
 import pwd
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -50,6 +49,8 @@ from vaultbridge.vault import (
     VaultUnreachable,
 )
 
+from .vault_client_support import AppRole, Recorder, make_approle, uid
+
 pytestmark = pytest.mark.integration
 
 
@@ -59,24 +60,6 @@ def _running_server() -> str | None:
 
 
 SECRET_VALUE = "s3cr3t-value-never-shown"
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{secrets.token_hex(4)}"
-
-
-class Recorder:
-    """``on_request`` hook that keeps every (operation, outcome)."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, int | str]] = []
-
-    def __call__(self, operation: str, outcome: int | str, seconds: float) -> None:
-        assert seconds >= 0
-        self.calls.append((operation, outcome))
-
-    def count(self, operation: str) -> int:
-        return sum(1 for op, _ in self.calls if op == operation)
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -118,31 +101,6 @@ async def kv2_mount(root: VaultClient) -> AsyncIterator[str]:
     await root.write(f"sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}})
     yield mount
     await root.delete(f"sys/mounts/{mount}")
-
-
-@dataclass
-class AppRole:
-    mount: str
-    role: str
-    role_id: str
-    secret_id: str
-
-
-async def make_approle(
-    root: VaultClient, *, policies: list[str] | None = None, **role: Any
-) -> AppRole:
-    mount, name = uid("approle"), uid("role")
-    await root.write(f"sys/auth/{mount}", {"type": "approle"})
-    await root.write(
-        f"auth/{mount}/role/{name}",
-        {"token_policies": policies or ["default"], "secret_id_num_uses": 0, **role},
-    )
-    role_id = await root.read(f"auth/{mount}/role/{name}/role-id")
-    secret = await root.write(f"auth/{mount}/role/{name}/secret-id", {}, method="POST")
-    assert role_id.data is not None
-    assert secret is not None
-    assert secret.data is not None
-    return AppRole(mount, name, role_id.data["role_id"], secret.data["secret_id"])
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.integration.test_vault_client import AppRole, Recorder, make_approle, uid
 from vaultbridge.vault import (
     AdaptiveRate,
     AuthToken,
@@ -31,6 +30,8 @@ from vaultbridge.vault import (
     VaultClient,
     VaultThrottled,
 )
+
+from .vault_client_support import AppRole, Recorder, make_approle, uid
 
 pytestmark = pytest.mark.integration
 

@@ -14,12 +14,10 @@ import pytest
 
 from vaultbridge.devenv.environment import DevState
 
+from .faults_support import OwnOperator, bao, wait_all_synced
 from .helpers import App, wait_for
-from .test_faults_support import OwnOperator, bao, fault_app, own_operator, wait_all_synced
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["fault_app", "own_operator"]
 
 OBJECTS = 30
 #: How long the denied objects retry (their backoff climbs 5 s → 60 s meanwhile).

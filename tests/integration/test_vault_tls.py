@@ -10,81 +10,17 @@ and skipping verification is loud.
 from __future__ import annotations
 
 import base64
-import json
-import re
-import ssl
-import subprocess
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from vaultbridge.devenv import processes
 from vaultbridge.devenv.environment import DevState
-from vaultbridge.devenv.vaultserver import server_binary
 
 from .helpers import App, wait_for
 from .operator_harness import OperatorProcess
+from .tls_support import TLSBao
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class TLSBao:
-    addr: str
-    root_token: str
-    ca_pem: bytes
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
-        req = urllib.request.Request(
-            f"{self.addr}/v1/{path}",
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-        )
-        req.add_header("X-Vault-Token", self.root_token)
-        with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else {}
-
-
-@pytest.fixture(scope="module")
-def tls_bao(tmp_path_factory: pytest.TempPathFactory, devenv: DevState) -> Iterator[TLSBao]:
-    """A private dev server of the session's kind (`bao`/`vault server -dev -dev-tls`): its own
-    CA, a certificate for 127.0.0.1."""
-    work = tmp_path_factory.mktemp("tls-bao")
-    certs = work / "certs"
-    certs.mkdir()
-    port = processes.free_port()
-    log = work / "bao.log"
-    argv = [
-        server_binary(devenv.vault_server), "server", "-dev", "-dev-root-token-id=tls-root",
-        f"-dev-listen-address=127.0.0.1:{port}", "-dev-no-store-token",
-        "-dev-tls", f"-dev-tls-cert-dir={certs}",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            argv, stdout=out, stderr=out, cwd=work, env={"HOME": str(work), "PATH": "/usr/bin"}
-        )
-    try:
-        wait_for(
-            lambda: (
-                (certs / "vault-ca.pem").exists()
-                and re.search(r"Unseal Key:", log.read_text(errors="replace"))
-            ),
-            30,
-            "the -dev-tls server",
-        )
-        server = TLSBao(
-            f"https://127.0.0.1:{port}", "tls-root", (certs / "vault-ca.pem").read_bytes()
-        )
-        wait_for(lambda: server.call("GET", "sys/health").get("sealed") is False, 30, "unsealed")
-        yield server
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _secret(app: App, name: str, data: dict[str, bytes]) -> None:

@@ -27,7 +27,7 @@ def fair_queue(
     clock: Clock | None = None,
     critical: frozenset[str] = frozenset(),
     share: int = 4,
-    waits: list[tuple[str, float]] | None = None,
+    waits: list[tuple[str, float, int]] | None = None,
 ) -> WorkQueue[ObjectKey]:
     return WorkQueue(
         clock=clock or Clock(),
@@ -35,7 +35,7 @@ def fair_queue(
             tenant_of=lambda key: key.namespace,
             lane_of=lambda key: Lane.CRITICAL if key.namespace in critical else Lane.ORDINARY,
             critical_share=share,
-            wait_hook=(lambda t, s: waits.append((t, s))) if waits is not None else None,
+            wait_hook=(lambda t, s, n: waits.append((t, s, n))) if waits is not None else None,
         ),
     )
 
@@ -173,14 +173,50 @@ def test_a_lane_alone_gets_every_turn() -> None:
 
 def test_wait_time_is_reported_per_tenant() -> None:
     clock = Clock()
-    waits: list[tuple[str, float]] = []
+    waits: list[tuple[str, float, int]] = []
     q = fair_queue(clock, waits=waits)
     q.add(ObjectKey("a", "1"))
     clock.now += 2.0
     q.add(ObjectKey("b", "1"))
     clock.now += 1.0
     take(q)
-    assert waits == [("a", 3.0), ("b", 1.0)]
+    assert waits == [("a", 3.0, 0), ("b", 1.0, 1)]
+
+
+def test_turns_waited_are_bounded_by_the_ready_tenants_not_by_their_backlog() -> None:
+    """The counted form of the fairness guarantee (what the integration test checks through
+    the turns metric): a quiet tenant's key waits about one turn per busy tenant, however
+    many keys they hold; their own keys wait for one another."""
+    waits: list[tuple[str, float, int]] = []
+    q = fair_queue(waits=waits)
+    for ns in ("a", "b", "c"):
+        for i in range(300):
+            q.add(ObjectKey(ns, f"o{i}"), Priority.LOW)
+    take(q, 100)
+    for _ in range(5):
+        q.add(ObjectKey("quiet", "x"), Priority.LOW)
+        while ObjectKey("quiet", "x") not in take(q, 1):
+            pass
+    quiet = [n for t, _s, n in waits if t == "quiet"]
+    assert len(quiet) == 5 and max(quiet) <= 3, quiet
+    busy = [n for t, _s, n in waits if t != "quiet"]
+    assert max(busy) >= 100  # the backlog waits, as it should
+
+
+def test_turns_count_every_key_handed_out_while_ready() -> None:
+    waits: list[tuple[str, float, int]] = []
+    q = fair_queue(waits=waits)
+    for i in range(3):
+        q.add(ObjectKey("a", str(i)))
+    take(q, 1)  # a/0, after no other key
+    q.add(ObjectKey("a", "0"))  # ready again from here: a/1 is handed out one turn earlier
+    take(q)
+    assert [(k, n) for k, (_t, _s, n) in zip(["0", "1", "2", "0"], waits, strict=True)] == [
+        ("0", 0),
+        ("1", 1),
+        ("2", 2),
+        ("0", 2),
+    ]
 
 
 def test_stale_heap_entries_are_compacted() -> None:

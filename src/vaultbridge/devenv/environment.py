@@ -144,11 +144,18 @@ def is_running(state: DevState | None) -> bool:
         return False
 
 
-def up(*, audit: bool = False, vault_server: str | None = None, log: Any = print) -> DevState:
+def up(
+    *,
+    audit: bool = False,
+    vault_server: str | None = None,
+    log: Any = print,
+    home: Path | None = None,
+) -> DevState:
     """Start the environment, or reuse the running one if it has the same Vault server and
     audit setting. `vault_server`: "openbao" | "hashicorp"; None means `$VAULTBRIDGE_VAULT_SERVER`,
-    else the running environment's server, else OpenBao."""
-    home = state_dir()
+    else the running environment's server, else OpenBao. `home`: the state directory (default
+    `$VAULTBRIDGE_DEV_HOME`, see `paths.state_dir`)."""
+    home = home or state_dir()
     existing = load_state(home)
     running = is_running(existing)
     server = resolve_server(vault_server, existing.vault_server if running and existing else None)

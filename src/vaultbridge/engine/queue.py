@@ -62,13 +62,17 @@ class Fairness(Generic[K]):
 
     ``tenant_of(key)`` names the key's tenant (an opaque string); ``lane_of(key)`` its lane;
     ``critical_share`` is k, the CRITICAL turns per ORDINARY turn while both wait.
-    ``wait_hook(tenant, seconds)`` observes each handed-out key's wait, per tenant.
+    ``wait_hook(tenant, seconds, turns)`` observes each handed-out key's wait, per tenant: in
+    seconds, and in *turns* — the keys (of any tenant) handed out while it was ready. Turns
+    are what the fairness rules above bound, whatever the speed of the machine: a quiet
+    tenant's key waits about one turn per tenant ready before it (plus critical turns), while
+    a busy tenant's keys wait hundreds. Seconds are what a user feels.
     """
 
     tenant_of: Callable[[K], str]
     lane_of: Callable[[K], Lane] | None = None
     critical_share: int = 4
-    wait_hook: Callable[[str, float], None] | None = None
+    wait_hook: Callable[[str, float, int], None] | None = None
 
 
 class QueueShutDown(Exception):
@@ -91,6 +95,7 @@ class _Ready(Generic[K]):
     seq: int
     enqueued_at: float
     sub: _SubQueue[K]
+    turns_base: int  # keys handed out before this one became ready (see Fairness.wait_hook)
 
 
 @dataclass(slots=True, eq=False)
@@ -149,6 +154,7 @@ class WorkQueue(Generic[K]):
         self._shutdown = False
         self._adds = 0
         self._deduplicated = 0
+        self._handed_out = 0  # keys handed out by get, ever: the clock of "turns"
 
     # -- adding --------------------------------------------------------------------------
 
@@ -169,7 +175,9 @@ class WorkQueue(Generic[K]):
                 entry.seq = next(self._seq)
                 self._push_ready(key, entry)
             return
-        entry = _Ready(priority, next(self._seq), self._clock(), self._sub_for(key))
+        entry = _Ready(
+            priority, next(self._seq), self._clock(), self._sub_for(key), self._handed_out
+        )
         entry.sub.live += 1
         self._ready[key] = entry
         self._push_ready(key, entry)
@@ -231,10 +239,12 @@ class WorkQueue(Generic[K]):
         del self._ready[key]
         self._processing.add(key)
         waited = max(0.0, self._clock() - entry.enqueued_at)
+        turns = self._handed_out - entry.turns_base
+        self._handed_out += 1
         if self._wait_hook is not None:
             self._wait_hook(waited, entry.priority)
         if self._fairness is not None and self._fairness.wait_hook is not None:
-            self._fairness.wait_hook(sub.tenant, waited)
+            self._fairness.wait_hook(sub.tenant, waited, turns)
         return key
 
     async def get(self) -> K:

@@ -257,6 +257,14 @@ NAMESPACE_QUEUE_WAIT_SECONDS = Histogram(
     buckets=(0.01, 0.1, 0.5, 1, 2.5, 5, 15, 60),
     registry=REGISTRY,
 )
+NAMESPACE_QUEUE_WAIT_TURNS = Histogram(
+    "vaultbridge_namespace_queue_wait_turns",
+    "Keys of any namespace handed to a worker while a key of this namespace waited ready: "
+    "what fair queuing bounds (about one per namespace with ready work), whatever the speed.",
+    ["namespace"],
+    buckets=(0, 1, 2, 4, 8, 16, 64, 256, 1024),
+    registry=REGISTRY,
+)
 NAMESPACE_VAULT_REQUESTS = Counter(
     "vaultbridge_namespace_vault_requests",
     "Requests to Vault made on behalf of this namespace's objects.",
@@ -309,6 +317,7 @@ def forget_namespace(namespace: str) -> None:
     """Drop a deleted namespace's per-namespace series."""
     for metric in (
         NAMESPACE_QUEUE_WAIT_SECONDS,
+        NAMESPACE_QUEUE_WAIT_TURNS,
         NAMESPACE_VAULT_REQUESTS,
         NAMESPACE_VAULT_THROTTLED_SECONDS,
     ):

@@ -4,7 +4,7 @@ Fault tests freeze, seal or restart the servers of their session and kill the op
 they never share an environment with the ordinary suite: `make test-faults` runs them in
 their own pytest session with a throwaway `VAULTBRIDGE_DEV_HOME`. Each test starts and stops
 its own operator process (never the session `operator` fixture) and so owns its logs.
-This module holds no tests.
+This module holds no tests; its fixtures (`fault_app`, `own_operator`) are in conftest.py.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from vaultbridge.devenv.environment import DevState
 from vaultbridge.devenv.kubeapi import KubeAdmin
@@ -26,18 +23,8 @@ from .helpers import App, wait_for
 from .operator_harness import (
     OPERATOR_NAMESPACE,
     OperatorProcess,
-    ensure_operator_namespace,
     start_operator,
 )
-
-
-@pytest.fixture
-def fault_app(devenv: DevState, kube_admin: KubeAdmin, crds_installed: None, namespace: str) -> App:
-    """A namespace with its Vault role and VaultAuth, without starting any operator."""
-    ensure_operator_namespace(kube_admin, devenv)
-    a = App(devenv, kube_admin, namespace)
-    a.setup_auth()
-    return a
 
 
 class OwnOperator:
@@ -71,14 +58,6 @@ class OwnOperator:
 
     def log_text(self) -> str:
         return "\n".join(p.log_text() for p in self.all)
-
-
-@pytest.fixture
-def own_operator(devenv: DevState) -> Iterator[OwnOperator]:
-    owner = OwnOperator(devenv)
-    yield owner
-    for op in owner.all:
-        op.stop()
 
 
 def bao(devenv: DevState) -> BaoAdmin:
