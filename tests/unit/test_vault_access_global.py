@@ -92,3 +92,69 @@ def test_the_global_is_part_of_the_login_identity() -> None:
         AUTH_KEY, {}, cast(Any, None), ObjectKey("x", "y"), {}, cast(Any, None), _global()
     )
     assert resolved.global_version() == "platform/shared@uid-shared:3"
+
+
+class _Counting:
+    """Stands in for a spec model in resolution.py: counts validations, delegates."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.calls = 0
+
+    def model_validate(self, raw: Any) -> Any:
+        self.calls += 1
+        return self.model.model_validate(raw)
+
+
+async def test_specs_are_parsed_once_per_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CPU (issue #13): thousands of objects share one VaultAuth and one VaultConnection;
+    their specs are validated once per stored version, not once per reconcile — counted —
+    while every per-consumer check still runs on every resolve."""
+    from vaultbridge.api.auth import VaultAuthSpec
+    from vaultbridge.api.connection import VaultConnectionSpec
+    from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
+    from vaultbridge.controllers import resolution
+
+    auths, conns, globals_ = (
+        _Counting(VaultAuthSpec),
+        _Counting(VaultConnectionSpec),
+        _Counting(resolution.VaultAuthGlobalSpec),
+    )
+    monkeypatch.setattr(resolution, "VaultAuthSpec", auths)
+    monkeypatch.setattr(resolution, "VaultConnectionSpec", conns)
+    monkeypatch.setattr(resolution, "VaultAuthGlobalSpec", globals_)
+    h = make_ctx()
+    for res in (VAULT_AUTH_GLOBALS, VAULT_CONNECTIONS):
+        h.ctx.informers[res] = Informer(cast(KubeClient, h.kube), res)
+    h.cache(VAULT_AUTH_GLOBALS, _global(allowedNamespaces=["team-a", "team-b"]))
+    h.cache(VAULT_AUTHS, {**_auth(), "spec": {**_auth()["spec"], "allowedNamespaces": ["team-a"]}})
+    conn = {
+        "metadata": {"name": "default", "namespace": "vaultbridge-system"},
+        "spec": {"address": "http://127.0.0.1:8200", "allowedNamespaces": ["team-a"]},
+    }
+    h.cache(VAULT_CONNECTIONS, conn)
+    access = VaultAccess(h.ctx)
+    first = await access.resolve("team-a", "via-global")
+    for _ in range(99):
+        again = await access.resolve("team-a", "via-global")
+        assert again.auth is first.auth and again.settings is first.settings
+    assert (auths.calls, conns.calls, globals_.calls) == (1, 1, 1)
+    # Per-consumer checks are not remembered: another namespace is still refused.
+    with pytest.raises(ReconcileProblem) as info:
+        await access.resolve("team-b", "team-a/via-global")
+    assert info.value.reason == "NamespaceNotAllowed"
+    # A new version of the VaultAuthGlobal (a new stored object) is merged again ...
+    h.cache(VAULT_AUTH_GLOBALS, _global(allowedNamespaces=["team-a"]))
+    await access.resolve("team-a", "via-global")
+    assert (auths.calls, globals_.calls) == (2, 2)
+    # ... and a new VaultConnection version is parsed again; a refusal is never remembered
+    # (parsed and checked on every resolve, its message fresh).
+    h.cache(VAULT_CONNECTIONS, {**conn, "spec": {**conn["spec"], "allowedNamespaces": []}})
+    for _ in range(2):
+        with pytest.raises(ReconcileProblem) as info:
+            await access.resolve("team-b", "team-a/via-global")
+        assert info.value.reason == "NamespaceNotAllowed"
+        with pytest.raises(ReconcileProblem) as info:
+            await access.resolve("team-a", "via-global")
+        assert "does not allow VaultAuths of namespace" in info.value.message
+    assert conns.calls == 1 + 2

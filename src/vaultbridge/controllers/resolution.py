@@ -5,6 +5,14 @@ Resolution reads the informer caches (no API calls but the CA Secret, cached 30 
 enforces `allowedNamespaces` and the address allow-list before anything touches Vault.
 `VaultAccess` (vault_access.py) builds on it to log in; the inject webhook uses the same
 resolution, so a pod can never get a configuration the reconcile would refuse.
+
+Every reconcile resolves its reference, and thousands of objects share one VaultAuth and
+one VaultConnection: their parsed specs (pydantic validation, the VaultAuthGlobal merge, the
+connection settings) are remembered per object *version* — the informer stores a new dict
+for every version, so "the stored object is the one parsed" is an identity check
+(`_Parsed`). Only successes are remembered (a refusal is recomputed, its message fresh), and
+every per-consumer check (allowed namespaces, the address allow-list) still runs on every
+resolve.
 """
 
 from __future__ import annotations
@@ -66,12 +74,27 @@ class ResolvedAuth:
         )
 
 
+@dataclass(frozen=True)
+class _Parsed:
+    """What was parsed from exactly these stored objects (compared by identity: a new
+    version of either is a new dict in the informer store). The objects are held, so an
+    identity cannot be reused by another object while the entry exists."""
+
+    source: dict[str, Any]
+    global_obj: dict[str, Any] | None
+    global_key: GlobalKey | None
+    value: Any
+
+
 class AuthResolver:
     def __init__(self, ctx: OperatorContext) -> None:
         self.ctx = ctx
         # Who may get which ServiceAccount token, sent where: every check in one place.
         self.guard = CredentialGuard(ctx.kube, ctx.settings)
         self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        # One entry per VaultAuth / VaultConnection key (see the module docstring).
+        self._auths: dict[ObjectKey, _Parsed] = {}
+        self._connections: dict[ObjectKey, _Parsed] = {}
 
     # -- resolution ----------------------------------------------------------------------
 
@@ -117,7 +140,28 @@ class AuthResolver:
         self, auth_key: ObjectKey, auth_obj: dict[str, Any]
     ) -> tuple[VaultAuthSpec, dict[str, Any] | None]:
         """The VaultAuth's spec as used for logins (merged with its VaultAuthGlobal, if it
-        references one) and that global; ReconcileProblem when either is unusable."""
+        references one) and that global; ReconcileProblem when either is unusable.
+        Remembered while neither object changes (module docstring)."""
+        globals_store = self.ctx.informer(VAULT_AUTH_GLOBALS).store
+        known = self._auths.get(auth_key)
+        if (
+            known is not None
+            and known.source is auth_obj
+            and (
+                known.global_key is None
+                or globals_store.get(ObjectKey(known.global_key.namespace, known.global_key.name))
+                is known.global_obj
+            )
+        ):
+            auth: VaultAuthSpec = known.value
+            return auth, known.global_obj
+        auth, global_obj, global_key = self._parse_auth(auth_key, auth_obj)
+        self._auths[auth_key] = _Parsed(auth_obj, global_obj, global_key, auth)
+        return auth, global_obj
+
+    def _parse_auth(
+        self, auth_key: ObjectKey, auth_obj: dict[str, Any]
+    ) -> tuple[VaultAuthSpec, dict[str, Any] | None, GlobalKey | None]:
         globals_store = self.ctx.informer(VAULT_AUTH_GLOBALS).store
         seen: dict[GlobalKey, dict[str, Any]] = {}
 
@@ -168,18 +212,38 @@ class AuthResolver:
                 f"VaultAuth {auth_key}{merged} is invalid: {describe_validation_error(exc)}",
                 retry=False,
             ) from exc
-        return auth, seen.get(global_key) if global_key else None
+        return auth, (seen.get(global_key) if global_key else None), global_key
 
     async def connection_settings(
         self, key: ObjectKey, conn_obj: dict[str, Any], *, auth_namespace: str | None = None
     ) -> ConnectionSettings:
         """How to reach a VaultConnection; the only way to one, so an address outside the
-        allow-list (or a connection that does not allow `auth_namespace`) is never contacted."""
-        spec = self.connection_spec(key, conn_obj)
-        self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
+        allow-list (or a connection that does not allow `auth_namespace`) is never contacted.
+        Without a CA Secret the settings depend on the spec alone and are remembered with it
+        (module docstring); the checks run every time."""
+        known = self._connections.get(key)
+        if known is not None and known.source is conn_obj:
+            spec: VaultConnectionSpec = known.value[0]
+            self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
+            settings: ConnectionSettings | None = known.value[1]
+            if settings is not None:
+                return settings
+        else:
+            spec = self.connection_spec(key, conn_obj)
+            self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
         ca_pem = None
         if spec.ca_cert_secret_ref:
             ca_pem = await self._ca_pem(key.namespace, spec.ca_cert_secret_ref)
+        settings = self._settings(key, spec, ca_pem)
+        self._connections[key] = _Parsed(
+            conn_obj, None, None, (spec, None if spec.ca_cert_secret_ref else settings)
+        )
+        return settings
+
+    @staticmethod
+    def _settings(
+        key: ObjectKey, spec: VaultConnectionSpec, ca_pem: bytes | None
+    ) -> ConnectionSettings:
         try:
             return ConnectionSettings(
                 address=spec.address,
