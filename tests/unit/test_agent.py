@@ -164,13 +164,23 @@ def test_the_set_switches_at_once(tmp_path: Path) -> None:
     seen: list[tuple[bytes, bytes]] = []
     errors: list[BaseException] = []
 
+    retired = 0
+
     def reader() -> None:
+        nonlocal retired
         try:
             while not done.is_set():
                 current = Path(os.path.realpath(tmp_path / ".vaultbridge-data"))
-                seen.append(
-                    ((current / "username").read_bytes(), (current / "password").read_bytes())
-                )
+                try:
+                    pair = (current / "username").read_bytes(), (current / "password").read_bytes()
+                except FileNotFoundError:
+                    # The version it resolved was retired: one previous version is kept, so
+                    # only a reader that slept through two switches (80 back to back here,
+                    # on a loaded machine) gets here, and it resolves the link again, as a
+                    # kubelet `..data` reader would. Never a mixed pair, checked below.
+                    retired += 1
+                    continue
+                seen.append(pair)
         except BaseException as exc:
             errors.append(exc)
 
@@ -186,7 +196,7 @@ def test_the_set_switches_at_once(tmp_path: Path) -> None:
         done.set()
         thread.join()
     assert not errors, errors
-    assert len(seen) >= 20
+    assert len(seen) >= 20, retired
     assert not [pair for pair in seen if pair not in pairs]
 
 
