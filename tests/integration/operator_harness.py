@@ -121,17 +121,26 @@ class OperatorProcess:
             return str(resp.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` whose labels include `labels`."""
-        total = 0.0
-        pattern = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+([0-9.eE+-]+|NaN)$")
-        for line in self.metrics().splitlines():
-            m = pattern.match(line)
-            if not m or m.group(1) != name:
-                continue
-            found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(m.group(4))
-        return total
+        """Sum of the samples of `name` whose labels include `labels` (one scrape; to compare
+        two series of one moment, scrape once with `metrics()` and use `metric_in`)."""
+        return metric_in(self.metrics(), name, **labels)
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+([0-9.eE+-]+|NaN)$")
+
+
+def metric_in(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` in a scraped exposition `text` whose labels include
+    `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
+    return total
 
 
 def start_operator(devenv: DevState, *extra: str) -> OperatorProcess:
