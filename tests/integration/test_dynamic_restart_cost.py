@@ -14,7 +14,6 @@ The test runs its own operator process on objects labelled for it alone.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,8 +31,6 @@ from .operator_harness import (
     crd_path,
     dump,
     ensure_operator_namespace,
-    postgres_binaries,
-    start_postgres,
 )
 
 pytestmark = pytest.mark.integration
@@ -43,15 +40,6 @@ COUNT = 100
 REQUESTS = "vaultbridge_vault_requests_total"
 RECONCILES = "vaultbridge_reconciles_total"
 LOGINS = "vaultbridge_vault_logins_total"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries missing: run scripts/ensure-postgres.sh")
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

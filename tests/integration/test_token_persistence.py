@@ -31,9 +31,7 @@ from .operator_harness import (
     crd_path,
     dump,
     ensure_operator_namespace,
-    postgres_binaries,
     start_operator,
-    start_postgres,
 )
 
 pytestmark = pytest.mark.integration
@@ -68,15 +66,6 @@ def running(own: OwnApp) -> Iterator[list[OperatorProcess]]:
         own.admin.request(
             "DELETE", f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/secrets/{entry['metadata']['name']}"
         )
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    if postgres_binaries() is None:
-        pytest.skip("PostgreSQL binaries missing: run scripts/ensure-postgres.sh")
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 def restart(op: OperatorProcess) -> None:
