@@ -35,6 +35,7 @@ from vaultbridge.controllers.context import OperatorContext
 from vaultbridge.controllers.errors import ReconcileProblem
 from vaultbridge.controllers.resolution import ResolvedAuth
 from vaultbridge.controllers.vault_access import VaultAccess
+from vaultbridge.engine.controller import Reconciler, Result
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
@@ -370,6 +371,16 @@ OPERATOR_RESOURCES = (
     VAULT_AUTHS,
     SECRET_TRANSFORMATIONS,
 )
+
+
+async def reconciled(reconciler: Reconciler, key: ObjectKey) -> Result:
+    """One reconcile as the engine runs it: the reconcile, then its ``finish`` (the success
+    status write the delivery flow hands off the worker, engine Result.finish), so a test
+    sees what the engine would have written by the time the key is done."""
+    result = await reconciler.reconcile(key)
+    if result.finish is not None:
+        await result.finish()
+    return Result(requeue_after=result.requeue_after)
 
 
 @dataclass

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import contextlib
+import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +41,7 @@ from vaultbridge.controllers.transformation import SecretTransformationReconcile
 from vaultbridge.controllers.vault_access import VaultAccess
 from vaultbridge.controllers.watches import SetupReconciler, Sources
 from vaultbridge.engine import runner
-from vaultbridge.engine.controller import Controller, Reconciler
+from vaultbridge.engine.controller import Controller, Reconciler, Result
 from vaultbridge.engine.informer import Informer
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.engine.leader import LeaderElector
@@ -73,19 +75,44 @@ Obj = dict[str, Any]
 
 
 class _Instrumented:
-    """Sets the log context and records metrics around a reconciler."""
+    """Sets the log context and records metrics around a reconciler, its ``finish`` included
+    (engine Result.finish: the status write that runs off the worker is still part of the
+    reconcile, for its log lines and for ``vaultbridge_reconcile_duration_seconds``)."""
 
     def __init__(self, kind: str, inner: Reconciler) -> None:
         self.kind = kind
         self.inner = inner
 
-    async def reconcile(self, key: ObjectKey) -> Any:
+    async def reconcile(self, key: ObjectKey) -> Result:
+        seconds = metrics.child(metrics.RECONCILE_SECONDS, self.kind)
+        start = time.perf_counter()
+        with self._scope(key):
+            try:
+                result = await self.inner.reconcile(key)
+            except BaseException:
+                seconds.observe(time.perf_counter() - start)
+                raise
+        finish = result.finish
+        if finish is None:
+            seconds.observe(time.perf_counter() - start)
+            return result
+
+        async def instrumented_finish() -> None:
+            with self._scope(key):
+                try:
+                    await finish()
+                finally:
+                    seconds.observe(time.perf_counter() - start)
+
+        return dataclasses.replace(result, finish=instrumented_finish)
+
+    @contextlib.contextmanager
+    def _scope(self, key: ObjectKey) -> Iterator[None]:
         token = current_resource.set(f"{self.kind}/{key.namespace}/{key.name}")
         try:
             # The namespace is the tenant of the Vault requests this reconcile makes.
-            seconds = metrics.child(metrics.RECONCILE_SECONDS, self.kind)
-            with seconds.time(), tenant_scope(key.namespace):
-                return await self.inner.reconcile(key)
+            with tenant_scope(key.namespace):
+                yield
         finally:
             current_resource.reset(token)
 

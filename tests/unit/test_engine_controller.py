@@ -242,6 +242,163 @@ async def test_cancelling_run_cancels_reconciles_without_leaks() -> None:
     assert ctrl.in_flight == 0 and not ctrl.queue.is_processing(A)
 
 
+# -- Result.finish: the reconcile's last step, off the worker --------------------------------
+
+
+class Finishes:
+    """Finish steps that wait until the test releases them; counts how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most = 0
+        self.done: list[ObjectKey] = []
+        self.fail = False
+
+    def of(self, key: ObjectKey) -> Callable[[], Awaitable[None]]:
+        async def finish() -> None:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            try:
+                await self.release.wait()
+                if self.fail:
+                    raise RuntimeError("status patch refused")
+                self.done.append(key)
+            finally:
+                self.running -= 1
+
+        return finish
+
+
+async def test_finish_frees_the_worker_but_keeps_the_key_in_flight() -> None:
+    clock = Clock()
+    fin = Finishes()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        if key == A and n == 1:
+            return Result(requeue_after=60.0, finish=fin.of(A))
+        return Result()
+
+    rec = Recorder(script)
+    outcomes: list[tuple[ObjectKey, str]] = []
+    ctrl = Controller("t", rec, workers=1, clock=clock)
+    ctrl.add_reconcile_hook(lambda name, key, secs, outcome: outcomes.append((key, outcome)))
+    task = asyncio.create_task(ctrl.run())
+    try:
+        ctrl.enqueue(A, Priority.HIGH)
+        await until(lambda: fin.running == 1)
+        # The one worker is free: B is reconciled while A's finish is still running.
+        ctrl.enqueue(B)
+        await until(lambda: rec.calls.count(B) == 1 and (B, "success") in outcomes)
+        # A is still in flight: a change is remembered, not reconciled; no requeue yet and
+        # its outcome is not observed before the finish ends.
+        ctrl.enqueue(A, Priority.NORMAL)
+        await asyncio.sleep(0.02)
+        assert rec.calls.count(A) == 1 and ctrl.queue.is_processing(A)
+        assert ctrl.queue.delayed_until(A) is None
+        assert ctrl.in_flight == 1 and (A, "requeue") not in outcomes
+        fin.release.set()
+        # Done: the requeue of the first result was scheduled and its outcome observed, then
+        # the remembered change ran (its plain Result cancels the timer).
+        await until(lambda: rec.calls.count(A) == 2 and ctrl.in_flight == 0)
+        assert fin.done == [A]
+        assert outcomes == [(B, "success"), (A, "requeue"), (A, "success")]
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_a_failed_finish_is_retried_like_a_failed_reconcile() -> None:
+    clock = Clock()
+    fin = Finishes()
+    fin.fail = True
+    fin.release.set()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        return Result(requeue_after=3600.0, finish=fin.of(key)) if n == 1 else Result()
+
+    rec = Recorder(script)
+    outcomes: list[str] = []
+    ctrl = Controller("t", rec, workers=1, clock=clock, backoff=Backoff(jitter=0.0))
+    ctrl.add_reconcile_hook(lambda name, key, secs, outcome: outcomes.append(outcome))
+    task = asyncio.create_task(ctrl.run())
+    try:
+        ctrl.enqueue(A)
+        await until(lambda: outcomes == ["error"] and ctrl.in_flight == 0)
+        # The backoff delay, not the result's hour: the status was not written.
+        assert ctrl.queue.delayed_until(A) == clock.now + 5.0
+        assert ctrl.backoff.failures(A) == 1
+        clock.now += 5.0
+        ctrl.queue.poke()
+        await until(lambda: outcomes == ["error", "success"])
+        assert ctrl.backoff.failures(A) == 0
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_finishes_never_outnumber_the_workers() -> None:
+    fin = Finishes()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        return Result(finish=fin.of(key))
+
+    rec = Recorder(script)
+    ctrl = Controller("t", rec, workers=2)
+    task = asyncio.create_task(ctrl.run())
+    try:
+        keys = [ObjectKey("ns", f"k{i}") for i in range(5)]
+        for key in keys:
+            ctrl.enqueue(key)
+        # Two finishes hold both slots; each worker has reconciled one more key and waits
+        # for a slot with it; the fifth key waits in the queue.
+        await until(lambda: fin.running == 2 and len(rec.calls) == 4)
+        await asyncio.sleep(0.02)
+        assert fin.running == 2 and len(rec.calls) == 4 and len(ctrl.queue) == 1
+        assert ctrl.in_flight == 4
+        fin.release.set()
+        await until(lambda: len(fin.done) == 5 and ctrl.in_flight == 0)
+        assert fin.most == 2 and set(fin.done) == set(keys)
+    finally:
+        ctrl.shutdown()
+        await task
+
+
+async def test_shutdown_waits_for_running_finishes() -> None:
+    fin = Finishes()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        return Result(finish=fin.of(key))
+
+    ctrl = Controller("t", Recorder(script), workers=1)
+    task = asyncio.create_task(ctrl.run())
+    ctrl.enqueue(A)
+    await until(lambda: fin.running == 1)
+    ctrl.shutdown()
+    await asyncio.sleep(0.02)
+    assert not task.done()
+    fin.release.set()
+    await asyncio.wait_for(task, 1)
+    assert fin.done == [A] and ctrl.in_flight == 0 and not ctrl.queue.is_processing(A)
+
+
+async def test_cancelling_run_cancels_finishes_without_leaks() -> None:
+    fin = Finishes()
+
+    async def script(key: ObjectKey, n: int) -> Result:
+        return Result(finish=fin.of(key))
+
+    ctrl = Controller("t", Recorder(script), workers=1)
+    task = asyncio.create_task(ctrl.run())
+    ctrl.enqueue(A)
+    await until(lambda: fin.running == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fin.running == 0 and fin.done == []
+    assert ctrl.in_flight == 0 and not ctrl.queue.is_processing(A)
+
+
 def obj(
     generation: int = 1, labels: dict[str, str] | None = None, status: str = "", **meta: Any
 ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from vaultbridge.kube.client import KubeClient
 from vaultbridge.kube.events import EventRecorder
 from vaultbridge.kube.resources import SECRETS
 
-from ..fakes import FakeKube, FakeVault, Harness, make_ctx
+from ..fakes import FakeKube, FakeVault, Harness, make_ctx, reconciled
 
 NS = "app"
 KEY = ObjectKey(NS, "obj")
@@ -60,7 +60,7 @@ def _foreign(h: Harness) -> dict[str, Any]:
 
 async def test_first_sync_is_two_writes_and_no_read() -> None:
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert h.kube.calls == [
         ("apply", "secrets", "app-secret"),
         ("patch/status", "vaultstaticsecrets", "obj"),
@@ -72,17 +72,41 @@ async def test_first_sync_is_two_writes_and_no_read() -> None:
     assert _condition(h, "SecretSynced")["status"] == "True"
 
 
+async def test_the_status_write_is_the_reconciles_finish_off_the_worker() -> None:
+    """The worker's part ends with the Secret; the status patch is handed to the engine as
+    `Result.finish` (engine/controller.py keeps the key in flight until it is written)."""
+    h, r = _static()
+    result = await r.reconcile(KEY)
+    assert h.kube.calls == [("apply", "secrets", "app-secret")]
+    assert h.kube.stored(SECRETS, NS, "app-secret") is not None
+    assert result.finish is not None
+    await result.finish()
+    assert h.kube.calls[1:] == [("patch/status", "vaultstaticsecrets", "obj")]
+    assert _condition(h, "SecretSynced")["status"] == "True"
+
+
+async def test_a_failure_writes_its_status_within_the_reconcile() -> None:
+    """Only success is deferred: a failing reconcile's conditions are written before it
+    returns (its retry delay comes with them)."""
+    h, r = _static()
+    _foreign(h)
+    result = await r.reconcile(KEY)
+    assert result.finish is None
+    assert [c[0] for c in h.kube.calls] == ["apply", "get", "patch/status"]
+    assert _condition(h, "SecretSynced")["reason"] == "DestinationConflict"
+
+
 async def test_before_the_first_list_the_destination_is_read() -> None:
     h, r = _static()
     h.ctx.informer(SECRETS)._synced.clear()  # cache not authoritative yet: today's path
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert [c[0] for c in h.kube.calls] == ["get", "apply", "patch/status"]
 
 
 async def test_a_foreign_secret_is_not_overwritten() -> None:
     h, r = _static()
     foreign = _foreign(h)
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert h.kube.stored(SECRETS, NS, "app-secret") == foreign  # untouched, same version
     # The create-only apply was refused, then the careful path: read, ownership check.
     assert [c[0] for c in h.kube.calls] == ["apply", "get", "patch/status"]
@@ -95,7 +119,7 @@ async def test_a_foreign_secret_is_not_overwritten() -> None:
 async def test_overwrite_true_still_takes_a_foreign_secret_over() -> None:
     h, r = _static({"name": "app-secret", "create": True, "overwrite": True})
     _foreign(h)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     secret = h.kube.stored(SECRETS, NS, "app-secret")
     assert secret is not None
     assert base64.b64decode(secret["data"]["password"]) == b"s3cret"
@@ -109,12 +133,12 @@ async def test_overwrite_true_still_takes_a_foreign_secret_over() -> None:
 
 async def test_our_secret_missing_from_the_cache_is_not_rewritten() -> None:
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     written = h.kube.stored(SECRETS, NS, "app-secret")
     assert written is not None
     h.refresh(VAULT_STATIC_SECRETS, KEY)  # the status write reached the cache ...
     h.kube.calls.clear()  # ... the Secret's ADDED event not yet
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     # Refused create, one read, nothing to change: no second write.
     assert [c[0] for c in h.kube.calls] == ["apply", "get"]
     assert h.kube.stored(SECRETS, NS, "app-secret") == written
@@ -122,20 +146,20 @@ async def test_our_secret_missing_from_the_cache_is_not_rewritten() -> None:
 
 async def test_a_cached_secret_costs_no_request_at_all() -> None:
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     stored = h.kube.stored(SECRETS, NS, "app-secret")
     assert stored is not None
     h.ctx.informer(SECRETS).store._put(dict(stored))
     h.kube.calls.clear()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert h.kube.calls == []
 
 
 async def test_create_false_still_reads_the_secret_it_writes_into() -> None:
     h, r = _static({"name": "app-secret", "create": False})
     _foreign(h)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert [c[0] for c in h.kube.calls] == ["get", "apply", "patch/status"]
     secret = h.kube.stored(SECRETS, NS, "app-secret")
     assert secret is not None and secret["data"]["mine"] == "a2VlcA=="
@@ -181,7 +205,7 @@ async def test_a_first_sync_decodes_no_answer() -> None:
     tests/unit/test_kube_client_local.py shows it then decodes nothing). The new status comes
     back through the informer, which is what the next reconcile reads."""
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert [c[0] for c in h.kube.writes()] == ["apply", "patch/status"]
     assert h.kube.decoded == []
 
@@ -190,14 +214,14 @@ async def test_the_apply_answer_is_decoded_only_when_extra_keys_are_checked() ->
     """A key added by hand to our Secret survives an apply; the operator reads the apply's
     answer to see whether it is still there, and only then."""
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     stored = h.kube.stored(SECRETS, NS, "app-secret")
     assert stored is not None
     stored["data"]["by-hand"] = "eA=="  # someone adds a key
     h.ctx.informer(SECRETS).store._put(h.kube.put(SECRETS, stored))
     h.kube.calls.clear()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert h.kube.decoded == [("apply", "secrets", "app-secret")]
     assert [c[0] for c in h.kube.writes()] == ["apply", "patch"]
     secret = h.kube.stored(SECRETS, NS, "app-secret")
@@ -221,7 +245,7 @@ async def test_a_first_sync_computes_one_mac_of_its_data(monkeypatch: Any) -> No
     monkeypatch.setattr(static_secret, "compute_mac", counting)
     monkeypatch.setattr(secret_target, "compute_mac", counting)
     h, r = _static()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert len(macs) == 1
     secret = h.kube.stored(SECRETS, NS, "app-secret")
     assert secret is not None

@@ -47,7 +47,7 @@ from vaultbridge.inject.pod import (
 from vaultbridge.kube.resources import PODS, SECRETS
 from vaultbridge.settings import Settings
 
-from ..fakes import FakeVault, Harness, make_ctx
+from ..fakes import FakeVault, Harness, make_ctx, reconciled
 
 NS = "app"
 OPTIONS = AgentOptions(image="example.test/vaultbridge:1")
@@ -460,7 +460,7 @@ async def test_inject_object_writes_no_secret_and_counts_pods() -> None:
     assert pod_keys("VaultPKISecret", pods.store.get(ObjectKey(NS, "p1")) or {}) == [
         ObjectKey(NS, "x")
     ]
-    await r.reconcile(key)
+    await reconciled(r, key)
     assert h.kube.stored(SECRETS, NS, "db") is None
     assert h.vault.requests == []  # nothing read from Vault
     obj = h.kube.stored(VAULT_STATIC_SECRETS, NS, "db")
@@ -477,7 +477,7 @@ async def test_inject_dynamic_secret_takes_no_finalizer() -> None:
     r = VaultDynamicSecretReconciler(h.ctx, h.access)
     spec = {"delivery": "inject", "mount": "database", "path": "creds/app", "revoke": True}
     _object(h, VAULT_DYNAMIC_SECRETS, "creds", spec)
-    await r.reconcile(ObjectKey(NS, "creds"))
+    await reconciled(r, ObjectKey(NS, "creds"))
     obj = h.kube.stored(VAULT_DYNAMIC_SECRETS, NS, "creds")
     assert obj is not None and not obj["metadata"].get("finalizers")
     assert obj["status"]["injectedPods"] == 0
@@ -566,7 +566,7 @@ async def test_moving_to_inject_revokes_the_held_lease_and_deletes_the_secret() 
             "spec": spec,
         },
     )
-    await r.reconcile(key)
+    await reconciled(r, key)
     secret = h.kube.stored(SECRETS, NS, "creds")
     assert secret is not None
     h.ctx.informers[SECRETS].store._put(secret)  # the owned-Secret cache saw the write
@@ -576,7 +576,7 @@ async def test_moving_to_inject_revokes_the_held_lease_and_deletes_the_secret() 
     obj["spec"] = {"delivery": "inject", "mount": "database", "path": "creds/app", "revoke": True}
     obj["metadata"]["generation"] = 2
     h.cache(VAULT_DYNAMIC_SECRETS, obj)
-    await r.reconcile(key)
+    await reconciled(r, key)
     assert ("revoke", "database/creds/app/1") in h.vault.requests
     assert h.kube.stored(SECRETS, NS, "creds") is None
     after = h.kube.stored(VAULT_DYNAMIC_SECRETS, NS, "creds")
@@ -587,7 +587,7 @@ async def test_moving_to_inject_revokes_the_held_lease_and_deletes_the_secret() 
     # Once: a later reconcile revokes nothing more.
     h.refresh(VAULT_DYNAMIC_SECRETS, key)
     requests = list(h.vault.requests)
-    await r.reconcile(key)
+    await reconciled(r, key)
     assert h.vault.requests == requests
 
 

@@ -14,7 +14,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.resources import SECRETS
 from vaultbridge.secrets.hmac import compute_mac
 
-from ..fakes import HMAC_KEY, FakeVault, make_ctx
+from ..fakes import HMAC_KEY, FakeVault, make_ctx, reconciled
 
 OWNER = {
     "apiVersion": "vaultbridge.dev/v1beta1",
@@ -91,20 +91,20 @@ async def test_a_digested_cache_entry_in_sync_costs_no_write() -> None:
     )
     r = VaultStaticSecretReconciler(h.ctx, h.access)
     key = ObjectKey("app", "obj")
-    await r.reconcile(key)
+    await reconciled(r, key)
     h.refresh(VAULT_STATIC_SECRETS, key)
     stored = h.kube.stored(SECRETS, "app", "app-secret")
     assert stored is not None
     transform = secret_data.digest_owned_secrets(HMAC_KEY)
     h.ctx.informer(SECRETS).store._put(transform(dict(stored)))
     h.kube.calls.clear()
-    await r.reconcile(key)
+    await reconciled(r, key)
     assert h.kube.calls == []
     # A hand edit (the watch brings the new version, digested): repaired.
     edited = dict(stored, data={"password": base64.b64encode(b"tampered").decode()})
     edited["metadata"] = dict(stored["metadata"], resourceVersion="999")
     h.ctx.informer(SECRETS).store._put(transform(edited))
-    await r.reconcile(key)
+    await reconciled(r, key)
     assert [c for c in h.kube.calls if c[1] == "secrets"] == [("apply", "secrets", "app-secret")]
 
 

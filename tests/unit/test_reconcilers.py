@@ -23,7 +23,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.resources import SECRETS, Resource
 from vaultbridge.vault.errors import VaultUnreachable
 
-from ..fakes import FakeVault, Harness, make_ctx, response
+from ..fakes import FakeVault, Harness, make_ctx, reconciled, response
 
 NS = "app"
 KEY = ObjectKey(NS, "obj")
@@ -68,7 +68,7 @@ def _static(vault: FakeVault | None = None) -> tuple[Harness, VaultStaticSecretR
 async def test_static_first_sync_creates_an_owned_secret() -> None:
     h, r = _static()
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     secret = _secret(h)
     assert _decoded(secret)["password"] == b"s3cret"
     assert secret is not None and secret["metadata"]["ownerReferences"][0]["kind"] == (
@@ -83,7 +83,7 @@ async def test_static_refuses_a_secret_it_does_not_own_and_leaves_it_alone() -> 
     h, r = _static()
     foreign = h.kube.put(SECRETS, {"metadata": {"name": "app-secret", "namespace": NS}})
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert _secret(h) == foreign
     assert not [c for c in h.kube.writes() if c[1] == "secrets"]
     synced = _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")
@@ -95,12 +95,12 @@ async def test_static_refuses_a_secret_it_does_not_own_and_leaves_it_alone() -> 
 async def test_static_rename_writes_the_new_secret_and_deletes_the_old() -> None:
     h, r = _static()
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_STATIC_SECRETS, KEY)
     obj["spec"]["destination"] = {"name": "renamed", "create": True}
     obj["metadata"]["generation"] = 2
     h.cache(VAULT_STATIC_SECRETS, obj)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _secret(h) is None
     assert _decoded(_secret(h, "renamed"))["password"] == b"s3cret"
 
@@ -108,10 +108,10 @@ async def test_static_rename_writes_the_new_secret_and_deletes_the_old() -> None
 async def test_static_vault_failure_keeps_the_secret_and_retries_soon() -> None:
     h, r = _static()
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     h.vault.error = VaultUnreachable("connection refused")
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert _decoded(_secret(h))["password"] == b"s3cret"
     healthy = _condition(h, VAULT_STATIC_SECRETS, "Healthy")
     assert (healthy["status"], healthy["reason"]) == ("False", "VaultUnreachable")
@@ -123,7 +123,7 @@ async def test_static_vault_failure_keeps_the_secret_and_retries_soon() -> None:
 async def test_static_invalid_spec_is_reported_without_vault_or_retry() -> None:
     h, r = _static()
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, {"destination": DEST}))
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert _condition(h, VAULT_STATIC_SECRETS, "Ready")["reason"] == "InvalidSpec"
     assert h.vault.requests == [] and result.requeue_after is None
 
@@ -166,7 +166,7 @@ async def test_dynamic_reissue_causes() -> None:
     p = await _prepared(r, h)
     assert r.reissue_cause(p, None, None) == "create"
 
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     held = r.current(KEY, obj)
     assert held is not None and held.lease_id == "database/creds/app/1"
@@ -186,12 +186,12 @@ async def test_dynamic_reissue_causes() -> None:
 async def test_dynamic_restart_keeps_the_lease_from_the_status() -> None:
     h, r = _dynamic()
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, DYNAMIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     issued = list(h.vault.requests)
     # A new process: nothing in memory, the lease comes from the status.
     fresh = VaultDynamicSecretReconciler(h.ctx, h.access)
-    result = await fresh.reconcile(KEY)
+    result = await reconciled(fresh, KEY)
     assert h.vault.requests == issued  # no new credentials, no renewal yet
     assert _decoded(_secret(h))["username"] == b"u1"
     assert result.requeue_after is not None and 0 < result.requeue_after <= 3600
@@ -200,12 +200,12 @@ async def test_dynamic_restart_keeps_the_lease_from_the_status() -> None:
 async def test_dynamic_edited_secret_gets_new_credentials_and_a_rotation_event() -> None:
     h, r = _dynamic()
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, DYNAMIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     secret = _secret(h)
     assert secret is not None
     secret["data"]["password"] = base64.b64encode(b"edited").decode()
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _decoded(_secret(h))["username"] == b"u2"
     assert h.events.reasons() == ["SecretSynced", "SecretRotated"]
 
@@ -215,13 +215,13 @@ async def test_dynamic_failure_keeps_the_secret_and_retries_before_expiry() -> N
     short = response({"username": "u1", "password": "p1"}, lease_id="l1", duration=20)
     h.vault.responses = [short]
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, DYNAMIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     obj["metadata"]["generation"] = 2  # a spec change needs new credentials...
     h.cache(VAULT_DYNAMIC_SECRETS, obj)
     h.vault.error = VaultUnreachable("connection refused")  # ...and Vault is down
     for _ in range(12):  # grow the backoff well past the lease's 20 s
-        result = await r.reconcile(KEY)
+        result = await reconciled(r, KEY)
     assert _decoded(_secret(h))["username"] == b"u1"
     assert _condition(h, VAULT_DYNAMIC_SECRETS, "SecretSynced")["reason"] == "VaultUnreachable"
     # However long the backoff has grown, the retry comes before the held lease expires.
@@ -253,18 +253,18 @@ def _pki() -> tuple[Harness, VaultPKISecretReconciler]:
 async def test_pki_keeps_a_valid_certificate_and_reissues_on_spec_change() -> None:
     h, r = _pki()
     h.cache(VAULT_PKI_SECRETS, _obj(VAULT_PKI_SECRETS, PKI))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_PKI_SECRETS, KEY)
     assert _decoded(_secret(h))["serial_number"] == b"01"
     assert h.vault.requests == [("write", "pki/issue/web")]
 
-    await r.reconcile(KEY)  # nothing due: no Vault request
+    await reconciled(r, KEY)  # nothing due: no Vault request
     assert len(h.vault.requests) == 1
 
     obj["spec"]["commonName"] = "www.app.svc"
     obj["metadata"]["generation"] = 2
     h.cache(VAULT_PKI_SECRETS, obj)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _decoded(_secret(h))["serial_number"] == b"02"
     assert h.events.reasons() == ["SecretSynced", "SecretRotated"]
     assert h.kube.stored(VAULT_PKI_SECRETS, NS, KEY.name)["status"]["serialNumber"] == "02"  # type: ignore[index]
@@ -273,7 +273,7 @@ async def test_pki_keeps_a_valid_certificate_and_reissues_on_spec_change() -> No
 async def test_pki_finalizer_only_when_revoke_or_clear() -> None:
     h, r = _pki()
     h.cache(VAULT_PKI_SECRETS, _obj(VAULT_PKI_SECRETS, {**PKI, "revoke": True}))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     stored = h.kube.stored(VAULT_PKI_SECRETS, NS, KEY.name)
     assert stored is not None
     assert stored["metadata"].get("finalizers") == ["vaultbridge.dev/pki-cleanup"]

@@ -26,7 +26,7 @@ from vaultbridge.controllers.transformation import SecretTransformationReconcile
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.resources import Resource
 
-from ..fakes import FakeTransport, FakeVault, Harness, make_ctx
+from ..fakes import FakeTransport, FakeVault, Harness, make_ctx, reconciled
 
 NS = "team-a"
 KEY = ObjectKey(NS, "obj")
@@ -68,7 +68,7 @@ async def test_transformation_valid_then_broken_then_unchanged() -> None:
     h = make_ctx()
     r = SecretTransformationReconciler(h.ctx)
     _add(h, SECRET_TRANSFORMATIONS, "SecretTransformation")
-    assert (await r.reconcile(KEY)).requeue_after is None  # only an edit changes the answer
+    assert (await reconciled(r, KEY)).requeue_after is None  # only an edit changes the answer
     assert _ready(h, SECRET_TRANSFORMATIONS) == ("True", "Valid")
     assert _status(h, SECRET_TRANSFORMATIONS)["valid"] is True
     assert h.events.reasons() == ["Valid"]
@@ -77,7 +77,7 @@ async def test_transformation_valid_then_broken_then_unchanged() -> None:
     obj["spec"]["templates"] = {"broken": {"text": "{{ secrets.username "}}
     obj["metadata"]["generation"] = 2
     h.cache(SECRET_TRANSFORMATIONS, obj)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     status = _status(h, SECRET_TRANSFORMATIONS)
     assert _ready(h, SECRET_TRANSFORMATIONS) == ("False", "TransformationError")
     assert status["valid"] is False and status["error"]
@@ -86,7 +86,7 @@ async def test_transformation_valid_then_broken_then_unchanged() -> None:
     # Nothing changed since: no status write, no second event.
     h.refresh(SECRET_TRANSFORMATIONS, KEY)
     writes, events = _status_writes(h), len(h.events.events)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert (_status_writes(h), len(h.events.events)) == (writes, events)
 
 
@@ -97,13 +97,13 @@ async def test_auth_global_reports_its_spec_and_touches_nothing_else() -> None:
     h = make_ctx()
     r = VaultAuthGlobalReconciler(h.ctx)
     _add(h, VAULT_AUTH_GLOBALS, "VaultAuthGlobal")
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _ready(h, VAULT_AUTH_GLOBALS) == ("True", "Accepted")
     assert "error" not in _status(h, VAULT_AUTH_GLOBALS)
 
     # A spec an older CRD let through but the model refuses.
     _add(h, VAULT_AUTH_GLOBALS, "VaultAuthGlobal", allowedNamespaces=["*", "team-a"])
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _ready(h, VAULT_AUTH_GLOBALS) == ("False", Reason.INVALID_VAULT_AUTH_GLOBAL)
     assert "is invalid" in _status(h, VAULT_AUTH_GLOBALS)["error"]
     assert h.events.reasons() == ["Accepted", "InvalidVaultAuthGlobal"]
@@ -118,7 +118,7 @@ async def test_auth_login_succeeds_and_is_rechecked_later() -> None:
     h = make_ctx()
     r = VaultAuthReconciler(h.ctx, h.access)
     _add(h, VAULT_AUTHS, "VaultAuth")
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert _ready(h, VAULT_AUTHS) == ("True", "LoginSucceeded")
     assert _status(h, VAULT_AUTHS)["valid"] is True
     assert h.vault.purged == [KEY]  # tokens of other generations are dropped first
@@ -131,7 +131,7 @@ async def test_auth_failure_is_reported_and_retried_only_when_time_can_fix_it() 
     )
     r = VaultAuthReconciler(h.ctx, h.access)
     _add(h, VAULT_AUTHS, "VaultAuth")
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     status = _status(h, VAULT_AUTHS)
     assert _ready(h, VAULT_AUTHS) == ("False", "VaultConnectionNotFound")
     assert (status["valid"], status["error"]) == (False, "no VaultConnection")
@@ -140,7 +140,7 @@ async def test_auth_failure_is_reported_and_retried_only_when_time_can_fix_it() 
 
     h.vault.problem = ReconcileProblem(Reason.INVALID_VAULT_AUTH, "bad", retry=False)
     h.refresh(VAULT_AUTHS, KEY)
-    assert (await r.reconcile(KEY)).requeue_after is None
+    assert (await reconciled(r, KEY)).requeue_after is None
     assert len(h.events.events) == 1  # still invalid: no second event
 
 
@@ -148,7 +148,7 @@ async def test_auth_deleted_purges_its_tokens_and_writes_nothing() -> None:
     h = make_ctx()
     h.listed(VAULT_AUTHS)
     r = VaultAuthReconciler(h.ctx, h.access)
-    assert (await r.reconcile(KEY)).requeue_after is None
+    assert (await reconciled(r, KEY)).requeue_after is None
     assert h.vault.purged == [KEY] and h.kube.writes() == []
 
 
@@ -165,7 +165,7 @@ async def test_connection_reports_an_unsealed_vault_and_its_version() -> None:
     transport = FakeTransport()
     h = _connection(transport)
     r = VaultConnectionReconciler(h.ctx, h.access)
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     status = _status(h, VAULT_CONNECTIONS)
     assert _ready(h, VAULT_CONNECTIONS) == ("True", "Connected")
     assert (status["valid"], status["vaultVersion"], status["sealed"]) == (True, "2.0.0", False)
@@ -174,7 +174,7 @@ async def test_connection_reports_an_unsealed_vault_and_its_version() -> None:
 
     h.refresh(VAULT_CONNECTIONS, KEY)
     writes = _status_writes(h)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _status_writes(h) == writes  # same answer: no status write
     assert h.events.reasons() == ["Connected"]
 

@@ -24,7 +24,7 @@ from vaultbridge.vault.errors import (
     VaultThrottled,
 )
 
-from ..fakes import FakeVault, Harness, make_ctx, response
+from ..fakes import FakeVault, Harness, make_ctx, reconciled, response
 from .test_reconcilers import DYNAMIC, KEY, NS, PKI, STATIC, _cert, _condition, _obj, _static
 
 # -- throttling ------------------------------------------------------------------------------
@@ -36,7 +36,7 @@ async def test_throttled_requeues_without_condition_or_event(
     monkeypatch.setattr(vault_call, "THROTTLE_ROUNDS", 0)  # call_vault's own short retries
     h, r = _static()
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     before = h.kube.stored(VAULT_STATIC_SECRETS, NS, KEY.name)
     events = list(h.events.events)
@@ -45,14 +45,14 @@ async def test_throttled_requeues_without_condition_or_event(
     obj["metadata"]["generation"] = 2  # something to fetch
     h.cache(VAULT_STATIC_SECRETS, obj)
     status_before = (before or {}).get("status")
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert result.requeue_after == 7.0
     assert h.events.events == events  # no Warning event
     stored = h.kube.stored(VAULT_STATIC_SECRETS, NS, KEY.name)
     assert stored is not None and stored.get("status") == status_before  # no condition change
 
     h.vault.error = VaultThrottled("rate limited by Vault", status=429)  # no Retry-After
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     assert result.requeue_after is not None and 0.5 <= result.requeue_after <= 1.5
     assert h.events.events == events
 
@@ -66,7 +66,7 @@ async def test_denied_names_path_and_capability_and_retries_on_backoff() -> None
         "permission denied", status=403, path="secret/data/app", capability="read"
     )
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    result = await r.reconcile(KEY)
+    result = await reconciled(r, KEY)
     synced = _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")
     assert synced["reason"] == "VaultPermissionDenied"
     assert "'read'" in synced["message"] and "'secret/data/app'" in synced["message"]
@@ -95,13 +95,13 @@ async def _deleting_dynamic(error: Exception, deleted_ago: float) -> Harness:
     h = make_ctx(vault)
     r = VaultDynamicSecretReconciler(h.ctx, h.access)
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, {**DYNAMIC, "revoke": True}))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     assert obj["metadata"]["finalizers"] == ["vaultbridge.dev/revoke-lease"]
     obj["metadata"]["deletionTimestamp"] = _ago(deleted_ago)
     h.cache(VAULT_DYNAMIC_SECRETS, obj)
     h.vault.error = error  # type: ignore[assignment]
-    h.result = await r.reconcile(KEY)  # type: ignore[attr-defined]
+    h.result = await reconciled(r, KEY)  # type: ignore[attr-defined]
     return h
 
 
@@ -153,12 +153,12 @@ async def test_pki_finalizer_follows_the_same_rule() -> None:
     h = make_ctx(FakeVault(responses=[response(_cert("01"))]))
     r = VaultPKISecretReconciler(h.ctx, h.access)
     h.cache(VAULT_PKI_SECRETS, _obj(VAULT_PKI_SECRETS, {**PKI, "revoke": True}))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     obj = h.refresh(VAULT_PKI_SECRETS, KEY)
     obj["metadata"]["deletionTimestamp"] = _ago(1)
     h.cache(VAULT_PKI_SECRETS, obj)
     h.vault.error = PermissionDenied("denied", status=403, path="pki/revoke", capability="update")
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _released(h, VAULT_PKI_SECRETS)
     assert h.events.reasons()[-1] == "LeaseLeftToExpire"
 
@@ -195,19 +195,19 @@ async def test_drift_conflict_after_n_repairs_then_resume_on_spec_change() -> No
     clock = Clock()
     r.drift.guard = DriftGuard(limit=3, window=60.0, quiet=60.0, clock=clock)
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     first = _secret_writes(h)
     for i in range(3):  # three repairs are allowed
         _tamper(h, "other-controller", b"x%d" % i)
         clock.now += 1
-        await r.reconcile(KEY)
+        await reconciled(r, KEY)
         h.refresh(VAULT_STATIC_SECRETS, KEY)
     assert _secret_writes(h) == first + 3
     for i in range(10):  # the fight goes on: no more writes
         _tamper(h, "other-controller", b"y%d" % i)
         clock.now += 1
-        result = await r.reconcile(KEY)
+        result = await reconciled(r, KEY)
         h.refresh(VAULT_STATIC_SECRETS, KEY)
     assert _secret_writes(h) == first + 3
     synced = _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")
@@ -219,7 +219,7 @@ async def test_drift_conflict_after_n_repairs_then_resume_on_spec_change() -> No
     obj = h.refresh(VAULT_STATIC_SECRETS, KEY)
     obj["metadata"]["generation"] = 2  # the user edits the spec: repairs resume
     h.cache(VAULT_STATIC_SECRETS, obj)
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     assert _secret_writes(h) == first + 4
     assert _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")["status"] == "True"
 
@@ -229,19 +229,19 @@ async def test_drift_repairs_resume_when_the_other_writer_stops() -> None:
     clock = Clock()
     r.drift.guard = DriftGuard(limit=2, window=60.0, quiet=30.0, clock=clock)
     h.cache(VAULT_STATIC_SECRETS, _obj(VAULT_STATIC_SECRETS, STATIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_STATIC_SECRETS, KEY)
     for i in range(3):
         _tamper(h, "kubectl-edit", b"x%d" % i)
-        await r.reconcile(KEY)
+        await reconciled(r, KEY)
         h.refresh(VAULT_STATIC_SECRETS, KEY)
     assert _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")["reason"] == "DriftConflict"
     writes = _secret_writes(h)
     clock.now += 10
-    await r.reconcile(KEY)  # unchanged for 10 s only: still held
+    await reconciled(r, KEY)  # unchanged for 10 s only: still held
     assert _secret_writes(h) == writes
     clock.now += 25
-    await r.reconcile(KEY)  # unchanged for 35 s: repaired
+    await reconciled(r, KEY)  # unchanged for 35 s: repaired
     assert _secret_writes(h) == writes + 1
     assert _condition(h, VAULT_STATIC_SECRETS, "SecretSynced")["status"] == "True"
 
@@ -254,11 +254,11 @@ async def test_dynamic_drift_conflict_issues_no_new_credentials() -> None:
     r = VaultDynamicSecretReconciler(h.ctx, h.access)
     r.drift.guard = DriftGuard(limit=2, clock=Clock())
     h.cache(VAULT_DYNAMIC_SECRETS, _obj(VAULT_DYNAMIC_SECRETS, DYNAMIC))
-    await r.reconcile(KEY)
+    await reconciled(r, KEY)
     h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     for i in range(6):
         _tamper(h, "tool", b"x%d" % i)
-        await r.reconcile(KEY)
+        await reconciled(r, KEY)
         h.refresh(VAULT_DYNAMIC_SECRETS, KEY)
     assert len(h.vault.requests) == 3  # the first issue and two repairs
     assert _condition(h, VAULT_DYNAMIC_SECRETS, "SecretSynced")["reason"] == "DriftConflict"

@@ -10,7 +10,8 @@
           → kind.sync()   the kind's strategy: is anything due? fetch from Vault, build data
           → secret_target.deliver_to_secret(): the Secret target; plan → drift check →
           │               write → delete after a rename → rollout restarts → write metric
-          → succeed()     status → backoff reset → Ready / last-sync metrics
+          → succeed()     status → backoff reset → Ready / last-sync metrics, as the
+          │               reconcile's `finish`: written off the worker (engine Result.finish)
          any ReconcileProblem on the way → fail(): conditions, event, metric, retry delay
                                            (Vault throttling: only a requeue, see `fail`)
 
@@ -29,8 +30,10 @@ line in operator.py's `reconcilers` list (docs/architecture.md walks through it)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -80,6 +83,8 @@ class Prepared(Generic[SpecT]):
     generation: int
     resolved: ResolvedAuth
     transformation: pipeline.TransformationSpec
+    finish: Callable[[], Awaitable[None]] | None = None
+    """The success status write `succeed` left for the engine to run off the worker."""
 
     @property
     def dest(self) -> Destination:
@@ -179,10 +184,15 @@ class DeliveryReconciler(Generic[SpecT]):
             prepared = await self.prepare(key, obj, spec, status)
             # The delivery target: the one place the flow tells sync from inject.
             if spec.injected:
-                return await inject.deliver_to_pods(self, prepared)
-            return await self.sync(prepared)
+                result = await inject.deliver_to_pods(self, prepared)
+            else:
+                result = await self.sync(prepared)
         except ReconcileProblem as problem:
+            # A failure after `succeed` (none today) wins: its status replaces the success's.
             return await self.fail(key, obj, status, problem)
+        if prepared.finish is not None:
+            return dataclasses.replace(result, finish=prepared.finish)
+        return result
 
     async def prepare(
         self, key: ObjectKey, obj: dict[str, Any], spec: SpecT, status: dict[str, Any]
@@ -227,14 +237,26 @@ class DeliveryReconciler(Generic[SpecT]):
             raise ReconcileProblem(exc.reason, str(exc), retry=False) from exc
 
     async def succeed(self, p: Prepared[SpecT], *, delivered: bool) -> None:
-        """Write the status the kind computed; the object is Ready."""
-        await patch_status_if_changed(self.ctx.kube, self.info.resource, p.obj, p.status)
-        self.backoff.reset(p.key)
-        metrics.RESOURCE_READY.labels(self.kind, p.key.namespace, p.key.name).set(1)
-        if delivered:
-            metrics.RESOURCE_LAST_SYNC.labels(self.kind, p.key.namespace, p.key.name).set(
-                time.time()
-            )
+        """The object is Ready: its status (what the kind computed), then the backoff reset
+        and the Ready / last-sync metrics.
+
+        Not written here but as the reconcile's `finish` (engine/controller.py `Result`): the
+        Secret is already right, and the status patch is a whole API round trip (a third of
+        a first sync's worker time) that no one waits for, so the worker takes the next key
+        meanwhile. The engine keeps the key in flight until the patch is written — no second
+        reconcile of this object can start from the stale status — and retries it with
+        backoff if the patch fails, as it would a failed reconcile."""
+
+        async def write_status() -> None:
+            await patch_status_if_changed(self.ctx.kube, self.info.resource, p.obj, p.status)
+            self.backoff.reset(p.key)
+            metrics.RESOURCE_READY.labels(self.kind, p.key.namespace, p.key.name).set(1)
+            if delivered:
+                metrics.RESOURCE_LAST_SYNC.labels(self.kind, p.key.namespace, p.key.name).set(
+                    time.time()
+                )
+
+        p.finish = write_status
 
     def emit_written(self, p: Prepared[SpecT], reason: str, message: str) -> None:
         self.ctx.events.emit(p.obj, "Normal", reason, message)

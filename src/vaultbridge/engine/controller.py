@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,9 +39,18 @@ class Result:
     ``requeue_after``: seconds until the key should be reconciled again, honoured as given
     (jitter it in the reconciler with ``backoff.jittered``); ``None`` means only when
     something changes. A failed reconcile raises instead and is retried with backoff.
+
+    ``finish``: the reconcile's last step, run *without holding a worker* (e.g. a status
+    write after the Secret is right). Until it completes the key stays in flight: no other
+    reconcile of it starts, its requeue is not scheduled and its duration is not observed;
+    if it raises, the key is retried with backoff exactly as if the reconcile had raised.
+    So a reconcile with a ``finish`` behaves as one that awaited it at the end, except that
+    its worker takes the next key meanwhile. At most ``workers`` finishes run at once (a
+    worker waits for a free slot before it hands one off), so they cannot pile up.
     """
 
     requeue_after: float | None = None
+    finish: Callable[[], Awaitable[None]] | None = None
 
 
 class Reconciler(Protocol):
@@ -147,6 +156,9 @@ class Controller:
         self._requeue_priority = requeue_priority
         self._hooks: list[ReconcileHook] = []
         self._in_flight = 0
+        # Finishes (Result.finish) running off the workers; bounded by `workers` slots.
+        self._finish_slots = asyncio.Semaphore(workers)
+        self._finishing: set[asyncio.Task[None]] = set()
 
     # -- feeding the queue -----------------------------------------------------------------
 
@@ -212,23 +224,28 @@ class Controller:
 
     @property
     def in_flight(self) -> int:
-        """Reconciles running right now."""
+        """Reconciles running right now (a reconcile whose ``finish`` runs still counts)."""
         return self._in_flight
 
     # -- running -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run the workers until ``shutdown()`` (they finish their current key) or cancel."""
+        """Run the workers until ``shutdown()`` (they finish their current key) or cancel.
+
+        Returns once the workers and every ``finish`` they handed off are done."""
         tasks = [
             asyncio.create_task(self._worker(), name=f"{self.name}-worker-{i}")
             for i in range(self.workers)
         ]
         try:
             await asyncio.gather(*tasks)
+            while self._finishing:
+                await asyncio.gather(*self._finishing, return_exceptions=True)
         finally:
-            for task in tasks:
+            pending = [*tasks, *self._finishing]
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def shutdown(self) -> None:
         """Take no new keys; workers exit after their current reconcile."""
@@ -241,38 +258,72 @@ class Controller:
             except QueueShutDown:
                 return
             self._in_flight += 1
+            handed_off = False
             try:
-                await self._process(key)
+                start = self._clock()
+                result = await self._reconcile(key, start)
+                if result is not None and result.finish is not None:
+                    # The slot is taken before the key leaves this worker: with every slot
+                    # busy the worker waits here, so finishes never outnumber the workers.
+                    await self._finish_slots.acquire()
+                    task = asyncio.create_task(
+                        self._finish(key, start, result), name=f"{self.name}-finish"
+                    )
+                    self._finishing.add(task)
+                    task.add_done_callback(self._finishing.discard)
+                    handed_off = True
+                elif result is not None:
+                    self._settle(key, start, result)
             finally:
-                self._in_flight -= 1
-                self.queue.done(key)
+                if not handed_off:
+                    self._in_flight -= 1
+                    self.queue.done(key)
 
-    async def _process(self, key: ObjectKey) -> None:
-        start = self._clock()
+    async def _finish(self, key: ObjectKey, start: float, result: Result) -> None:
+        try:
+            assert result.finish is not None
+            try:
+                await result.finish()
+            except Exception as exc:
+                self._failed(key, start, exc)
+            else:
+                self._settle(key, start, result)
+        finally:
+            self._finish_slots.release()
+            self._in_flight -= 1
+            self.queue.done(key)
+
+    async def _reconcile(self, key: ObjectKey, start: float) -> Result | None:
+        """The reconcile's result, or None when it raised (the retry is then scheduled)."""
         try:
             result = await self.reconciler.reconcile(key)
         except Exception as exc:
-            delay = self.backoff.failure(key)
-            log.error(
-                "controller %s: reconcile %s failed (attempt %d), retrying in %.1fs: %s",
-                self.name,
-                key,
-                self.backoff.failures(key),
-                delay,
-                _describe(exc),
-                exc_info=True,
-            )
-            self.queue.add_after(key, delay, self._error_priority, replace=True)
-            self._observe(key, start, "error")
-            return
+            self._failed(key, start, exc)
+            return None
+        return result if result is not None else Result()
+
+    def _failed(self, key: ObjectKey, start: float, exc: Exception) -> None:
+        delay = self.backoff.failure(key)
+        log.error(
+            "controller %s: reconcile %s failed (attempt %d), retrying in %.1fs: %s",
+            self.name,
+            key,
+            self.backoff.failures(key),
+            delay,
+            _describe(exc),
+            exc_info=exc,
+        )
+        self.queue.add_after(key, delay, self._error_priority, replace=True)
+        self._observe(key, start, "error")
+
+    def _settle(self, key: ObjectKey, start: float, result: Result) -> None:
         self.backoff.reset(key)
-        requeue_after = result.requeue_after if result is not None else None
-        if requeue_after is None:
+        if result.requeue_after is None:
             # This reconcile saw the current state and needs no timer; an older one is moot.
             self.queue.cancel_delayed(key)
             self._observe(key, start, "success")
         else:
-            self.queue.add_after(key, requeue_after, self._requeue_priority, replace=True)
+            self.queue.add_after(key, result.requeue_after, self._requeue_priority, replace=True)
             self._observe(key, start, "requeue")
 
     def _observe(self, key: ObjectKey, start: float, outcome: str) -> None:
