@@ -179,6 +179,17 @@ class Bench:
     def _new_names(self) -> list[str]:
         return [f"new-{j:03d}" for j in range(self.opts.new_count)]
 
+    def _operator_run(self) -> OperatorRun:
+        """The measured operator, with the options of this run (cold sync and restart)."""
+        return OperatorRun(
+            self.env,
+            self.opts.workers,
+            self.opts.vault_qps,
+            self.opts.profile,
+            vault_burst=self.opts.vault_burst,
+            extra=self.opts.operator_args,
+        )
+
     def _timeout(self, n: int) -> float:
         return max(180.0, n * 0.3)
 
@@ -201,14 +212,7 @@ class Bench:
         ns = f"bench-op-{n}"
         await self.kube.ensure_namespace(ns)
         await create_auth(self.kube, ns)
-        self.op = OperatorRun(
-            self.env,
-            self.opts.workers,
-            self.opts.vault_qps,
-            self.opts.profile,
-            vault_burst=self.opts.vault_burst,
-            extra=self.opts.operator_args,
-        )
+        self.op = self._operator_run()
         await self.op.start()
         started = self.op.usage()
         kc, vc = (
@@ -368,14 +372,7 @@ class Bench:
             audit.Cursor(self.env.state.vault_audit_log),
         )
         t0 = time.monotonic()
-        self.op = OperatorRun(
-            self.env,
-            self.opts.workers,
-            self.opts.vault_qps,
-            self.opts.profile,
-            vault_burst=self.opts.vault_burst,
-            extra=self.opts.operator_args,
-        )
+        self.op = self._operator_run()
         await self.op.start()
         ready = time.monotonic() - t0
         deadline = t0 + self._timeout(total)

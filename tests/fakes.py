@@ -258,6 +258,7 @@ class FakeVault:
     """What resolving a reference (VaultAuth → VaultConnection) reports, if anything."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     purged: list[ObjectKey] = field(default_factory=list)
+    forgotten_connections: list[ObjectKey] = field(default_factory=list)
 
     # VaultAccess
     async def resolve(self, consumer_namespace: str, ref: str) -> ResolvedAuth:
@@ -274,6 +275,9 @@ class FakeVault:
         self, auth_key: ObjectKey, auth_obj: dict[str, Any] | None
     ) -> None:
         self.purged.append(auth_key)
+
+    def forget_connection(self, key: ObjectKey) -> None:
+        self.forgotten_connections.append(key)
 
     async def client(self, resolved: ResolvedAuth, consumer_namespace: str) -> FakeVault:
         return self

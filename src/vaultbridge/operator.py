@@ -310,10 +310,12 @@ def _reconcile_metrics(kind: str, _key: ObjectKey, _seconds: float, outcome: str
 # asyncio gives every TLS connection a 256 KiB read buffer, allocated and zeroed when the
 # connection opens and kept for its life. The operator holds ~15-30 TLS connections to the API
 # server (one per watch, plus the request pool): 4-7 MiB of resident memory, the largest
-# fixed item in a tracemalloc diff of a synced operator (issue #13). 64 KiB still takes
-# several maximum-size TLS records (16 KiB each) per read; larger responses (list pages)
-# just take more reads of the same socket. Nothing else changes.
-_TLS_READ_BUFFER = 64 * 1024
+# fixed item in a tracemalloc diff of a synced operator (issue #13). 32 KiB still takes two
+# maximum-size TLS records (16 KiB each) per read; larger responses (list pages) just take
+# more reads of the same socket. Nothing else changes. (64 KiB until 2026-12-01: with 16
+# workers, each handing its status write off, up to ~50 connections are open during a cold
+# sync, and 32 KiB less each keeps the 2,000-object RSS goal.)
+_TLS_READ_BUFFER = 32 * 1024
 
 
 def _smaller_tls_read_buffers() -> None:

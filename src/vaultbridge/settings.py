@@ -30,9 +30,9 @@ class Settings:
     kubeconfig: str | None = None
     context: str | None = None
     namespace: str = "vaultbridge-system"
-    workers: int = 8
-    vault_qps: float = 100.0
-    vault_burst: int = 200
+    workers: int = 16
+    vault_qps: float = 200.0
+    vault_burst: int = 400
     log_level: str = "info"
     log_format: str = "json"
     metrics_bind_address: str = "0.0.0.0:8080"

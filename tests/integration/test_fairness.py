@@ -294,7 +294,7 @@ def world(devenv: DevState, kube_admin: KubeAdmin, crds_installed: None) -> Iter
     op = start_operator(
         devenv,
         "--resource-selector", f"{TEST_OPERATOR_LABEL}={ident}",
-        "--workers", "8",  # the default
+        "--workers", "8",  # the default until 2026-12 (16 since); the turn bounds were set at 8
         "--vault-qps", str(VAULT_QPS),
         "--vault-burst", str(VAULT_QPS),  # a burst of 200 would hide the contention for ~15 s
         "--critical-namespace-selector", f"{CRITICAL_LABEL}=true",

@@ -4,6 +4,7 @@ unusable, and the global's place in the client-cache key (pure parts, fake infor
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -158,3 +159,34 @@ async def test_specs_are_parsed_once_per_version(monkeypatch: pytest.MonkeyPatch
             await access.resolve("team-a", "via-global")
         assert "does not allow VaultAuths of namespace" in info.value.message
     assert conns.calls == 1 + 2
+
+
+async def test_what_was_parsed_is_dropped_when_the_object_is_gone() -> None:
+    """The parsed VaultAuth / VaultConnection are held per key; a deleted object's entry is
+    dropped by its reconciler (VaultAuth: purge_stale_tokens; VaultConnection: its reconcile
+    of the deleted key), so the memory is bounded by the objects that exist."""
+    from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
+    from vaultbridge.controllers.connection import VaultConnectionReconciler
+
+    h = make_ctx()
+    for res in (VAULT_AUTH_GLOBALS, VAULT_CONNECTIONS):
+        h.ctx.informers[res] = Informer(cast(KubeClient, h.kube), res)
+    h.cache(VAULT_AUTH_GLOBALS, _global(allowedNamespaces=["team-a"]))
+    h.cache(VAULT_AUTHS, _auth())
+    conn = {
+        "metadata": {"name": "default", "namespace": "vaultbridge-system"},
+        "spec": {"address": "http://127.0.0.1:8200", "allowedNamespaces": ["team-a"]},
+    }
+    h.cache(VAULT_CONNECTIONS, conn)
+    access = VaultAccess(h.ctx)
+    resolved = await access.resolve("team-a", "via-global")
+    assert resolved.auth_key in access._auths
+    assert resolved.connection_key in access._connections
+    h.ctx.informer(VAULT_AUTHS).store._delete(resolved.auth_key)
+    purged: list[object] = []
+    h.ctx.clients = cast(Any, SimpleNamespace(purge=purged.append))  # no client was made
+    await access.purge_stale_tokens(resolved.auth_key, None)
+    assert resolved.auth_key not in access._auths and len(purged) == 1
+    h.ctx.informer(VAULT_CONNECTIONS).store._delete(resolved.connection_key)
+    await VaultConnectionReconciler(h.ctx, access).reconcile(resolved.connection_key)
+    assert resolved.connection_key not in access._connections

@@ -38,6 +38,7 @@ class VaultConnectionReconciler:
     async def reconcile(self, key: ObjectKey) -> Result:
         obj = self.ctx.informer(VAULT_CONNECTIONS).store.get(key)
         if obj is None:
+            self.access.forget_connection(key)
             return Result()
         status: dict[str, Any] = dict(obj.get("status") or {})
         ok, reason, message = await self._check(key, obj, status)

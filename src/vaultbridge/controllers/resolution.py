@@ -96,6 +96,14 @@ class AuthResolver:
         self._auths: dict[ObjectKey, _Parsed] = {}
         self._connections: dict[ObjectKey, _Parsed] = {}
 
+    def forget_auth(self, key: ObjectKey) -> None:
+        """The VaultAuth is gone: drop what was parsed of it (its reconciler calls this)."""
+        self._auths.pop(key, None)
+
+    def forget_connection(self, key: ObjectKey) -> None:
+        """The VaultConnection is gone: drop what was parsed of it and its CA."""
+        self._connections.pop(key, None)
+
     # -- resolution ----------------------------------------------------------------------
 
     def auth_key_for(self, consumer_namespace: str, ref: str) -> ObjectKey:

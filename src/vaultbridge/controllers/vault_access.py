@@ -77,7 +77,9 @@ class VaultAccess(AuthResolver):
         in memory and in the token store; cheap when nothing changed since the last call."""
         current: tuple[str, int, str, int] | None = None
         current_global = ""
-        if auth_obj is not None:
+        if auth_obj is None:
+            self.forget_auth(auth_key)
+        else:
             try:
                 resolved = await self.resolve(
                     auth_key.namespace, f"{auth_key.namespace}/{auth_key.name}"
