@@ -364,7 +364,8 @@ async def test_finishes_never_outnumber_the_workers() -> None:
         await task
 
 
-async def test_shutdown_waits_for_running_finishes() -> None:
+async def _one_finish_running() -> tuple[Finishes, Controller, asyncio.Task[None]]:
+    """A one-worker controller whose key A has reconciled and whose finish is running."""
     fin = Finishes()
 
     async def script(key: ObjectKey, n: int) -> Result:
@@ -374,6 +375,11 @@ async def test_shutdown_waits_for_running_finishes() -> None:
     task = asyncio.create_task(ctrl.run())
     ctrl.enqueue(A)
     await until(lambda: fin.running == 1)
+    return fin, ctrl, task
+
+
+async def test_shutdown_waits_for_running_finishes() -> None:
+    fin, ctrl, task = await _one_finish_running()
     ctrl.shutdown()
     await asyncio.sleep(0.02)
     assert not task.done()
@@ -383,15 +389,7 @@ async def test_shutdown_waits_for_running_finishes() -> None:
 
 
 async def test_cancelling_run_cancels_finishes_without_leaks() -> None:
-    fin = Finishes()
-
-    async def script(key: ObjectKey, n: int) -> Result:
-        return Result(finish=fin.of(key))
-
-    ctrl = Controller("t", Recorder(script), workers=1)
-    task = asyncio.create_task(ctrl.run())
-    ctrl.enqueue(A)
-    await until(lambda: fin.running == 1)
+    fin, ctrl, task = await _one_finish_running()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

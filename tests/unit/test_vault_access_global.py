@@ -18,7 +18,7 @@ from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube.client import KubeClient
 from vaultbridge.persistence.token_store import ClientKey
 
-from ..fakes import make_ctx
+from ..fakes import Harness, make_ctx
 
 AUTH_KEY = ObjectKey("team-a", "via-global")
 
@@ -41,6 +41,24 @@ def _auth(**ref: Any) -> dict[str, Any]:
         "metadata": {"name": AUTH_KEY.name, "namespace": AUTH_KEY.namespace},
         "spec": {"vaultAuthGlobalRef": {"name": "shared", "namespace": "platform", **ref}},
     }
+
+
+def _world(global_obj: dict[str, Any], auth: dict[str, Any]) -> tuple[Harness, dict[str, Any]]:
+    """A VaultAuthGlobal, a VaultAuth and the default VaultConnection (allowing team-a) in
+    the informer caches; returns the harness and the connection."""
+    from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
+
+    h = make_ctx()
+    for res in (VAULT_AUTH_GLOBALS, VAULT_CONNECTIONS):
+        h.ctx.informers[res] = Informer(cast(KubeClient, h.kube), res)
+    h.cache(VAULT_AUTH_GLOBALS, global_obj)
+    h.cache(VAULT_AUTHS, auth)
+    conn = {
+        "metadata": {"name": "default", "namespace": "vaultbridge-system"},
+        "spec": {"address": "http://127.0.0.1:8200", "allowedNamespaces": ["team-a"]},
+    }
+    h.cache(VAULT_CONNECTIONS, conn)
+    return h, conn
 
 
 def _access(*globals_: dict[str, Any]) -> VaultAccess:
@@ -113,7 +131,7 @@ async def test_specs_are_parsed_once_per_version(monkeypatch: pytest.MonkeyPatch
     while every per-consumer check still runs on every resolve."""
     from vaultbridge.api.auth import VaultAuthSpec
     from vaultbridge.api.connection import VaultConnectionSpec
-    from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
+    from vaultbridge.api.kinds import VAULT_CONNECTIONS
     from vaultbridge.controllers import resolution
 
     auths, conns, globals_ = (
@@ -124,16 +142,10 @@ async def test_specs_are_parsed_once_per_version(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(resolution, "VaultAuthSpec", auths)
     monkeypatch.setattr(resolution, "VaultConnectionSpec", conns)
     monkeypatch.setattr(resolution, "VaultAuthGlobalSpec", globals_)
-    h = make_ctx()
-    for res in (VAULT_AUTH_GLOBALS, VAULT_CONNECTIONS):
-        h.ctx.informers[res] = Informer(cast(KubeClient, h.kube), res)
-    h.cache(VAULT_AUTH_GLOBALS, _global(allowedNamespaces=["team-a", "team-b"]))
-    h.cache(VAULT_AUTHS, {**_auth(), "spec": {**_auth()["spec"], "allowedNamespaces": ["team-a"]}})
-    conn = {
-        "metadata": {"name": "default", "namespace": "vaultbridge-system"},
-        "spec": {"address": "http://127.0.0.1:8200", "allowedNamespaces": ["team-a"]},
-    }
-    h.cache(VAULT_CONNECTIONS, conn)
+    h, conn = _world(
+        _global(allowedNamespaces=["team-a", "team-b"]),
+        {**_auth(), "spec": {**_auth()["spec"], "allowedNamespaces": ["team-a"]}},
+    )
     access = VaultAccess(h.ctx)
     first = await access.resolve("team-a", "via-global")
     for _ in range(99):
@@ -168,16 +180,7 @@ async def test_what_was_parsed_is_dropped_when_the_object_is_gone() -> None:
     from vaultbridge.api.kinds import VAULT_AUTHS, VAULT_CONNECTIONS
     from vaultbridge.controllers.connection import VaultConnectionReconciler
 
-    h = make_ctx()
-    for res in (VAULT_AUTH_GLOBALS, VAULT_CONNECTIONS):
-        h.ctx.informers[res] = Informer(cast(KubeClient, h.kube), res)
-    h.cache(VAULT_AUTH_GLOBALS, _global(allowedNamespaces=["team-a"]))
-    h.cache(VAULT_AUTHS, _auth())
-    conn = {
-        "metadata": {"name": "default", "namespace": "vaultbridge-system"},
-        "spec": {"address": "http://127.0.0.1:8200", "allowedNamespaces": ["team-a"]},
-    }
-    h.cache(VAULT_CONNECTIONS, conn)
+    h, _ = _world(_global(allowedNamespaces=["team-a"]), _auth())
     access = VaultAccess(h.ctx)
     resolved = await access.resolve("team-a", "via-global")
     assert resolved.auth_key in access._auths
