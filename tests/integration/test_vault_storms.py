@@ -256,7 +256,8 @@ async def test_rate_limit_quota_lowers_the_rate_instead_of_failing(
         f"sys/quotas/rate-limit/{quota}", {"path": f"{kv}/", "rate": 20, "interval": "1s"}
     )
     recorder = Recorder()
-    # The operator's defaults: --vault-qps 100, --vault-burst 200, --workers 8.
+    # Fixed parameters (the operator's defaults until 2026-12-01; now 200, 400 and 16):
+    # --vault-qps 100, --vault-burst 200, --workers 8.
     bucket = TokenBucket(100.0, 200)
     adapter = AdaptiveRate(bucket)
     transport = Transport(rate_limiter=bucket, rate_adapter=adapter, on_request=recorder)

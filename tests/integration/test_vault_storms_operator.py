@@ -13,6 +13,7 @@ import time
 import pytest
 
 from vaultbridge.devenv.environment import DevState
+from vaultbridge.settings import Settings
 
 from .faults_support import OwnOperator, bao, wait_all_synced
 from .helpers import App, wait_for
@@ -81,7 +82,9 @@ def test_denied_objects_cost_no_logins_and_sync_once_the_policy_is_fixed(
 #: bites; the issue's 20/s does not, here.
 QUOTA_OBJECTS = 100
 QUOTA_RATE = 2
-WORKERS = 8  # the operator's default --workers
+#: The operator's default --workers (the test starts it without the flag): the reads that can
+#: be in flight when the first 429 comes back.
+WORKERS = Settings.workers
 
 
 def test_rate_limit_quota_is_a_rate_signal_not_object_failures(
