@@ -101,7 +101,8 @@ class AuthResolver:
         self._auths.pop(key, None)
 
     def forget_connection(self, key: ObjectKey) -> None:
-        """The VaultConnection is gone: drop what was parsed of it and its CA."""
+        """The VaultConnection is gone: drop what was parsed of it (the CA Secret's cache is
+        keyed by Secret and expires on its own)."""
         self._connections.pop(key, None)
 
     # -- resolution ----------------------------------------------------------------------
