@@ -1,7 +1,7 @@
 """From a reference to what a login needs: VaultAuth (merged with its VaultAuthGlobal) →
 VaultConnection → connection settings, with every tenancy and address check on the way.
 
-Resolution reads the informer caches (no API calls but the CA Secret, cached 30 s) and
+Resolution reads the informer caches (no API calls but the CA Secret: ca_bundle.py) and
 enforces `allowedNamespaces` and the address allow-list before anything touches Vault.
 `VaultAccess` (vault_access.py) builds on it to log in; the inject webhook uses the same
 resolution, so a pod can never get a configuration the reconcile would refuse.
@@ -17,9 +17,7 @@ resolve.
 
 from __future__ import annotations
 
-import base64
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,18 +37,15 @@ from vaultbridge.api.connection import VaultConnectionSpec
 from vaultbridge.api.kinds import VAULT_AUTH_GLOBALS, VAULT_AUTHS, VAULT_CONNECTIONS
 from vaultbridge.engine.keys import ObjectKey
 from vaultbridge.kube import objects
-from vaultbridge.kube.errors import KubeError, NotFound
-from vaultbridge.kube.resources import SECRETS
 from vaultbridge.vault.connection import ConnectionSettings
 
+from .ca_bundle import CaBundles
 from .context import OperatorContext
 from .credential_guard import CredentialGuard
 from .errors import ReconcileProblem
 from .reasons import Reason
 
 log = logging.getLogger(__name__)
-
-_CA_CACHE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,7 +86,7 @@ class AuthResolver:
         self.ctx = ctx
         # Who may get which ServiceAccount token, sent where: every check in one place.
         self.guard = CredentialGuard(ctx.kube, ctx.settings)
-        self._ca_cache: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self.ca_bundles = CaBundles(ctx.kube)
         # One entry per VaultAuth / VaultConnection key (see the module docstring).
         self._auths: dict[ObjectKey, _Parsed] = {}
         self._connections: dict[ObjectKey, _Parsed] = {}
@@ -242,7 +237,7 @@ class AuthResolver:
             self.guard.check_connection(key, spec, auth_namespace=auth_namespace)
         ca_pem = None
         if spec.ca_cert_secret_ref:
-            ca_pem = await self._ca_pem(key.namespace, spec.ca_cert_secret_ref)
+            ca_pem = await self.ca_bundles.pem(key.namespace, spec.ca_cert_secret_ref)
         settings = self._settings(key, spec, ca_pem)
         self._connections[key] = _Parsed(
             conn_obj, None, None, (spec, None if spec.ca_cert_secret_ref else settings)
@@ -277,30 +272,3 @@ class AuthResolver:
                 f"VaultConnection {key} is invalid: {describe_validation_error(exc)}",
                 retry=False,
             ) from exc
-
-    async def _ca_pem(self, namespace: str, secret_name: str) -> bytes:
-        cached = self._ca_cache.get((namespace, secret_name))
-        now = time.monotonic()
-        if cached and now - cached[0] < _CA_CACHE_SECONDS:
-            return cached[1]
-        try:
-            secret = await self.ctx.kube.get(SECRETS, secret_name, namespace)
-        except NotFound as exc:
-            raise ReconcileProblem(
-                Reason.CA_CERT_SECRET_NOT_FOUND,
-                f"Secret {namespace}/{secret_name} named by caCertSecretRef does not exist",
-            ) from exc
-        except KubeError as exc:
-            raise ReconcileProblem(
-                Reason.KUBERNETES_ERROR, f"reading the CA Secret: {exc}"
-            ) from exc
-        raw = (secret.get("data") or {}).get("ca.crt")
-        if not raw:
-            raise ReconcileProblem(
-                Reason.CA_CERT_SECRET_INVALID,
-                f"Secret {namespace}/{secret_name} has no key `ca.crt`",
-                retry=False,
-            )
-        pem = base64.b64decode(raw)
-        self._ca_cache[(namespace, secret_name)] = (now, pem)
-        return pem
