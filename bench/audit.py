@@ -1,14 +1,18 @@
 """Counting requests from the audit logs: the API server's (by user) and the Vault server's
 (OpenBao or HashiCorp Vault) file audit device.
 
-Both logs are JSON lines that only grow during a run, so a window is a byte offset taken at
-its start; the API server writes its log in batches (at most 1 s late), hence `settle`.
+Both logs are JSON lines, so a window is a byte offset taken at its start; the API server
+writes its log in batches (at most 1 s late), hence `settle`. The API server also *rotates* its
+log at 100 MB (renamed with a timestamp, a new file started — a cold sync of 10,000 writes more
+than that): a window remembers its file's inode and, once the path is a new file, reads the
+rest of its own (renamed) file and the new one from the start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,35 +24,65 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 class Cursor:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
+        st = _stat(path)
+        self.offset = st.st_size if st else 0
+        self.inode = st.st_ino if st else None
 
     def entries(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            raw = fh.read()
-        # A batch may be half written: only complete lines count.
-        complete = raw[: raw.rfind(b"\n") + 1]
-        out = []
-        for line in complete.splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+        return _parse(self._appended()[0])
+
+    def _appended(self) -> tuple[bytes, int | None, int]:
+        """The complete lines written since the cursor, and the (inode, offset) after them."""
+        st = _stat(self.path)
+        if st is None:
+            return b"", self.inode, self.offset
+        if self.inode is None or st.st_ino == self.inode:
+            raw = _complete(_read(self.path, self.offset))
+            return raw, st.st_ino, self.offset + len(raw)
+        # Rotated: the rest of our own file (complete: rotation happens between batches),
+        # then the new file.
+        rotated = _rotated(self.path, self.inode)
+        head = _complete(_read(rotated, self.offset)) if rotated else b""
+        tail = _complete(_read(self.path, 0))
+        return head + tail, st.st_ino, len(tail)
 
 
 class Tail(Cursor):
     """Like Cursor, but each call returns only what was appended since the previous one."""
 
     def new_entries(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            raw = fh.read()
-        complete = raw[: raw.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        raw, self.inode, self.offset = self._appended()
+        return _parse(raw)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _read(path: Path, offset: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read()
+
+
+def _complete(raw: bytes) -> bytes:
+    # A batch may be half written: only complete lines count.
+    return raw[: raw.rfind(b"\n") + 1]
+
+
+def _parse(raw: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+
+def _rotated(path: Path, inode: int) -> Path | None:
+    """The renamed file that was `path` (same inode), e.g. `audit-2026-12-01T06-41-06.396.log`."""
+    for entry in os.scandir(path.parent):
+        if entry.is_file() and entry.inode() == inode:
+            return Path(entry.path)
+    return None
 
 
 async def settle() -> None:

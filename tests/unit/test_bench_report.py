@@ -36,3 +36,15 @@ def test_no_previous_run_or_another_n_shows_a_dash() -> None:
     assert all(r[2] == "-" for r in with_previous(now, None))
     other = _run(2.0, n=200)
     assert all(r[2] == "-" for r in with_previous(now, copy.deepcopy(other)))
+
+
+def test_requests_missed_by_the_audit_window_are_not_a_verdict() -> None:
+    # Fewer writes than Secrets: the window lost requests (as a rotated log once did).
+    now = _run(2.0)
+    op = now["cold_sync"][0]["operator"]
+    op.update(kube_writes=0, kube_writes_by_resource={})
+    requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
+    assert requests[4] == "n/a"
+    op.update(kube_writes=2 * 100 + 6, kube_writes_by_resource={"apply secrets": 206})
+    requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
+    assert requests[4] == "MISSED"
