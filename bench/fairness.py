@@ -2,7 +2,7 @@
 
 A quiet namespace holds one VaultStaticSecret at `refreshAfter: 2s`; its change latency is
 measured alone, then while another namespace's `noisy` VaultStaticSecrets refresh every
-second (1,000 ask for ten times the default `--vault-qps` of 100). The operator runs with the
+second (1,000 ask for five times the default `--vault-qps` of 200). The operator runs with the
 default `--vault-qps` (the contention is the point), once with `--fair-queuing=true` and once
 with `false`, each in fresh namespaces. Each write is made a fixed time (`PHASE`) after the
 previous reconcile ended, so every sample meets the 2 s refresh at the same phase and the
@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from vaultbridge.settings import Settings
+
 from .procs import OperatorRun
 from .workload import SecretObserver, create_auth, create_vss, values, vss_body
 
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
 
 PHASE = 1.0
 WRITES = 5
-QPS = 100.0  # the operator's default --vault-qps
+QPS = Settings.vault_qps  # the operator's default (100 until 2026-12-01)
 
 
 def _probe_values(round_: int) -> dict[str, str]:
