@@ -95,11 +95,23 @@ class KubeCounts:
     reads: int = 0
     token_requests: int = 0
     writes_by_resource: dict[str, int] = field(default_factory=dict)
+    reads_by_resource: dict[str, int] = field(default_factory=dict)
+    #: Reads of the synced objects themselves (Secrets and VaultStaticSecrets of the measured
+    #: namespace): a read per object would be one on the critical path. The others are the
+    #: start-up's (the HMAC key, the VaultAuth's login: its persisted token, ServiceAccount,
+    #: the issuer's discovery document) and do not grow with N.
+    object_reads: int = 0
 
 
-def kube_requests(entries: list[dict[str, Any]], user: str) -> KubeCounts:
+_OBJECT_RESOURCES = frozenset({"secrets", "vaultstaticsecrets"})
+
+
+def kube_requests(
+    entries: list[dict[str, Any]], user: str, namespace: str | None = None
+) -> KubeCounts:
     counts = KubeCounts()
     by_resource: Counter[str] = Counter()
+    reads: Counter[str] = Counter()
     for e in entries:
         if e.get("stage") != "ResponseComplete" or (e.get("user") or {}).get("username") != user:
             continue
@@ -116,7 +128,11 @@ def kube_requests(entries: list[dict[str, Any]], user: str) -> KubeCounts:
             by_resource[f"{verb} {res}"] += 1
         elif verb in ("get", "list"):
             counts.reads += 1
+            reads[f"{verb} {ref.get('resource') or e.get('requestURI', '?')}"] += 1
+            if ref.get("namespace") == namespace and ref.get("resource") in _OBJECT_RESOURCES:
+                counts.object_reads += 1
     counts.writes_by_resource = dict(sorted(by_resource.items()))
+    counts.reads_by_resource = dict(sorted(reads.items()))
     return counts
 
 

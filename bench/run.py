@@ -223,7 +223,7 @@ class Bench:
         op_result["rss_at_ready_mib"] = started.rss_mib
         # The operator's requests for the cold sync (its Event and status writes trail the
         # last Secret: the settle in `_audit_counts` lets most of them land).
-        await self._audit_counts(op_result, kc, vc)
+        await self._audit_counts(op_result, kc, vc, ns)
         wrong = await wrong_secrets(self.kube, ns, {name: values(name) for name in names})
         if wrong:
             raise AssertionError(f"{len(wrong)} Secrets wrong after cold sync: {wrong[:5]}")
@@ -344,17 +344,23 @@ class Bench:
         return result
 
     async def _audit_counts(
-        self, result: dict[str, Any], kc: audit.Cursor, vc: audit.Cursor
+        self,
+        result: dict[str, Any],
+        kc: audit.Cursor,
+        vc: audit.Cursor,
+        namespace: str | None = None,
     ) -> None:
         if not self.env.audited:
             result["audit"] = "unavailable (environment started without --audit)"
             return
         await audit.settle()
-        k = audit.kube_requests(kc.entries(), OPERATOR_USER)
+        k = audit.kube_requests(kc.entries(), OPERATOR_USER, namespace)
         v = audit.vault_requests(vc.entries())
         result["kube_writes"] = k.writes
         result["kube_writes_by_resource"] = k.writes_by_resource
         result["kube_reads"] = k.reads
+        result["kube_reads_by_resource"] = k.reads_by_resource
+        result["kube_object_reads"] = k.object_reads
         result["kube_token_requests"] = k.token_requests
         result["vault_logins"] = v.logins
         result["vault_reads"] = v.reads

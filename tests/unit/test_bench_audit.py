@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.audit import Cursor, Tail
+from bench.audit import Cursor, Tail, kube_requests
 
 
 def _append(path: Path, *ids: int, partial: bool = False) -> None:
@@ -44,3 +44,32 @@ def test_a_window_opened_before_the_log_exists_reads_it_all(tmp_path: Path) -> N
     assert cursor.entries() == []
     _append(log, 1)
     assert _ids(cursor.entries()) == [1]
+
+
+def test_reads_of_the_synced_objects_are_told_apart_from_the_start_ups() -> None:
+    def entry(verb: str, resource: str, namespace: str, user: str = "op") -> dict[str, object]:
+        return {
+            "stage": "ResponseComplete",
+            "user": {"username": user},
+            "verb": verb,
+            "objectRef": {"resource": resource, "namespace": namespace},
+        }
+
+    counts = kube_requests(
+        [
+            entry("get", "secrets", "vaultbridge-system"),  # the persisted token
+            entry("get", "vaultauths", "bench"),
+            entry("get", "secrets", "bench"),  # a synced object's Secret: critical path
+            entry("get", "vaultstaticsecrets", "bench"),
+            entry("get", "secrets", "bench", user="admin"),  # not the operator
+            entry("patch", "secrets", "bench"),
+        ],
+        "op",
+        "bench",
+    )
+    assert (counts.reads, counts.object_reads, counts.writes) == (4, 2, 1)
+    assert counts.reads_by_resource == {
+        "get secrets": 2,
+        "get vaultauths": 1,
+        "get vaultstaticsecrets": 1,
+    }

@@ -48,3 +48,17 @@ def test_requests_missed_by_the_audit_window_are_not_a_verdict() -> None:
     op.update(kube_writes=2 * 100 + 6, kube_writes_by_resource={"apply secrets": 206})
     requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
     assert requests[4] == "MISSED"
+
+
+def test_only_reads_of_the_synced_objects_fail_the_requests_verdict() -> None:
+    now = _run(2.0)
+    op = now["cold_sync"][0]["operator"]
+    # The start-up's reads (login of the VaultAuth) are listed, not held against the objects.
+    op.update(kube_reads=6, kube_object_reads=0)
+    op["kube_reads_by_resource"] = {"get secrets": 2, "get serviceaccounts": 1, "get vaultauths": 3}
+    requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
+    assert "6 reads, 0 of the synced objects: 2 get secrets" in requests[1]
+    assert requests[4] == "met"
+    op.update(kube_reads=7, kube_object_reads=1)
+    requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
+    assert requests[4] == "MISSED"
