@@ -26,10 +26,16 @@ class Usage:
     cpu_seconds: float
     rss_mib: float
     hwm_mib: float
+    #: How long the main thread (the event loop) was runnable but waiting for a core, and how
+    #: often the scheduler took the core from it (/proc/<pid>/schedstat, nonvoluntary context
+    #: switches): wall time that a profile's samples include and the CPU seconds do not.
+    runqueue_wait_seconds: float = 0.0
+    preempted: int = 0
 
 
 def usage(pid: int) -> Usage:
-    """CPU seconds (utime + stime) and resident memory (current and peak) of one process."""
+    """CPU seconds (utime + stime), resident memory (current and peak) and run-queue wait of
+    one process."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name may contain spaces; the fields after it are fixed.
     fields = stat[stat.rindex(")") + 2 :].split()
@@ -40,7 +46,16 @@ def usage(pid: int) -> Usage:
         m = re.search(rf"^{name}:\s+(\d+) kB", status, re.MULTILINE)
         return int(m.group(1)) / 1024 if m else 0.0
 
-    return Usage(cpu, kib("VmRSS"), kib("VmHWM"))
+    def count(name: str) -> int:
+        m = re.search(rf"^{name}:\s+(\d+)$", status, re.MULTILINE)
+        return int(m.group(1)) if m else 0
+
+    try:
+        # "<ns on a core> <ns waiting on a run queue> <timeslices>" (kernels with schedstats)
+        waited = int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        waited = 0.0
+    return Usage(cpu, kib("VmRSS"), kib("VmHWM"), waited, count("nonvoluntary_ctxt_switches"))
 
 
 @dataclass

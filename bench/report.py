@@ -23,6 +23,18 @@ def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "MISSED")
 
 
+def _waited(op: dict[str, Any], fl: dict[str, Any]) -> str:
+    """`; waited for a core 3.1 s, preempted 4,210 times (floor ...)` (results before
+    2026-12-01: nothing)."""
+    if "runqueue_wait_seconds" not in op or "runqueue_wait_seconds" not in fl:
+        return ""
+    return (
+        f"; waited for a core {op['runqueue_wait_seconds']:.1f} s, preempted "
+        f"{op['preempted']:,} times (floor {fl['runqueue_wait_seconds']:.1f} s, "
+        f"{fl['preempted']:,})"
+    )
+
+
 def _reads(op: dict[str, Any]) -> str:
     """`, 0 of the synced objects: 2 get secrets, ...` (results before 2026-12-01: nothing)."""
     if "kube_reads_by_resource" not in op or not op["kube_reads"]:
@@ -50,7 +62,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 f"cold sync N={n} CPU per resource",
                 f"{op['cpu_seconds'] / n * 1000:.2f} ms "
-                f"(floor {fl['cpu_seconds'] / n * 1000:.2f} ms)",
+                f"(floor {fl['cpu_seconds'] / n * 1000:.2f} ms){_waited(op, fl)}",
                 "<= 2.5 ms",
                 _verdict(op["cpu_seconds"] / n * 1000 <= 2.5),
             )

@@ -273,6 +273,8 @@ class Bench:
             "ms_per_resource": seconds / len(names) * 1000,
             "create_seconds": created,
             "cpu_seconds": u1.cpu_seconds - u0.cpu_seconds,
+            "runqueue_wait_seconds": u1.runqueue_wait_seconds - u0.runqueue_wait_seconds,
+            "preempted": u1.preempted - u0.preempted,
             "rss_mib": u1.rss_mib,
             "hwm_mib": u1.hwm_mib,
         }

@@ -62,3 +62,15 @@ def test_only_reads_of_the_synced_objects_fail_the_requests_verdict() -> None:
     op.update(kube_reads=7, kube_object_reads=1)
     requests = next(r for r in with_previous(now, None) if r[0].endswith("Kubernetes requests"))
     assert requests[4] == "MISSED"
+
+
+def test_the_cpu_row_tells_the_time_spent_waiting_for_a_core() -> None:
+    now = _run(2.0)
+    side = now["cold_sync"][0]
+    side["operator"].update(runqueue_wait_seconds=3.14, preempted=4210)
+    side["floor"].update(runqueue_wait_seconds=1.5, preempted=900)
+    cpu = next(r for r in with_previous(now, None) if r[0].endswith("CPU per resource"))
+    assert cpu[1].endswith("; waited for a core 3.1 s, preempted 4,210 times (floor 1.5 s, 900)")
+    del side["floor"]["runqueue_wait_seconds"]  # a result of before 2026-12-01
+    cpu = next(r for r in with_previous(now, None) if r[0].endswith("CPU per resource"))
+    assert cpu[1].endswith("(floor 2.00 ms)")
