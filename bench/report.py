@@ -102,14 +102,14 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(dev <= 20),
             )
         )
-    n = r.get("new_under_load")
-    if n:
+    new = r.get("new_under_load")
+    if new:
         out.append(
             (
-                f"new resource under load ({n['background']} @30s)",
-                f"p50 {n['p50_ms']:.0f} / p95 {n['p95_ms']:.0f} / p99 {n['p99_ms']:.0f} ms",
+                f"new resource under load ({new['background']} @30s)",
+                f"p50 {new['p50_ms']:.0f} / p95 {new['p95_ms']:.0f} / p99 {new['p99_ms']:.0f} ms",
                 "p99 <= 1000 ms",
-                _verdict(n["p99_ms"] <= 1000),
+                _verdict(new["p99_ms"] <= 1000),
             )
         )
     v = r.get("vault_change")
@@ -316,7 +316,7 @@ def main_cold_sync(r: dict[str, Any]) -> dict[str, Any] | None:
     if not cold:
         return None
     n = (r.get("options") or {}).get("n")
-    match = [c for c in cold if c["n"] == n]
+    match: list[dict[str, Any]] = [c for c in cold if c["n"] == n]
     return match[0] if match else max(cold, key=lambda c: int(c["n"]))
 
 
