@@ -35,6 +35,13 @@ def _waited(op: dict[str, Any], fl: dict[str, Any]) -> str:
     )
 
 
+def _no_object_reads(op: dict[str, Any]) -> bool:
+    """No read of a synced object; results before 2026-12-01 have only the total (<= 5 then)."""
+    if "kube_object_reads" in op:
+        return bool(op["kube_object_reads"] == 0)
+    return bool(op["kube_reads"] <= 5)
+
+
 def _reads(op: dict[str, Any]) -> str:
     """`, 0 of the synced objects: 2 get secrets, ...` (results before 2026-12-01: nothing)."""
     if "kube_reads_by_resource" not in op or not op["kube_reads"]:
@@ -83,7 +90,7 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     _verdict(
                         None
                         if op["kube_writes"] < n
-                        else op.get("kube_object_reads", 0 if op["kube_reads"] <= 5 else 1) == 0
+                        else _no_object_reads(op)
                         and op["kube_writes"]
                         - op["kube_writes_by_resource"].get("create events", 0)
                         <= 2 * n + 5

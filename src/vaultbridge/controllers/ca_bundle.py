@@ -4,7 +4,8 @@ Every login to a TLS Vault needs the bundle, and thousands of objects share one 
 one GET per Secret per 30 s instead of one per login. 30 s is how long a rotated CA takes
 to reach new logins; the SSL context built from it is cached by content in the transport
 (vault/connection.py), so an unchanged bundle costs nothing more. Entries are keyed by Secret,
-not by connection, so a deleted VaultConnection leaves nothing that outlives 30 s of use.
+not by connection: one small entry per CA Secret ever named (a handful), never served older
+than 30 s; a deleted VaultConnection's entry is simply never asked for again.
 """
 
 from __future__ import annotations
