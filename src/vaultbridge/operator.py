@@ -332,8 +332,10 @@ def _smaller_tls_read_buffers() -> None:
 # 2,000 objects spent 0.6-1.05 s in the collector with the defaults (~260 young, 24 middle and
 # 2 full collections, measured with gc.callbacks) and 0.20 s with the two settings below
 # (14 / 1 / 0), ~0.2-0.4 ms of CPU per object (docs/performance.md). The price: cyclic garbage
-# may wait for up to 10,000 allocations (kilobytes to a few MiB) before it is freed; nothing
-# frozen leaks, since reference counting still frees it.
+# may wait for up to 10,000 allocations (kilobytes to a few MiB) before it is freed, and a
+# frozen object is freed only by reference counting: one that later ends up in a reference
+# cycle stays. The frozen world (modules, schemas, the first lists) is mostly acyclic and
+# mostly lives as long as the process anyway.
 _GC_YOUNG_THRESHOLD = 10_000
 
 

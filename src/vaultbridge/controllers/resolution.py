@@ -96,8 +96,8 @@ class AuthResolver:
         self._auths.pop(key, None)
 
     def forget_connection(self, key: ObjectKey) -> None:
-        """The VaultConnection is gone: drop what was parsed of it (the CA Secret's cache is
-        keyed by Secret and expires on its own)."""
+        """The VaultConnection is gone: drop what was parsed of it (the CA bundle cache,
+        ca_bundle.py, is keyed by Secret, not by connection: nothing of it to drop here)."""
         self._connections.pop(key, None)
 
     # -- resolution ----------------------------------------------------------------------
